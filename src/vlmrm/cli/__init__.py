@@ -1,0 +1,1 @@
+"""The ``vlmrm`` command line."""

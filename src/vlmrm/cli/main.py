@@ -1,0 +1,54 @@
+"""``vlmrm``: the command-line entry point.
+
+Each subcommand lives in its own module under ``vlmrm.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``handler`` to a function taking the
+parsed arguments and returning an exit code. Heavy imports (torch, MuJoCo) happen inside the
+handlers, so ``vlmrm --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from vlmrm import __version__
+from vlmrm.errors import VLMRMError
+
+# One module per subcommand, in the order --help lists them.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("vlmrm.cli.train",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vlmrm",
+        description="Vision-language models as zero-shot reward models for reinforcement learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"vlmrm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Show debug logging.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except VLMRMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

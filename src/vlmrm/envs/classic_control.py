@@ -1,0 +1,163 @@
+"""CartPole and MountainCar that render square frames at any size.
+
+Gymnasium draws these scenes with fixed pixel sizes on a 600x400 canvas; a CLIP model then
+sees them resized and centre-cropped, which cuts off the track ends. Here the scene is drawn
+directly at ``render_size`` x ``render_size`` with every length scaled to the frame, so the
+whole track is visible and no resize is needed. Drawing is 2x supersampled for anti-aliasing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
+from gymnasium.wrappers import TimeLimit
+from PIL import Image, ImageDraw
+
+from vlmrm.envs.registry import EnvSpec, register_env
+
+_SUPERSAMPLE = 2
+
+
+def _finish(image: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
+
+
+def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
+    """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
+    canvas = size * _SUPERSAMPLE
+    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    scale = canvas / (2 * x_threshold)  # pixels per metre: the whole track fits the frame
+    track_y = canvas * 0.62
+    cart_w, cart_h = 0.5 * scale, 0.3 * scale
+    pole_w, pole_len = 0.1 * scale, 2 * pole_length * scale
+    cart_x = state[0] * scale + canvas / 2
+    draw.line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
+    draw.rectangle(
+        [cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2], fill=(0, 0, 0)
+    )
+    axle_y = track_y - cart_h / 4
+    theta = float(state[2])
+    # Pole as a rotated rectangle; theta > 0 leans right, as in Gymnasium.
+    corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
+    polygon = [
+        (cart_x + cx * math.cos(theta) + cy * math.sin(theta), axle_y + cx * math.sin(theta) - cy * math.cos(theta))
+        for cx, cy in corners
+    ]
+    draw.polygon(polygon, fill=(202, 152, 101))
+    r = pole_w / 2
+    draw.ellipse([cart_x - r, axle_y - r, cart_x + r, axle_y + r], fill=(129, 132, 203))
+    return _finish(image, size)
+
+
+MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
+
+
+def mountain_height(x: np.ndarray | float) -> np.ndarray | float:
+    """The MountainCar track: y = 0.45 sin(3x) + 0.55."""
+    return np.sin(3 * np.asarray(x)) * 0.45 + 0.55
+
+
+def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
+    """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
+    canvas = size * _SUPERSAMPLE
+    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
+    base = canvas * 0.82  # y pixel of height 0
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return (x - MOUNTAIN_MIN_X) * scale, base - y * scale
+
+    xs = np.linspace(MOUNTAIN_MIN_X, MOUNTAIN_MAX_X, 200)
+    draw.line([to_px(x, mountain_height(x)) for x in xs], fill=(0, 0, 0), width=2 * _SUPERSAMPLE)
+    # Flag at the goal.
+    fx, fy = to_px(goal_position, mountain_height(goal_position))
+    pole_h = 0.17 * scale
+    draw.line([(fx, fy), (fx, fy - pole_h)], fill=(0, 0, 0), width=_SUPERSAMPLE)
+    draw.polygon([(fx, fy - pole_h), (fx, fy - pole_h + 0.045 * scale), (fx + 0.11 * scale, fy - pole_h + 0.022 * scale)],
+                 fill=(204, 204, 0))
+    # Car: a body tilted along the slope, with two wheels.
+    angle = math.atan(math.cos(3 * position) * 0.45 * 3)
+    car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
+    cx, cy = to_px(position, mountain_height(position))
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+
+    def rotate(dx: float, dy: float) -> tuple[float, float]:
+        # dy measured upward from the track surface.
+        return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
+
+    body = [rotate(-car_w / 2, clearance), rotate(-car_w / 2, clearance + car_h),
+            rotate(car_w / 2, clearance + car_h), rotate(car_w / 2, clearance)]
+    draw.polygon(body, fill=(0, 0, 0))
+    wheel_r = clearance * 0.9
+    for dx in (-car_w / 4, car_w / 4):
+        wx, wy = rotate(dx, clearance)
+        draw.ellipse([wx - wheel_r, wy - wheel_r, wx + wheel_r, wy + wheel_r], fill=(128, 128, 128))
+    return _finish(image, size)
+
+
+class SquareCartPole(CartPoleEnv):
+    """CartPole-v1 dynamics with a square renderer; ``state`` can be set for landscapes."""
+
+    def __init__(self, render_size: int = 224, terminate_on_fall: bool = True):
+        super().__init__(render_mode="rgb_array")
+        self.render_size = render_size
+        self.terminate_on_fall = terminate_on_fall
+
+    def step(self, action: Any):  # type: ignore[override]
+        obs, reward, terminated, truncated, info = super().step(action)
+        if not self.terminate_on_fall:
+            terminated = False
+        return obs, reward, terminated, truncated, info
+
+    def set_state(self, state: np.ndarray) -> None:
+        self.state = np.asarray(state, dtype=np.float64)
+
+    def render(self) -> np.ndarray:  # type: ignore[override]
+        assert self.state is not None, "call reset() before render()"
+        return render_cartpole(np.asarray(self.state), self.render_size, self.x_threshold, self.length)
+
+
+class SquareMountainCarContinuous(Continuous_MountainCarEnv):
+    """MountainCarContinuous-v0 dynamics with a square renderer.
+
+    ``terminate_at_goal`` is off by default: with a dense VLM reward that peaks at the goal,
+    ending the episode there would take away the reward the agent is meant to collect.
+    """
+
+    def __init__(self, render_size: int = 224, terminate_at_goal: bool = False):
+        super().__init__(render_mode="rgb_array")
+        self.render_size = render_size
+        self.terminate_at_goal = terminate_at_goal
+
+    def step(self, action: np.ndarray):  # type: ignore[override]
+        obs, reward, terminated, truncated, info = super().step(action)
+        info["is_success"] = bool(terminated)
+        if not self.terminate_at_goal:
+            terminated = False
+        return obs, reward, terminated, truncated, info
+
+    def set_state(self, state: np.ndarray) -> None:
+        self.state = np.asarray(state, dtype=np.float64)
+
+    def render(self) -> np.ndarray:  # type: ignore[override]
+        assert self.state is not None, "call reset() before render()"
+        return render_mountaincar(float(self.state[0]), self.render_size, self.goal_position)
+
+
+def make_cartpole(render_size: int, episode_length: int, terminate_on_fall: bool = True) -> gym.Env:
+    return TimeLimit(SquareCartPole(render_size, terminate_on_fall), max_episode_steps=episode_length)
+
+
+def make_mountaincar(render_size: int, episode_length: int, terminate_at_goal: bool = False) -> gym.Env:
+    return TimeLimit(SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length)
+
+
+register_env(EnvSpec("cartpole", make_cartpole, 200, "CartPole-v1 (discrete actions), square renderer"))
+register_env(EnvSpec("mountaincar", make_mountaincar, 200, "MountainCarContinuous-v0, square renderer"))

@@ -1,0 +1,113 @@
+"""A registry of environments that render square frames for a reward model.
+
+Every environment made here renders ``rgb_array`` frames of shape ``(render_size, render_size, 3)``
+(so no resize is needed when ``render_size`` is the model's input size) and ends episodes by a
+time limit as *truncation*, so value bootstrapping stays correct.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+from vlmrm.errors import ConfigError
+
+EnvFactory = Callable[..., gym.Env]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How to build one environment.
+
+    Attributes:
+        name: the name used in configs and on the command line.
+        factory: ``factory(render_size=..., episode_length=..., **options) -> gym.Env``.
+        default_episode_length: episode length when the config gives none.
+        description: one line for ``--help`` and error messages.
+        uses_mujoco: whether an OpenGL backend must be chosen before the env is built.
+        default_options: option defaults a preset may override.
+    """
+
+    name: str
+    factory: EnvFactory
+    default_episode_length: int
+    description: str
+    uses_mujoco: bool = False
+    default_options: dict[str, Any] = field(default_factory=dict)
+
+    def option_names(self) -> list[str]:
+        parameters = inspect.signature(self.factory).parameters
+        return [n for n in parameters if n not in ("render_size", "episode_length")]
+
+
+ENV_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register_env(spec: EnvSpec) -> EnvSpec:
+    ENV_REGISTRY[spec.name] = spec
+    return spec
+
+
+# Modules whose import registers built-in environments; imported lazily so that importing
+# vlmrm.envs does not load MuJoCo.
+BUILTIN_ENV_MODULES: tuple[str, ...] = ("vlmrm.envs.classic_control",)
+
+
+def _ensure_builtin_envs_registered() -> None:
+    for module in BUILTIN_ENV_MODULES:
+        importlib.import_module(module)
+
+
+def get_env_spec(name: str) -> EnvSpec:
+    _ensure_builtin_envs_registered()
+    key = name.lower()
+    if key not in ENV_REGISTRY:
+        known = sorted(ENV_REGISTRY)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown environment {name!r}.{hint} Known environments: {', '.join(known)}.")
+    return ENV_REGISTRY[key]
+
+
+def available_envs() -> list[str]:
+    _ensure_builtin_envs_registered()
+    return sorted(ENV_REGISTRY)
+
+
+def make_env(
+    name: str,
+    render_size: int = 224,
+    episode_length: int | None = None,
+    **options: Any,
+) -> gym.Env:
+    """Build the environment ``name`` rendering ``render_size`` square frames.
+
+    Unknown ``options`` are rejected with the closest valid name.
+    """
+    spec = get_env_spec(name)
+    if render_size <= 0:
+        raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
+    valid = spec.option_names()
+    for key in options:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Unknown option {key!r} for environment {spec.name!r}.{hint} "
+                f"Valid options: {', '.join(valid) or '(none)'}."
+            )
+    if spec.uses_mujoco:
+        from vlmrm.envs.gl import ensure_gl_backend
+
+        ensure_gl_backend()
+    length = spec.default_episode_length if episode_length is None else episode_length
+    if length <= 0:
+        raise ConfigError(f"episode_length must be positive, got {length}.")
+    merged = {**spec.default_options, **options}
+    return spec.factory(render_size=render_size, episode_length=length, **merged)
