@@ -18,7 +18,7 @@ from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_Mo
 from gymnasium.wrappers import TimeLimit
 from PIL import Image, ImageDraw
 
-from vlmrm.envs.registry import EnvSpec, register_env
+from vlmrm.envs.registry import EnvSpec, any_step_succeeds, register_env
 
 _SUPERSAMPLE = 2
 
@@ -27,7 +27,9 @@ def _finish(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
-def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
+def render_cartpole(
+    state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5
+) -> np.ndarray:
     """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
     canvas = size * _SUPERSAMPLE
     image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
@@ -46,7 +48,10 @@ def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole
     # Pole as a rotated rectangle; theta > 0 leans right, as in Gymnasium.
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
     polygon = [
-        (cart_x + cx * math.cos(theta) + cy * math.sin(theta), axle_y + cx * math.sin(theta) - cy * math.cos(theta))
+        (
+            cart_x + cx * math.cos(theta) + cy * math.sin(theta),
+            axle_y + cx * math.sin(theta) - cy * math.cos(theta),
+        )
         for cx, cy in corners
     ]
     draw.polygon(polygon, fill=(202, 152, 101))
@@ -80,8 +85,14 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
     fx, fy = to_px(goal_position, mountain_height(goal_position))
     pole_h = 0.17 * scale
     draw.line([(fx, fy), (fx, fy - pole_h)], fill=(0, 0, 0), width=_SUPERSAMPLE)
-    draw.polygon([(fx, fy - pole_h), (fx, fy - pole_h + 0.045 * scale), (fx + 0.11 * scale, fy - pole_h + 0.022 * scale)],
-                 fill=(204, 204, 0))
+    draw.polygon(
+        [
+            (fx, fy - pole_h),
+            (fx, fy - pole_h + 0.045 * scale),
+            (fx + 0.11 * scale, fy - pole_h + 0.022 * scale),
+        ],
+        fill=(204, 204, 0),
+    )
     # Car: a body tilted along the slope, with two wheels.
     angle = math.atan(math.cos(3 * position) * 0.45 * 3)
     car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
@@ -92,8 +103,12 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
         # dy measured upward from the track surface.
         return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
 
-    body = [rotate(-car_w / 2, clearance), rotate(-car_w / 2, clearance + car_h),
-            rotate(car_w / 2, clearance + car_h), rotate(car_w / 2, clearance)]
+    body = [
+        rotate(-car_w / 2, clearance),
+        rotate(-car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance),
+    ]
     draw.polygon(body, fill=(0, 0, 0))
     wheel_r = clearance * 0.9
     for dx in (-car_w / 4, car_w / 4):
@@ -156,8 +171,18 @@ def make_cartpole(render_size: int, episode_length: int, terminate_on_fall: bool
 
 
 def make_mountaincar(render_size: int, episode_length: int, terminate_at_goal: bool = False) -> gym.Env:
-    return TimeLimit(SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length)
+    return TimeLimit(
+        SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length
+    )
 
 
 register_env(EnvSpec("cartpole", make_cartpole, 200, "CartPole-v1 (discrete actions), square renderer"))
-register_env(EnvSpec("mountaincar", make_mountaincar, 200, "MountainCarContinuous-v0, square renderer"))
+register_env(
+    EnvSpec(
+        "mountaincar",
+        make_mountaincar,
+        200,
+        "MountainCarContinuous-v0, square renderer",
+        episode_success=any_step_succeeds,
+    )
+)

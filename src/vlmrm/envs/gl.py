@@ -19,12 +19,7 @@ logger = logging.getLogger(__name__)
 
 CANDIDATE_BACKENDS: tuple[str, ...] = ("egl", "osmesa")
 
-_PROBE = (
-    "import mujoco\n"
-    "ctx = mujoco.GLContext(16, 16)\n"
-    "ctx.make_current()\n"
-    "ctx.free()\n"
-)
+_PROBE = "import mujoco\nctx = mujoco.GLContext(16, 16)\nctx.make_current()\nctx.free()\n"
 
 
 def _backend_env(backend: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,16 @@ import gymnasium as gym
 from vlmrm.errors import ConfigError
 
 EnvFactory = Callable[..., gym.Env]
+
+
+def any_step_succeeds(step_success: Sequence[bool]) -> bool:
+    """An episode succeeds if the success flag was set at any step (e.g. reaching a goal)."""
+    return any(step_success)
+
+
+def half_of_steps_succeed(step_success: Sequence[bool]) -> bool:
+    """An episode succeeds if the pose is held for at least half of its steps (the paper's rule)."""
+    return len(step_success) > 0 and 2 * sum(bool(s) for s in step_success) >= len(step_success)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,8 @@ class EnvSpec:
         description: one line for ``--help`` and error messages.
         uses_mujoco: whether an OpenGL backend must be chosen before the env is built.
         default_options: option defaults a preset may override.
+        episode_success: turns the per-step ``info["is_success"]`` flags of one episode into
+            the episode's success; ``None`` when the env reports no success flag.
     """
 
     name: str
@@ -40,6 +52,7 @@ class EnvSpec:
     description: str
     uses_mujoco: bool = False
     default_options: dict[str, Any] = field(default_factory=dict)
+    episode_success: Callable[[Sequence[bool]], bool] | None = None
 
     def option_names(self) -> list[str]:
         parameters = inspect.signature(self.factory).parameters
