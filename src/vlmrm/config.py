@@ -38,13 +38,9 @@ class EnvConfig(_Section):
 class RewardConfig(_Section):
     """The vision-language reward model."""
 
-    model: str = Field(
-        default=DEFAULT_MODEL, description="Hub id, local directory, open_clip:ARCH/TAG, tiny-random."
-    )
+    model: str = Field(default=DEFAULT_MODEL, description="Hub id, local directory, open_clip:ARCH/TAG, tiny-random.")
     target_prompts: list[str] = Field(min_length=1, description="Sentences describing the goal.")
-    baseline_prompts: list[str] = Field(
-        default_factory=list, description="Sentences describing the scene in general."
-    )
+    baseline_prompts: list[str] = Field(default_factory=list, description="Sentences describing the scene in general.")
     alpha: float = Field(default=0.0, ge=0.0, le=1.0, description="Goal-baseline regularisation strength.")
     batch_size: int = Field(default=64, gt=0, description="Largest number of frames embedded at once.")
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -82,9 +78,7 @@ class RewardConfig(_Section):
 class RLConfig(_Section):
     """The RL algorithm (stable-baselines3) and its budget."""
 
-    algorithm: Literal["sac", "dqn", "ppo"] = Field(
-        description="sac (continuous), dqn (discrete), ppo (either)."
-    )
+    algorithm: Literal["sac", "dqn", "ppo"] = Field(description="sac (continuous), dqn (discrete), ppo (either).")
     total_steps: int = Field(gt=0, description="Environment steps summed over all envs.")
     n_envs: int = Field(default=1, gt=0)
     seed: int = 0
@@ -92,27 +86,19 @@ class RLConfig(_Section):
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the stable-baselines3 algorithm."
     )
-    vec_env: Literal["dummy", "subproc"] = Field(
-        default="dummy", description="Run envs in-process or in workers."
-    )
+    vec_env: Literal["dummy", "subproc"] = Field(default="dummy", description="Run envs in-process or in workers.")
 
 
 class LoggingConfig(_Section):
     """Where the run is written and how often."""
 
     run_dir: str | None = Field(default=None, description="Default: runs/<env>-<date>-<time>.")
-    checkpoint_freq: int = Field(
-        default=10_000, ge=0, description="Steps between checkpoints; 0: only at the end."
-    )
-    video_freq: int = Field(
-        default=10_000, ge=0, description="Steps between policy videos; 0: only at the end."
-    )
+    checkpoint_freq: int = Field(default=10_000, ge=0, description="Steps between checkpoints; 0: only at the end.")
+    video_freq: int = Field(default=10_000, ge=0, description="Steps between policy videos; 0: only at the end.")
     eval_freq: int = Field(default=10_000, ge=0, description="Steps between evaluations; 0: only at the end.")
     eval_episodes: int = Field(default=3, gt=0)
     keep_checkpoints: int = Field(default=3, gt=0, description="How many recent checkpoints to keep.")
-    save_replay_buffer: bool | None = Field(
-        default=None, description="Default: on for off-policy algorithms."
-    )
+    save_replay_buffer: bool | None = Field(default=None, description="Default: on for off-policy algorithms.")
     progress_bar: bool = True
 
 
@@ -203,9 +189,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"Config file {str(path)!r} must be a mapping of sections (env, reward, rl, logging)."
-        )
+        raise ConfigError(f"Config file {str(path)!r} must be a mapping of sections (env, reward, rl, logging).")
     return data
 
 

@@ -27,9 +27,7 @@ def _finish(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
-def render_cartpole(
-    state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5
-) -> np.ndarray:
+def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
     """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
     canvas = size * _SUPERSAMPLE
     image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
@@ -171,9 +169,7 @@ def make_cartpole(render_size: int, episode_length: int, terminate_on_fall: bool
 
 
 def make_mountaincar(render_size: int, episode_length: int, terminate_at_goal: bool = False) -> gym.Env:
-    return TimeLimit(
-        SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length
-    )
+    return TimeLimit(SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length)
 
 
 register_env(EnvSpec("cartpole", make_cartpole, 200, "CartPole-v1 (discrete actions), square renderer"))
