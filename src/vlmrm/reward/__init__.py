@@ -1,0 +1,20 @@
+"""Vision-language reward models: encoders, preprocessing, and :class:`VLMReward`."""
+
+from vlmrm.reward.encoders import ImageTextEncoder, OpenCLIPEncoder, TransformersEncoder, load_encoder
+from vlmrm.reward.preprocessing import FramePreprocessor, ImageSpec
+from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
+from vlmrm.reward.vlm_reward import VLMReward
+
+__all__ = [
+    "FramePreprocessor",
+    "ImageSpec",
+    "ImageTextEncoder",
+    "OpenCLIPEncoder",
+    "TransformersEncoder",
+    "VLMReward",
+    "goal_baseline_projection",
+    "load_encoder",
+    "mean_direction",
+    "normalize",
+    "projected_reward",
+]

@@ -1,0 +1,283 @@
+"""Vision-language encoders behind one small interface, loaded from a spec string.
+
+Spec strings:
+
+- a Hugging Face hub id or a local directory: a ``transformers`` CLIP or SigLIP model (default);
+- ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open_clip]``);
+- ``tiny-random``: a tiny randomly initialised CLIP, for smoke tests (meaningless rewards);
+- ``random:<hub id>``: the architecture of a known checkpoint with random weights, for benchmarks.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlmrm.errors import ModelLoadError
+from vlmrm.reward.architectures import CLIP_MEAN, CLIP_STD, RANDOM_ARCHITECTURES, build_random_model
+from vlmrm.reward.preprocessing import ImageSpec
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_MODEL_TYPES = ("clip", "siglip")
+RANDOM_WEIGHTS_WARNING = (
+    "vlmrm: model {spec!r} has RANDOM weights: its rewards are meaningless. Use it only to test the "
+    "pipeline; for learning, use a pretrained model such as openai/clip-vit-base-patch32."
+)
+
+
+class ImageTextEncoder(abc.ABC):
+    """Embeds preprocessed images and prompts into one space.
+
+    Subclasses set ``image_spec`` (how frames must be preprocessed), ``context_length`` (the
+    text encoder's maximum tokens), ``device`` and ``dtype``. Embeddings need not be normalised.
+    """
+
+    name: str
+    image_spec: ImageSpec
+    context_length: int
+    device: torch.device
+    dtype: torch.dtype
+
+    @abc.abstractmethod
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` preprocessed images -> ``(N, D)`` embeddings."""
+
+    @abc.abstractmethod
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> ``(len(prompts), D)`` embeddings; prompts too long are truncated with a warning."""
+
+
+def warn_truncated(prompt: str, num_tokens: int, context_length: int) -> None:
+    warnings.warn(
+        f"Prompt {prompt[:60]!r}... has {num_tokens} tokens, more than the text encoder's context of "
+        f"{context_length}; it was truncated. Shorten it to keep all of its meaning.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _features(output: Any) -> torch.Tensor:
+    # transformers < 5 returns a tensor; >= 5 returns a model output whose pooler_output is projected.
+    if isinstance(output, torch.Tensor):
+        return output
+    return output.pooler_output
+
+
+class TransformersEncoder(ImageTextEncoder):
+    """A ``transformers`` CLIP or SigLIP model and its tokenizer."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        image_spec: ImageSpec,
+        family: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        name: str,
+    ):
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.image_spec = image_spec
+        self.family = family
+        self.device = device
+        self.dtype = dtype
+        self.name = name
+        text_config = model.config.text_config
+        self.context_length = int(text_config.max_position_embeddings)
+        # SigLIP was trained on prompts padded to the full context; CLIP pools at the EOS token.
+        self._padding = "max_length" if family == "siglip" else "longest"
+
+    @torch.inference_mode()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixel_values))
+
+    @torch.inference_mode()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        lengths = [len(ids) for ids in self.tokenizer(prompts, truncation=False)["input_ids"]]
+        for prompt, length in zip(prompts, lengths, strict=True):
+            if length > self.context_length:
+                warn_truncated(prompt, length, self.context_length)
+        tokens = self.tokenizer(
+            prompts,
+            padding=self._padding,
+            truncation=True,
+            max_length=self.context_length,
+            return_tensors="pt",
+        ).to(self.device)
+        kwargs = {"input_ids": tokens["input_ids"]}
+        if self.family != "siglip" and "attention_mask" in tokens:
+            kwargs["attention_mask"] = tokens["attention_mask"]
+        return _features(self.model.get_text_features(**kwargs))
+
+    @classmethod
+    def from_random(cls, name: str, device: torch.device, dtype: torch.dtype) -> TransformersEncoder:
+        model, tokenizer, spec, family = build_random_model(name)
+        label = name if name == "tiny-random" else f"random:{name}"
+        return cls(model, tokenizer, spec, family, device, dtype, name=label)
+
+    @classmethod
+    def from_pretrained(cls, spec: str, device: torch.device, dtype: torch.dtype) -> TransformersEncoder:
+        """Load a CLIP or SigLIP checkpoint from the hub or a local directory."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        with _explain_load_errors(spec):
+            config = AutoConfig.from_pretrained(spec)
+            model_type = config.model_type
+            if model_type not in SUPPORTED_MODEL_TYPES:
+                raise ModelLoadError(
+                    f"Model {spec!r} is a {model_type!r} model; vlmrm's transformers backend supports "
+                    f"{', '.join(SUPPORTED_MODEL_TYPES)} (SigLIP 2 fixed-resolution checkpoints are 'siglip'). "
+                    "For other architectures try open_clip:ARCH/PRETRAINED."
+                )
+            model = AutoModel.from_pretrained(spec, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(spec)
+            image_spec = _image_spec_from_preprocessor(spec, model_type, config)
+        return cls(model, tokenizer, image_spec, model_type, device, dtype, name=spec)
+
+
+def _image_spec_from_preprocessor(spec: str, model_type: str, config: Any) -> ImageSpec:
+    """Read size, crop and normalisation from ``preprocessor_config.json`` without an image processor.
+
+    (The image processor classes may need torchvision, which the default install avoids.)
+    """
+    from transformers.utils import cached_file
+
+    size = int(config.vision_config.image_size)
+    path = cached_file(spec, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+    settings: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
+    squash = model_type == "siglip" or not settings.get("do_center_crop", True)
+    default_mean, default_std = ((0.5,) * 3, (0.5,) * 3) if model_type == "siglip" else (CLIP_MEAN, CLIP_STD)
+    mean = tuple(settings.get("image_mean", default_mean))
+    std = tuple(settings.get("image_std", default_std))
+    resample = settings.get("resample", 3)  # PIL: 2 bilinear, 3 bicubic
+    return ImageSpec(
+        size=size,
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+        resize_mode="squash" if squash else "shortest_edge",
+        interpolation="bilinear" if resample == 2 else "bicubic",
+    )
+
+
+class _explain_load_errors:
+    """Turn hub and file errors into :class:`ModelLoadError` messages that say what to do."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, ModelLoadError) or not isinstance(exc, (OSError, ValueError)):
+            return False
+        text = str(exc)
+        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+        causes = [exc, exc.__cause__, exc.__context__]
+        spec = self.spec
+        if any(isinstance(c, RepositoryNotFoundError) for c in causes) or "is not a local folder" in text:
+            raise ModelLoadError(
+                f"Unknown model {spec!r}: it is neither a local directory nor a model on the Hugging Face hub.\n"
+                f"{_spec_help()}"
+            ) from exc
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        if any(isinstance(c, LocalEntryNotFoundError) for c in causes) or "couldn't connect" in text:
+            reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub could not be reached"
+            raise ModelLoadError(
+                f"Cannot load model {spec!r}: {reason} and it is not in the local cache.\n"
+                f"  - download it once on a machine with network (it is cached under ~/.cache/huggingface), "
+                f"then run with HF_HUB_OFFLINE=1;\n"
+                f"  - or pass a local directory that holds the checkpoint (config.json, weights, tokenizer);\n"
+                f"  - or use reward.model=tiny-random to test the pipeline without weights (meaningless rewards)."
+            ) from exc
+        raise ModelLoadError(f"Cannot load model {spec!r}: {text}") from exc
+
+
+def _spec_help() -> str:
+    return (
+        "Model specs: a hub id such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224, "
+        "a local directory, open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]'), tiny-random, "
+        f"or random:<id> with id one of: {', '.join(n for n in RANDOM_ARCHITECTURES if n != 'tiny-random')}."
+    )
+
+
+class OpenCLIPEncoder(ImageTextEncoder):
+    """An ``open_clip`` model (``open_clip:ARCH/PRETRAINED``)."""
+
+    def __init__(self, arch: str, pretrained: str, device: torch.device, dtype: torch.dtype):
+        try:
+            import open_clip
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"Model spec 'open_clip:{arch}/{pretrained}' needs the open_clip package, which failed to import "
+                f"({exc}). Install it with: pip install 'vlmrm[open_clip]' (it also needs a torchvision build "
+                "that matches your torch), or use a transformers model such as openai/clip-vit-base-patch32."
+            ) from exc
+        with _explain_load_errors(f"open_clip:{arch}/{pretrained}"):
+            model = open_clip.create_model(arch, pretrained=pretrained, device=device)
+        self.model = model.to(dtype=dtype).eval()
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        self.device, self.dtype, self.name = device, dtype, f"open_clip:{arch}/{pretrained}"
+        visual = model.visual
+        size = visual.image_size if isinstance(visual.image_size, int) else visual.image_size[0]
+        mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+        std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+        self.image_spec = ImageSpec(int(size), tuple(mean), tuple(std), "shortest_edge")  # type: ignore[arg-type]
+        self.context_length = int(getattr(model, "context_length", 77))
+
+    @torch.inference_mode()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixel_values)
+
+    @torch.inference_mode()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is not None:
+            for prompt in prompts:
+                length = len(encode(prompt)) + 2  # start and end tokens
+                if length > self.context_length:
+                    warn_truncated(prompt, length, self.context_length)
+        tokens = self.tokenizer(prompts, context_length=self.context_length).to(self.device)
+        return self.model.encode_text(tokens)
+
+
+def load_encoder(spec: str, device: torch.device, dtype: torch.dtype) -> ImageTextEncoder:
+    """Build the encoder named by ``spec`` (see the module docstring)."""
+    spec = spec.strip()
+    if not spec:
+        raise ModelLoadError(f"The model spec is empty.\n{_spec_help()}")
+    if spec == "tiny-random":
+        warnings.warn(RANDOM_WEIGHTS_WARNING.format(spec=spec), UserWarning, stacklevel=3)
+        return TransformersEncoder.from_random("tiny-random", device, dtype)
+    if spec.startswith("random:"):
+        name = spec.removeprefix("random:")
+        if name not in RANDOM_ARCHITECTURES or name == "tiny-random":
+            known = [n for n in RANDOM_ARCHITECTURES if n != "tiny-random"]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean 'random:{close[0]}'?" if close else ""
+            raise ModelLoadError(f"Unknown random architecture {name!r}.{hint} Known: {', '.join(known)}.")
+        warnings.warn(RANDOM_WEIGHTS_WARNING.format(spec=spec), UserWarning, stacklevel=3)
+        return TransformersEncoder.from_random(name, device, dtype)
+    if spec.startswith("open_clip:"):
+        body = spec.removeprefix("open_clip:")
+        arch, sep, pretrained = body.partition("/")
+        if not sep or not arch or not pretrained:
+            raise ModelLoadError(
+                f"Model spec {spec!r} must look like open_clip:ARCH/PRETRAINED, e.g. open_clip:ViT-B-32/openai."
+            )
+        return OpenCLIPEncoder(arch, pretrained, device, dtype)
+    prefix, sep, _ = spec.partition(":")
+    if sep and not Path(spec).exists() and "/" not in prefix:
+        raise ModelLoadError(f"Unknown model spec prefix {prefix + ':'!r} in {spec!r}.\n{_spec_help()}")
+    return TransformersEncoder.from_pretrained(spec, device, dtype)

@@ -1,0 +1,164 @@
+"""``VLMReward``: frames in, one reward per frame out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from vlmrm.errors import PromptError
+from vlmrm.reward.devices import resolve_device, resolve_dtype
+from vlmrm.reward.encoders import ImageTextEncoder, load_encoder
+from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
+from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
+
+
+def _check_prompts(prompts: Sequence[str] | str | None, kind: str, required: bool) -> list[str]:
+    if prompts is None:
+        prompts = []
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if required and not prompts:
+        raise PromptError(f"At least one {kind} prompt is needed: a sentence that describes the goal.")
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptError(f"A {kind} prompt is empty ({prompt!r}); write a sentence that describes the scene.")
+    return prompts
+
+
+class VLMReward:
+    """The reward of Rocamonde et al. (2023) for one goal.
+
+    ``reward(x) = 1 - 0.5 * ||(x - g) P||^2`` where ``x`` is the normalised image embedding, ``g``
+    the averaged normalised target-prompt embedding and ``P`` the goal-baseline projection of
+    strength ``alpha`` (``P = I`` at ``alpha = 0``, the plain cosine similarity).
+
+    Prompt embeddings are computed once; setting :attr:`alpha` only rebuilds ``P``.
+
+    Example::
+
+        reward = VLMReward.from_pretrained(
+            "openai/clip-vit-base-patch32",
+            target_prompts=["a humanoid robot kneeling"],
+            baseline_prompts=["a humanoid robot"],
+            alpha=0.5,
+        )
+        rewards = reward(frames)  # (N, H, W, 3) uint8 -> (N,) float32
+    """
+
+    def __init__(
+        self,
+        encoder: ImageTextEncoder,
+        target_prompts: Sequence[str] | str,
+        baseline_prompts: Sequence[str] | str | None = None,
+        alpha: float = 0.0,
+        batch_size: int = 64,
+    ):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.preprocess = FramePreprocessor(encoder.image_spec, encoder.device, encoder.dtype)
+        self.target_prompts = _check_prompts(target_prompts, "target", required=True)
+        self.baseline_prompts = _check_prompts(baseline_prompts, "baseline", required=False)
+        self._text_cache: dict[str, torch.Tensor] = {}
+        self.target_embedding: torch.Tensor = mean_direction(self.embed_text(self.target_prompts))
+        self.baseline_embedding: torch.Tensor | None = (
+            mean_direction(self.embed_text(self.baseline_prompts)) if self.baseline_prompts else None
+        )
+        self._alpha = 0.0
+        self._projection = goal_baseline_projection(self.target_embedding, None, 0.0)
+        self.alpha = alpha
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        spec: str,
+        target_prompts: Sequence[str] | str,
+        baseline_prompts: Sequence[str] | str | None = None,
+        alpha: float = 0.0,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype = "auto",
+        batch_size: int = 64,
+    ) -> VLMReward:
+        """Load the model named by ``spec`` (hub id, local directory, ``open_clip:ARCH/TAG``,
+        ``tiny-random``, ``random:<id>``) and embed the prompts."""
+        # Check prompts before a possibly long model load.
+        _check_prompts(target_prompts, "target", required=True)
+        _check_prompts(baseline_prompts, "baseline", required=False)
+        torch_device = resolve_device(device)
+        encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
+        return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        value = float(value)
+        if value > 0 and self.baseline_embedding is None:
+            raise PromptError(f"alpha={value} needs baseline prompts; give baseline_prompts or use alpha=0.")
+        self._projection = goal_baseline_projection(self.target_embedding, self.baseline_embedding, value)
+        self._alpha = value
+
+    @property
+    def image_size(self) -> int:
+        """The model's square input size: render frames at this size to skip resizing."""
+        return self.encoder.image_spec.size
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder.dtype
+
+    # -- embeddings ------------------------------------------------------------------------------
+
+    def embed_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Normalised float32 embeddings ``(len(prompts), D)``; each prompt is embedded once per instance."""
+        prompts = _check_prompts(prompts, "text", required=True)
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
+        if missing:
+            embeddings = normalize(self.encoder.encode_text(missing).float())
+            self._text_cache.update(zip(missing, embeddings, strict=True))
+        return torch.stack([self._text_cache[p] for p in prompts])
+
+    @torch.inference_mode()
+    def embed_images(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Normalised float32 embeddings ``(N, D)`` of uint8 frames ``(N, H, W, 3)``, in chunks of ``batch_size``."""
+        tensor = frames_to_tensor(frames)
+        chunks = [
+            normalize(self.encoder.encode_images(self.preprocess(tensor[start : start + self.batch_size])).float())
+            for start in range(0, tensor.shape[0], self.batch_size)
+        ]
+        if not chunks:
+            return torch.zeros((0, self.target_embedding.shape[0]), device=self.device)
+        return torch.cat(chunks)
+
+    def reward_from_embeddings(self, image_embeddings: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
+        """Rewards ``(N,)`` from normalised image embeddings; ``alpha`` overrides :attr:`alpha` for this call."""
+        projection = (
+            self._projection
+            if alpha is None or alpha == self._alpha
+            else goal_baseline_projection(self.target_embedding, self.baseline_embedding, alpha)
+        )
+        embeddings = image_embeddings.to(device=projection.device, dtype=projection.dtype)
+        return projected_reward(embeddings, self.target_embedding, projection)
+
+    def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        """One float32 reward per frame."""
+        rewards = self.reward_from_embeddings(self.embed_images(frames))
+        return rewards.cpu().numpy().astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"VLMReward(model={self.encoder.name!r}, target_prompts={self.target_prompts!r}, "
+            f"baseline_prompts={self.baseline_prompts!r}, alpha={self.alpha}, dtype={self.dtype}, device={self.device})"
+        )

@@ -1,0 +1,167 @@
+"""stable-baselines3 callbacks: VLM and env returns in TensorBoard, progress, evaluation, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from tqdm.auto import tqdm
+
+from vlmrm.rl.evaluation import EvaluationResult, evaluate
+from vlmrm.rl.vec_env import VecVLMReward
+from vlmrm.rl.video import write_video
+from vlmrm.rl.wrappers import EPISODE_KEY
+
+logger = logging.getLogger(__name__)
+
+
+def crossed(previous: int, current: int, every: int) -> bool:
+    """True when a multiple of ``every`` lies in ``(previous, current]``."""
+    return every > 0 and current // every > previous // every
+
+
+class EpisodeReturnLogger(BaseCallback):
+    """Log ``rollout/vlm_return`` and ``rollout/env_return``: means over the last ``window`` episodes."""
+
+    def __init__(self, window: int = 20):
+        super().__init__()
+        self.vlm_returns: deque[float] = deque(maxlen=window)
+        self.env_returns: deque[float] = deque(maxlen=window)
+        self.episodes = 0
+
+    def _on_step(self) -> bool:
+        ended = False
+        for info in self.locals.get("infos", []):
+            stats = info.get(EPISODE_KEY)
+            if stats is not None:
+                self.vlm_returns.append(stats["vlm_return"])
+                self.env_returns.append(stats["env_return"])
+                self.episodes += 1
+                ended = True
+        if ended:
+            self.logger.record("rollout/vlm_return", float(np.mean(self.vlm_returns)))
+            self.logger.record("rollout/env_return", float(np.mean(self.env_returns)))
+            self.logger.record("rollout/episodes", self.episodes)
+        return True
+
+
+class StopAtTotalSteps(BaseCallback):
+    """Stop learning exactly at ``total_steps``.
+
+    Off-policy algorithms collect ``train_freq`` steps at a time and would otherwise overshoot.
+    """
+
+    def __init__(self, total_steps: int):
+        super().__init__()
+        self.total_steps = total_steps
+
+    def _on_step(self) -> bool:
+        return self.num_timesteps < self.total_steps
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps that shows steps/s."""
+
+    def __init__(self, total_steps: int, initial_steps: int = 0):
+        super().__init__()
+        self.total_steps = total_steps
+        self.initial_steps = initial_steps
+        self.bar: tqdm | None = None
+        self._last = initial_steps
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(
+            total=self.total_steps, initial=self.initial_steps, unit="step", unit_scale=True, dynamic_ncols=True
+        )
+        self._last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.num_timesteps - self._last)
+            self._last = self.num_timesteps
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EvaluationCallback(BaseCallback):
+    """Every ``eval_freq`` steps evaluate the policy; every ``video_freq`` steps write an mp4 of it."""
+
+    def __init__(
+        self,
+        eval_env: VecVLMReward,
+        eval_freq: int,
+        eval_episodes: int,
+        video_freq: int,
+        video_dir: Path,
+        episode_success: Callable[[Sequence[bool]], bool] | None = None,
+        fps: int = 30,
+    ):
+        super().__init__()
+        self.eval_env = eval_env
+        self.eval_freq = eval_freq
+        self.eval_episodes = eval_episodes
+        self.video_freq = video_freq
+        self.video_dir = video_dir
+        self.episode_success = episode_success
+        self.fps = fps
+        self.history: list[dict[str, Any]] = []
+        self._previous = 0
+
+    def _init_callback(self) -> None:
+        self._previous = self.num_timesteps
+
+    def run(self, step: int, episodes: int, video: bool) -> EvaluationResult:
+        result = evaluate(self.model, self.eval_env, episodes, self.episode_success, record_frames=video)
+        self.logger.record("eval/env_return", result.mean_env_return)
+        self.logger.record("eval/vlm_return", result.mean_vlm_return)
+        self.logger.record("eval/episode_length", float(np.mean(result.lengths)))
+        if result.success_rate is not None:
+            self.logger.record("eval/success_rate", result.success_rate)
+        entry: dict[str, Any] = {
+            "step": step,
+            "env_return": result.mean_env_return,
+            "vlm_return": result.mean_vlm_return,
+            "success_rate": result.success_rate,
+        }
+        if video and result.frames:
+            path = write_video(result.frames, self.video_dir / f"step_{step:010d}.mp4", fps=self.fps)
+            entry["video"] = str(path)
+        self.history.append(entry)
+        self.logger.dump(step)
+        return result
+
+    def _on_step(self) -> bool:
+        due_eval = crossed(self._previous, self.num_timesteps, self.eval_freq)
+        due_video = crossed(self._previous, self.num_timesteps, self.video_freq)
+        self._previous = self.num_timesteps
+        if due_eval or due_video:
+            self.run(self.num_timesteps, self.eval_episodes if due_eval else 1, video=due_video)
+        return True
+
+
+class CheckpointCallback(BaseCallback):
+    """Every ``save_freq`` steps call ``save(step)`` (the trainer's atomic checkpoint writer)."""
+
+    def __init__(self, save_freq: int, save: Callable[[int], Path]):
+        super().__init__()
+        self.save_freq = save_freq
+        self.save = save
+        self._previous = 0
+
+    def _init_callback(self) -> None:
+        self._previous = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        if crossed(self._previous, self.num_timesteps, self.save_freq):
+            path = self.save(self.num_timesteps)
+            logger.debug("checkpoint written: %s", path)
+        self._previous = self.num_timesteps
+        return True

@@ -1,0 +1,70 @@
+"""Gymnasium wrappers: render the frame after each step and replace the reward with the VLM's.
+
+``RenderFrameInInfo`` renders inside the environment, *before* a vector env auto-resets it, so
+the frame that ends an episode is the terminal state and not the next episode's first frame.
+``VLMRewardWrapper`` is the single-env version of the reward replacement, for use without
+stable-baselines3; :mod:`vlmrm.rl.vec_env` holds the batched one used for training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+RewardFn = Callable[[np.ndarray], np.ndarray]
+"""Maps uint8 frames ``(N, H, W, 3)`` to float32 rewards ``(N,)``; a :class:`~vlmrm.reward.VLMReward` is one."""
+
+FRAME_KEY = "frame"
+ENV_REWARD_KEY = "env_reward"
+EPISODE_KEY = "vlm_episode"
+
+
+class RenderFrameInInfo(gym.Wrapper):
+    """Put ``env.render()`` of the state reached by each step into ``info["frame"]``."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"the environment must render rgb_array frames, got render_mode={env.render_mode!r}")
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info[FRAME_KEY] = self.env.render()
+        return obs, reward, terminated, truncated, info
+
+
+class VLMRewardWrapper(gym.Wrapper):
+    """Replace the reward with ``reward_fn`` of the frame rendered after each step.
+
+    The environment's reward is kept in ``info["env_reward"]``; when an episode ends,
+    ``info["vlm_episode"]`` holds ``{"vlm_return", "env_return", "length"}``.
+    """
+
+    def __init__(self, env: gym.Env, reward_fn: RewardFn):
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"the environment must render rgb_array frames, got render_mode={env.render_mode!r}")
+        self.reward_fn = reward_fn
+        self._vlm_return = 0.0
+        self._env_return = 0.0
+        self._length = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._vlm_return = self._env_return = 0.0
+        self._length = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, env_reward, terminated, truncated, info = self.env.step(action)
+        frame = self.env.render()
+        reward = float(self.reward_fn(frame[None])[0])
+        info[ENV_REWARD_KEY] = float(env_reward)
+        self._vlm_return += reward
+        self._env_return += float(env_reward)
+        self._length += 1
+        if terminated or truncated:
+            info[EPISODE_KEY] = {"vlm_return": self._vlm_return, "env_return": self._env_return, "length": self._length}
+        return obs, reward, terminated, truncated, info
