@@ -54,14 +54,19 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.env.name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+def check_run_dir_free(path: Path, overwrite: bool) -> None:
+    """Refuse a run directory that holds a run, unless ``overwrite``."""
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise RunDirectoryError(
+            f"Run directory {str(path)!r} already exists and is not empty. Choose another "
+            "logging.run_dir, pass --overwrite to delete it and start over, or --resume to continue it."
+        )
+
+
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     """Create the run directory; never silently reuse one that holds a run."""
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise RunDirectoryError(
-                f"Run directory {str(path)!r} already exists and is not empty. Choose another "
-                "logging.run_dir, pass --overwrite to delete it and start over, or --resume to continue it."
-            )
+    check_run_dir_free(path, overwrite)
+    if path.exists():
         shutil.rmtree(path)
     for sub in ("logs", "checkpoints", "videos"):
         (path / sub).mkdir(parents=True, exist_ok=True)
@@ -97,8 +102,7 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: boo
     """Train a policy on the VLM reward described by ``config``; return the run directory and summary."""
     spec = get_env_spec(config.env.name)
     path = Path(run_dir or config.logging.run_dir or default_run_dir(config))
-    prepare_run_dir(path, overwrite)
-    (path / "config.yaml").write_text(dump_config(config))
+    check_run_dir_free(path, overwrite)
     torch.manual_seed(config.rl.seed)
 
     reward = build_reward(config)
@@ -116,6 +120,9 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: boo
     eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **env_kwargs), reward, mode="step")
     device = "cpu" if reward.device.type == "cpu" else "auto"
     model = make_algorithm(config.rl, venv, episode_batching, episode_length, device=device)
+    # Everything that can be wrong with the config has been found: only now touch the disk.
+    prepare_run_dir(path, overwrite)
+    (path / "config.yaml").write_text(dump_config(config))
     model.set_logger(configure(str(path / "logs"), ["tensorboard", "csv"]))
 
     log = config.logging

@@ -1,0 +1,85 @@
+"""Config validation and --set overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vlmrm.config import apply_overrides, config_from_dict, load_config, parse_override
+from vlmrm.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+def minimal() -> dict:
+    return {
+        "env": {"name": "cartpole"},
+        "reward": {"target_prompts": ["pole upright"]},
+        "rl": {"algorithm": "dqn", "total_steps": 100},
+    }
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_are_valid(path: Path) -> None:
+    config = load_config(path)
+    assert config.reward.target_prompts
+
+
+def test_defaults() -> None:
+    config = config_from_dict(minimal())
+    assert config.reward.model == "openai/clip-vit-base-patch32"
+    assert config.reward.alpha == 0.0 and config.rl.n_envs == 1
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"env": {"nmae": "cartpole"}}, "env.nmae: unknown field. Did you mean 'env.name'?"),
+        ({"reward": {"target_prompts": ["x"], "alpah": 0.5}}, "Did you mean 'reward.alpha'?"),
+        ({"rewards": {}}, "rewards: unknown field. Did you mean 'reward'?"),
+        ({"reward": {"target_prompts": ["x"], "alpha": 1.5}}, "reward.alpha: Input should be less than or equal to 1"),
+        ({"reward": {"target_prompts": [" "]}}, "prompt 0 is empty"),
+        ({"reward": {"target_prompts": []}}, "reward.target_prompts"),
+        ({"reward": {"target_prompts": ["x"], "alpha": 0.5}}, "needs baseline_prompts"),
+        ({"reward": {"target_prompts": ["x"], "batch_size": 0}}, "reward.batch_size: Input should be greater than 0"),
+        ({"reward": {"target_prompts": ["x"], "device": "gpu"}}, "unknown device 'gpu'"),
+        ({"reward": {"target_prompts": ["x"], "dtype": "fp8"}}, "reward.dtype"),
+        ({"rl": {"algorithm": "ddpg", "total_steps": 5}}, "rl.algorithm"),
+        ({"rl": {"algorithm": "dqn", "total_steps": -5}}, "rl.total_steps: Input should be greater than 0"),
+        ({"env": {"name": "cartpole", "render_size": 0}}, "env.render_size"),
+    ],
+)
+def test_config_errors_name_the_field(patch: dict, message: str) -> None:
+    data = minimal()
+    for key, value in patch.items():
+        data[key] = value
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    assert message in str(info.value)
+
+
+def test_overrides() -> None:
+    assert parse_override("reward.alpha=0.5") == (["reward", "alpha"], 0.5)
+    assert parse_override("reward.target_prompts=[a, b]") == (["reward", "target_prompts"], ["a", "b"])
+    data = apply_overrides(minimal(), ["rl.total_steps=7", "rl.hyperparameters.gamma=0.9", "reward.model=tiny-random"])
+    config = config_from_dict(data)
+    assert config.rl.total_steps == 7 and config.rl.hyperparameters == {"gamma": 0.9}
+    assert config.reward.model == "tiny-random"
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("rl.total_steps")
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        apply_overrides(minimal(), ["rl.total_steps.x=1"])
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(listy)

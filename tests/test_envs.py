@@ -1,0 +1,58 @@
+"""Environments render square frames at the requested size and end episodes by truncation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlmrm.envs import available_envs, make_env
+from vlmrm.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", ["cartpole", "mountaincar"])
+@pytest.mark.parametrize("size", [64, 224])
+def test_frames_are_square_uint8(name: str, size: int) -> None:
+    env = make_env(name, render_size=size, episode_length=5)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (size, size, 3) and frame.dtype == np.uint8
+    assert frame.std() > 0  # something is drawn
+
+
+def test_episode_length_is_a_truncation() -> None:
+    env = make_env("mountaincar", render_size=32, episode_length=7)
+    env.reset(seed=0)
+    for step in range(1, 8):
+        _, _, terminated, truncated, _ = env.step(np.zeros(1, np.float32))
+        assert not terminated
+    assert truncated and step == 7
+
+
+def test_cartpole_frame_follows_state() -> None:
+    env = make_env("cartpole", render_size=96)
+    env.reset(seed=0)
+    env.unwrapped.set_state(np.array([0.0, 0.0, 0.0, 0.0]))
+    upright = env.render()
+    env.unwrapped.set_state(np.array([0.0, 0.0, 0.8, 0.0]))
+    leaning = env.render()
+    assert np.abs(upright.astype(int) - leaning.astype(int)).sum() > 0
+    env.unwrapped.set_state(np.array([1.5, 0.0, 0.0, 0.0]))
+    moved = env.render()
+    # The cart (black) moves right: the right half darkens.
+    assert moved[:, 48:].mean() < upright[:, 48:].mean()
+
+
+def test_mountaincar_reports_success_without_terminating() -> None:
+    env = make_env("mountaincar", render_size=32, episode_length=50)
+    env.reset(seed=0)
+    env.unwrapped.set_state(np.array([0.5, 0.05]))
+    _, _, terminated, _, info = env.step(np.ones(1, np.float32))
+    assert info["is_success"] and not terminated
+
+
+def test_unknown_env_and_option() -> None:
+    assert {"cartpole", "mountaincar"} <= set(available_envs())
+    with pytest.raises(ConfigError, match="Did you mean 'cartpole'"):
+        make_env("cartpol")
+    with pytest.raises(ConfigError, match="Did you mean 'terminate_at_goal'"):
+        make_env("mountaincar", terminate_at_gaol=True)

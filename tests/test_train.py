@@ -1,0 +1,116 @@
+"""Short real training runs with tiny-random that must write every run artefact."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+from stable_baselines3 import DQN, PPO, SAC
+
+from vlmrm.config import config_from_dict
+from vlmrm.errors import ConfigError, RunDirectoryError
+from vlmrm.rl.trainer import train
+
+pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+
+
+def config(env: str, algorithm: str, steps: int, run_dir: Path, **rl_extra) -> dict:
+    return {
+        "env": {"name": env, "episode_length": 50},
+        "reward": {
+            "model": "tiny-random",
+            "target_prompts": ["pole vertically upright on top of the cart"],
+            "baseline_prompts": ["pole and cart"],
+            "alpha": 0.5,
+        },
+        "rl": {"algorithm": algorithm, "total_steps": steps, "seed": 0, **rl_extra},
+        "logging": {
+            "run_dir": str(run_dir),
+            "checkpoint_freq": 150,
+            "video_freq": 200,
+            "eval_freq": 150,
+            "eval_episodes": 2,
+            "progress_bar": False,
+        },
+    }
+
+
+def read_scalars(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "logs" / "progress.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_cartpole_dqn_writes_every_artefact(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    cfg = config("cartpole", "dqn", 300, run_dir, hyperparameters={"learning_starts": 100, "train_freq": 4})
+    result = train(config_from_dict(cfg))
+    assert result.run_dir == run_dir
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["total_steps"] == 300  # exactly, although DQN collects in chunks
+    assert summary["episode_end_batching"] is True
+    assert summary["eval_episodes"] == 2 and summary["steps_per_second"] > 0
+    assert summary["eval_success_rate"] is None  # CartPole has no success flag
+    assert (run_dir / "config.yaml").read_text().startswith("env:")
+    # TensorBoard events and the VLM return next to the env return.
+    assert list((run_dir / "logs").glob("events.out.tfevents.*"))
+    columns = set(read_scalars(run_dir)[0])
+    assert {"rollout/vlm_return", "rollout/env_return", "eval/vlm_return", "eval/env_return"} <= columns
+    # Checkpoints at 150 and 300 (the final one) load.
+    checkpoints = sorted((run_dir / "checkpoints").glob("step_*.zip"))
+    assert [p.name for p in checkpoints] == ["step_0000000150.zip", "step_0000000300.zip"]
+    DQN.load(checkpoints[-1])
+    # Videos at 200 and the end; they decode to 224x224 frames.
+    videos = sorted((run_dir / "videos").glob("*.mp4"))
+    assert [p.name for p in videos] == ["step_0000000200.mp4", "step_0000000300.mp4"]
+    frames = list(imageio.get_reader(videos[-1]).iter_data())
+    assert frames and frames[0].shape == (224, 224, 3)
+
+
+def test_mountaincar_sac_episode_end_batching_trains(tmp_path: Path) -> None:
+    cfg = config(
+        "mountaincar", "sac", 200, tmp_path / "run", n_envs=2, hyperparameters={"learning_starts": 100, "batch_size": 32}
+    )
+    cfg["env"]["options"] = {"terminate_at_goal": False}
+    summary = train(config_from_dict(cfg)).summary
+    assert summary["total_steps"] == 200
+    assert summary["eval_success_rate"] is not None  # MountainCar reports reaching the flag
+    model = SAC.load(tmp_path / "run" / "checkpoints" / "step_0000000200.zip")
+    assert model.num_timesteps == 200
+
+
+def test_ppo_uses_per_step_rewards(tmp_path: Path) -> None:
+    cfg = config("cartpole", "ppo", 128, tmp_path / "run", n_envs=2, hyperparameters={"n_steps": 32, "batch_size": 32})
+    summary = train(config_from_dict(cfg)).summary
+    assert summary["episode_end_batching"] is False
+    PPO.load(tmp_path / "run" / "checkpoints" / f"step_{summary['total_steps']:010d}.zip")
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "precious.txt").write_text("results")
+    with pytest.raises(RunDirectoryError, match="--overwrite"):
+        train(config_from_dict(config("cartpole", "dqn", 10, run_dir)))
+    assert (run_dir / "precious.txt").read_text() == "results"
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "env", "hyperparameters", "message"),
+    [
+        ("dqn", "mountaincar", {}, "dqn needs discrete actions"),
+        ("sac", "cartpole", {}, "sac needs continuous actions"),
+        ("dqn", "cartpole", {"learning_rat": 0.1}, "Did you mean 'learning_rate'?"),
+        ("dqn", "cartpole", {"seed": 3}, "set by vlmrm"),
+        ("dqn", "cartpole", {"learning_starts": 10}, r"below n_envs \* episode_length"),
+    ],
+)
+def test_rl_setting_errors(tmp_path: Path, algorithm: str, env: str, hyperparameters: dict, message: str) -> None:
+    cfg = config(env, algorithm, 10, tmp_path / "run", hyperparameters=hyperparameters)
+    with warnings.catch_warnings(), pytest.raises(ConfigError, match=message):
+        warnings.simplefilter("ignore")
+        train(config_from_dict(cfg))
+    assert not (tmp_path / "run").exists(), "a rejected config must not leave a run directory behind"

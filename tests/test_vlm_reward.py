@@ -1,0 +1,198 @@
+"""VLMReward: caching, batching, dtypes, loading and the errors a user sees."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ColorEmbedder, color_reward_reference
+
+from vlmrm.errors import ModelLoadError, PromptError
+from vlmrm.reward import VLMReward
+from vlmrm.reward.architectures import build_random_model
+
+
+def random_frames(n: int, height: int = 16, width: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+
+
+def test_rewards_follow_the_picture(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["a red square"])
+    frames = np.stack([np.full((16, 16, 3), c, np.uint8) for c in ([255, 0, 0], [0, 0, 255], [128, 0, 0])])
+    r = reward(frames)
+    assert r.dtype == np.float32 and r.shape == (3,)
+    np.testing.assert_allclose(r, color_reward_reference(frames, (1, 0, 0)), atol=1e-6)
+    assert r[0] > r[2] > r[1]
+
+
+def test_prompt_embeddings_are_computed_once(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["red", "a red car"], ["blue"], alpha=0.5)
+    assert color_embedder.text_calls == [["red", "a red car"], ["blue"]]
+    target = reward.target_embedding.clone()
+    for alpha in (0.0, 1.0, 0.25):
+        reward.alpha = alpha
+    reward.embed_text(["red", "blue"])
+    reward(random_frames(3))
+    assert len(color_embedder.text_calls) == 2, "changing alpha or scoring frames must not re-embed prompts"
+    torch.testing.assert_close(reward.target_embedding, target)
+    assert reward.target_embedding.norm().item() == pytest.approx(1.0)
+    assert reward.baseline_embedding is not None and reward.baseline_embedding.norm().item() == pytest.approx(1.0)
+
+
+def test_alpha_override_matches_setting_alpha(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["red"], ["blue"], alpha=0.0)
+    embeddings = reward.embed_images(random_frames(5))
+    at_one = reward.reward_from_embeddings(embeddings, alpha=1.0)
+    reward.alpha = 1.0
+    torch.testing.assert_close(reward.reward_from_embeddings(embeddings), at_one)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 64])
+def test_any_batch_size_gives_the_same_rewards(color_embedder: ColorEmbedder, batch_size: int) -> None:
+    frames = random_frames(7)
+    expected = VLMReward(ColorEmbedder(), ["red"], batch_size=64)(frames)
+    reward = VLMReward(color_embedder, ["red"], batch_size=batch_size)
+    np.testing.assert_allclose(reward(frames), expected, atol=1e-6)
+    assert color_embedder.image_calls == -(-7 // batch_size)  # chunks of at most batch_size frames
+
+
+def test_empty_and_zero_frame_inputs(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["red"])
+    assert reward(np.zeros((0, 16, 16, 3), np.uint8)).shape == (0,)
+    assert reward(np.zeros((16, 16, 3), np.uint8)).shape == (1,)  # a single frame is a batch of one
+    with pytest.raises(ValueError, match="uint8"):
+        reward(np.zeros((1, 16, 16, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        reward(np.zeros((1, 16, 16), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("targets", "baselines", "alpha", "message"),
+    [
+        ([""], None, 0.0, "empty"),
+        (["   "], None, 0.0, "empty"),
+        ([], None, 0.0, "At least one target prompt"),
+        (["red"], [""], 0.0, "baseline prompt is empty"),
+        (["red"], None, 0.5, "needs baseline prompts"),
+    ],
+)
+def test_prompt_errors(color_embedder: ColorEmbedder, targets, baselines, alpha, message) -> None:
+    with pytest.raises(PromptError, match=message):
+        VLMReward(color_embedder, targets, baselines, alpha=alpha)
+
+
+def test_alpha_zero_needs_no_baseline(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["red"])
+    assert reward.baseline_embedding is None
+    with pytest.raises(PromptError, match="baseline"):
+        reward.alpha = 0.3
+
+
+def test_tiny_random_warns_and_bf16_agrees_with_fp32() -> None:
+    frames = random_frames(6, 224, 224)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        fp32 = VLMReward.from_pretrained("tiny-random", ["a red car"], ["a car"], alpha=0.5, dtype="fp32")
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        bf16 = VLMReward.from_pretrained("tiny-random", ["a red car"], ["a car"], alpha=0.5, dtype="bf16")
+    assert fp32.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+    cosine = torch.nn.functional.cosine_similarity(fp32.embed_images(frames), bf16.embed_images(frames))
+    assert cosine.min().item() > 0.999
+    np.testing.assert_allclose(bf16(frames), fp32(frames), atol=0.02)
+
+
+def test_long_prompt_is_truncated_with_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reward = VLMReward.from_pretrained("tiny-random", ["short"], dtype="fp32")
+    long_prompt = "a humanoid robot kneeling " * 40
+    with pytest.warns(UserWarning, match="truncated"):
+        embedding = reward.embed_text([long_prompt])
+    assert embedding.shape == (1, reward.target_embedding.shape[0])
+
+
+def test_different_prompts_embed_differently(tiny_reward: VLMReward) -> None:
+    e = tiny_reward.embed_text(["a cart", "a pole", "a cart"])
+    assert not torch.allclose(e[0], e[1])
+    torch.testing.assert_close(e[0], e[2])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "empty"),
+        ("random:openai/clip-vit-base-patch33", "Did you mean 'random:openai/clip-vit-base-patch32'"),
+        ("open_clip:ViT-B-32", "open_clip:ARCH/PRETRAINED"),
+        ("openclip:ViT-B-32/openai", "Unknown model spec prefix"),
+    ],
+)
+def test_bad_model_specs(spec: str, message: str) -> None:
+    with pytest.raises(ModelLoadError, match=message):
+        VLMReward.from_pretrained(spec, ["a red car"])
+
+
+def test_offline_download_error_says_what_to_do() -> None:
+    with pytest.raises(ModelLoadError) as info:
+        VLMReward.from_pretrained("openai/clip-vit-base-patch32", ["a red car"])
+    text = str(info.value)
+    assert "HF_HUB_OFFLINE" in text and "local directory" in text and "tiny-random" in text
+
+
+def test_open_clip_missing_is_explained() -> None:
+    try:
+        import open_clip  # noqa: F401
+    except Exception:
+        with pytest.raises(ModelLoadError, match=r"pip install 'vlmrm\[open_clip\]'"):
+            VLMReward.from_pretrained("open_clip:ViT-B-32/openai", ["a red car"])
+    else:  # pragma: no cover - only where open_clip is installed
+        pytest.skip("open_clip is installed here")
+
+
+def save_checkpoint_dir(path: Path, family: str) -> None:
+    """Write a random model the way the hub stores one: config, weights, tokenizer, preprocessor config."""
+    name = "tiny-random" if family == "clip" else "google/siglip-base-patch16-224"
+    model, tokenizer, spec, _ = build_random_model(name)
+    if family == "siglip":  # keep the test small
+        model.config.vision_config.num_hidden_layers = 1
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "do_center_crop": family == "clip",
+                "image_mean": list(spec.mean),
+                "image_std": list(spec.std),
+                "resample": 3,
+                "size": {"shortest_edge": spec.size},
+            }
+        )
+    )
+
+
+def test_load_from_local_directory(tmp_path: Path) -> None:
+    save_checkpoint_dir(tmp_path, "clip")
+    reward = VLMReward.from_pretrained(str(tmp_path), ["a red car"], ["a car"], alpha=0.5, dtype="fp32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reference = VLMReward.from_pretrained("tiny-random", ["a red car"], ["a car"], alpha=0.5, dtype="fp32")
+    frames = random_frames(3, 224, 224)
+    # Same weights, tokenizer and preprocessing as the in-memory model it was saved from.
+    np.testing.assert_allclose(reward(frames), reference(frames), atol=1e-5)
+    assert reward.encoder.image_spec.resize_mode == "shortest_edge"
+
+
+def test_load_siglip_from_local_directory(tmp_path: Path) -> None:
+    save_checkpoint_dir(tmp_path, "siglip")
+    reward = VLMReward.from_pretrained(str(tmp_path), ["a red car"], dtype="fp32")
+    assert reward.encoder.family == "siglip"
+    assert reward.encoder.image_spec.resize_mode == "squash"
+    assert reward(random_frames(2, 100, 300)).shape == (2,)
+
+
+def test_unsupported_model_type_in_local_directory(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    with pytest.raises(ModelLoadError, match="'bert' model"):
+        VLMReward.from_pretrained(str(tmp_path), ["a red car"])
