@@ -28,7 +28,7 @@ from stable_baselines3.common.logger import configure
 from vlmrm.config import TrainConfig, dump_config
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import RunDirectoryError
-from vlmrm.reward import VLMReward
+from vlmrm.reward.backend import build_reward, make_reward_fn
 from vlmrm.rl.algorithms import is_off_policy, make_algorithm
 from vlmrm.rl.callbacks import (
     CheckpointCallback,
@@ -85,19 +85,6 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, step: int, keep: int) -
     return path
 
 
-def build_reward(config: TrainConfig) -> VLMReward:
-    r = config.reward
-    return VLMReward.from_pretrained(
-        r.model,
-        target_prompts=r.target_prompts,
-        baseline_prompts=r.baseline_prompts or None,
-        alpha=r.alpha,
-        device=r.device,
-        dtype=r.dtype,
-        batch_size=r.batch_size,
-    )
-
-
 def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> TrainResult:
     """Train a policy on the VLM reward described by ``config``; return the run directory and summary."""
     spec = get_env_spec(config.env.name)
@@ -105,7 +92,8 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: boo
     check_run_dir_free(path, overwrite)
     torch.manual_seed(config.rl.seed)
 
-    reward = build_reward(config)
+    reward = build_reward(config.reward)
+    reward_fn = make_reward_fn(config.reward, reward)
     render_size = config.env.render_size or reward.image_size
     episode_length = config.env.episode_length or spec.default_episode_length
     episode_batching = use_episode_end_batching(config)
@@ -114,10 +102,10 @@ def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: boo
     )
     venv = VecVLMReward(
         make_vec_env(n_envs=config.rl.n_envs, seed=config.rl.seed, kind=config.rl.vec_env, **env_kwargs),
-        reward,
+        reward_fn,
         mode="episode" if episode_batching else "step",
     )
-    eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **env_kwargs), reward, mode="step")
+    eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **env_kwargs), reward_fn, mode="step")
     device = "cpu" if reward.device.type == "cpu" else "auto"
     model = make_algorithm(config.rl, venv, episode_batching, episode_length, device=device)
     # Everything that can be wrong with the config has been found: only now touch the disk.
