@@ -142,12 +142,15 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
 
     ``terminate_at_goal`` is off by default: with a dense VLM reward that peaks at the goal,
     ending the episode there would take away the reward the agent is meant to collect.
+    ``textured`` draws the realistic look of :mod:`vlmrm.envs.mountaincar_textured` (sky, grassy
+    hill, red car) instead of Gymnasium's flat black-and-white one.
     """
 
-    def __init__(self, render_size: int = 224, terminate_at_goal: bool = False):
+    def __init__(self, render_size: int = 224, terminate_at_goal: bool = False, textured: bool = False):
         super().__init__(render_mode="rgb_array")
         self.render_size = render_size
         self.terminate_at_goal = terminate_at_goal
+        self.textured = textured
 
     def step(self, action: np.ndarray):  # type: ignore[override]
         obs, reward, terminated, truncated, info = super().step(action)
@@ -161,6 +164,10 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
 
     def render(self) -> np.ndarray:  # type: ignore[override]
         assert self.state is not None, "call reset() before render()"
+        if self.textured:
+            from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
+
+            return render_mountaincar_textured(float(self.state[0]), self.render_size, self.goal_position)
         return render_mountaincar(float(self.state[0]), self.render_size, self.goal_position)
 
 
@@ -168,8 +175,12 @@ def make_cartpole(render_size: int, episode_length: int, terminate_on_fall: bool
     return TimeLimit(SquareCartPole(render_size, terminate_on_fall), max_episode_steps=episode_length)
 
 
-def make_mountaincar(render_size: int, episode_length: int, terminate_at_goal: bool = False) -> gym.Env:
-    return TimeLimit(SquareMountainCarContinuous(render_size, terminate_at_goal), max_episode_steps=episode_length)
+def make_mountaincar(
+    render_size: int, episode_length: int, terminate_at_goal: bool = False, textured: bool = False
+) -> gym.Env:
+    return TimeLimit(
+        SquareMountainCarContinuous(render_size, terminate_at_goal, textured), max_episode_steps=episode_length
+    )
 
 
 register_env(EnvSpec("cartpole", make_cartpole, 200, "CartPole-v1 (discrete actions), square renderer"))

@@ -1,0 +1,81 @@
+"""``vlmrm epic DATASET``: EPIC distance of reward models to a dataset's yes/no labels.
+
+Model-size study of the paper (larger CLIP models reach lower distances), on a labelled humanoid
+dataset (``pip install 'vlmrm[open_clip]'``; the ViT-bigG-14 weights are about 10 GB)::
+
+    vlmrm dataset collect humanoid --policy random --episodes 20 --every 5 --out data/humanoid
+    vlmrm dataset label data/humanoid --task kneeling
+    vlmrm epic data/humanoid --model open_clip:RN50/openai --model open_clip:ViT-L-14/laion2b_s32b_b82k \\
+        --model open_clip:ViT-H-14/laion2b_s32b_b79k --model open_clip:ViT-bigG-14/laion2b_s39b_b160k \\
+        --alpha 0 --alpha 0.5 --alpha 1
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vlmrm.cli._evaluation_args import add_model_arguments, alphas, model_specs
+
+EPILOG = """\
+The paper's model-size study (larger models reach lower distance) on a labelled dataset:
+  vlmrm epic DATASET --model open_clip:RN50/openai --model open_clip:ViT-L-14/laion2b_s32b_b82k \\
+      --model open_clip:ViT-H-14/laion2b_s32b_b79k --model open_clip:ViT-bigG-14/laion2b_s39b_b160k \\
+      --alpha 0 --alpha 0.5 --alpha 1
+(open_clip models need: pip install 'vlmrm[open_clip]')
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "epic",
+        help="EPIC distance of reward models (and alphas) to a dataset's yes/no labels.",
+        description="Score the labelled frames of a dataset with each reward model and alpha, and compute the EPIC "
+        "distance to the labels: sqrt((1 - r) / 2) with r the (point-biserial) correlation of rewards and labels; "
+        "0 is perfect, 0.707 is chance. Writes epic.csv and epic.png and prints a table. The target prompt is "
+        "the labelled task's sentence unless --prompt is given.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dataset", help="Dataset directory (from `vlmrm dataset collect`, labelled).")
+    add_model_arguments(parser, default_alphas=[0.0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--labels", help="Labels file (default: DATASET/labels.json).")
+    source.add_argument(
+        "--detector", action="store_true", help="Use the env's success detector labels (collect --label-with-detector)."
+    )
+    parser.add_argument("--out", help="Output directory for epic.csv and epic.png (default: DATASET/epic).")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vlmrm.errors import ConfigError
+    from vlmrm.evaluation.dataset import load_dataset, task_sentence
+    from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames, plot_bars, print_table, write_csv
+    from vlmrm.evaluation.landscape import default_prompts, load_models
+
+    dataset = load_dataset(args.dataset)
+    frames, labels, sentence = labelled_frames(dataset, "detector" if args.detector else "human", args.labels)
+    if sentence is None and dataset.metadata.get("task"):
+        sentence = task_sentence(str(dataset.metadata["task"]), dataset.env or None)
+    try:
+        env_target, env_baseline = default_prompts(dataset.env, dataset.metadata.get("task"))
+    except ConfigError:
+        env_target, env_baseline = [], []
+    target = args.prompts or ([sentence] if sentence else env_target)
+    if not target:
+        raise ConfigError("No task sentence is known for this dataset; give --prompt.")
+    baseline = args.baselines or env_baseline
+    chosen_alphas = alphas(args)
+    if any(a > 0 for a in chosen_alphas) and not baseline:
+        raise ConfigError("alpha > 0 needs baseline prompts; give --baseline or use --alpha 0.")
+    models = load_models(model_specs(args), target, baseline, args.device, args.dtype, args.batch_size)
+    rows = epic_to_labels(models, frames, labels, chosen_alphas)
+    out = Path(args.out) if args.out else Path(args.dataset) / "epic"
+    title = f"{dataset.root.name}: {target[0]!r} ({len(labels)} frames, {int(labels.sum())} yes)"
+    print_table(rows, title=title)
+    csv_path = write_csv(rows, out / "epic.csv")
+    png_path = plot_bars(rows, out / "epic.png", title=title)
+    print(f"wrote {csv_path} and {png_path}")
+    return 0

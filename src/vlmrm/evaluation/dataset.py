@@ -1,0 +1,399 @@
+"""Labelled state datasets: frames of rollouts, their simulator states, and yes/no labels.
+
+A dataset directory holds::
+
+    DIR/dataset.json        what was collected: env, options, render size, policy, episodes, seed
+    DIR/manifest.jsonl      one JSON object per frame (see :func:`collect_dataset`)
+    DIR/frames/*.png        the frames, at the env's render size
+    DIR/labels.json         answers from ``vlmrm dataset label`` (written atomically after each one)
+
+Each manifest record has ``index``, ``frame`` (path relative to DIR), ``episode``, ``step`` and the
+simulator state that produced the frame: ``state`` (the state vector) for classic control,
+``qpos`` and ``qvel`` for MuJoCo. With ``label_with_detector`` it also has ``is_success``, the
+env's own success detector for that state, so studies can run without a human.
+
+The frame of a step shows the state the step reached (``s'`` of the transition), which is what a
+VLM reward scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlmrm.errors import CheckpointError, ConfigError, VLMRMError
+
+logger = logging.getLogger(__name__)
+
+DATASET_FORMAT = "vlmrm-dataset/1"
+LABELS_FORMAT = "vlmrm-labels/1"
+MANIFEST = "manifest.jsonl"
+METADATA = "dataset.json"
+LABELS = "labels.json"
+FRAMES = "frames"
+ANSWERS = ("yes", "no", "skip")
+
+
+class DatasetError(VLMRMError):
+    """A dataset directory is missing, incomplete or inconsistent."""
+
+
+# -- writing files ---------------------------------------------------------------------------------
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either the old or the new file, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+# -- tasks -------------------------------------------------------------------------------------------
+
+
+def known_tasks(env: str | None = None) -> dict[str, str]:
+    """Task names and their sentences: each env's config goal, plus the humanoid's tasks if available."""
+    from vlmrm.evaluation.landscape import DEFAULT_PROMPTS
+
+    tasks = {name: prompts[0][0] for name, prompts in DEFAULT_PROMPTS.items()}
+    if env is None or env.lower().startswith("humanoid"):
+        tasks.update(_humanoid_tasks())
+    return tasks
+
+
+def _humanoid_tasks() -> dict[str, str]:
+    try:
+        from vlmrm.envs.humanoid_success import TASK_PROMPTS
+    except ImportError:  # the humanoid env is optional (MuJoCo)
+        return {}
+    return dict(TASK_PROMPTS)
+
+
+def task_sentence(task: str, env: str | None = None) -> str:
+    """The sentence for ``task``: a known task name (``cartpole``, ``mountaincar``, a humanoid task),
+    or, if it contains a space, the sentence itself."""
+    text = task.strip()
+    if not text:
+        raise ConfigError("The task is empty; give a task name or a sentence that describes the goal.")
+    tasks = known_tasks(env)
+    if text in tasks:
+        return tasks[text]
+    if text.lower() in tasks:
+        return tasks[text.lower()]
+    if " " in text:
+        return text
+    import difflib
+
+    close = difflib.get_close_matches(text, list(tasks), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"Unknown task {task!r}.{hint} Give one of {', '.join(sorted(tasks))} or a sentence "
+        "(in quotes) that describes the goal."
+    )
+
+
+# -- reading datasets ------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """A dataset directory loaded into memory (frames are read on demand)."""
+
+    root: Path
+    metadata: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def env(self) -> str:
+        return str(self.metadata.get("env", ""))
+
+    def frame_path(self, record: Mapping[str, Any]) -> Path:
+        return self.root / str(record["frame"])
+
+    def load_frames(self, records: Iterable[Mapping[str, Any]] | None = None) -> np.ndarray:
+        """The frames of ``records`` (default: all) as ``(N, H, W, 3)`` uint8."""
+        from PIL import Image
+
+        chosen = self.records if records is None else list(records)
+        frames = []
+        for record in chosen:
+            with Image.open(self.frame_path(record)) as image:
+                frames.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        if not frames:
+            return np.zeros((0, 1, 1, 3), np.uint8)
+        shapes = {f.shape for f in frames}
+        if len(shapes) > 1:
+            raise DatasetError(f"Frames in {self.root} differ in size: {sorted(shapes)}.")
+        return np.stack(frames)
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Read ``dataset.json`` and ``manifest.jsonl`` of a dataset directory."""
+    root = Path(root)
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise DatasetError(
+            f"{root} is not a dataset directory: {MANIFEST} is missing. Collect one with "
+            "`vlmrm dataset collect ENV --out DIR`."
+        )
+    metadata: dict[str, Any] = {}
+    if (root / METADATA).is_file():
+        metadata = json.loads((root / METADATA).read_text())
+    records = []
+    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{manifest}, line {number}: not valid JSON ({exc.msg}).") from exc
+    for record in records:
+        if "frame" not in record:
+            raise DatasetError(f"{manifest}: record {record.get('index')} has no 'frame'.")
+    return Dataset(root, metadata, records)
+
+
+# -- labels ------------------------------------------------------------------------------------------
+
+
+def labels_path(root: str | Path, labels: str | Path | None = None) -> Path:
+    """The labels file: ``labels`` (relative to ``root`` unless absolute), default ``root/labels.json``."""
+    if labels is None:
+        return Path(root) / LABELS
+    labels = Path(labels)
+    return labels if labels.is_absolute() else Path(root) / labels
+
+
+def read_labels(path: str | Path) -> dict[str, Any]:
+    """Read a labels file: ``{"format", "task", "sentence", "labels": {frame: "yes"|"no"|"skip"}}``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(
+            f"No labels file at {path}; label frames with `vlmrm dataset label DIR --task TASK`."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc.msg}).") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
+        raise DatasetError(f"{path} is not a labels file (no 'labels' object).")
+    return data
+
+
+def binary_labels(
+    dataset: Dataset, source: str = "human", labels_file: str | Path | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray, str | None]:
+    """The records with a yes/no label, their labels as 0/1, and the labelled task's sentence.
+
+    ``source`` is ``human`` (the labels file; skipped and unlabelled frames are left out) or
+    ``detector`` (the manifest's ``is_success``, from ``collect --label-with-detector``).
+    """
+    if source == "detector":
+        chosen = [r for r in dataset.records if r.get("is_success") is not None]
+        if not chosen:
+            raise DatasetError(
+                f"{dataset.root} has no detector labels; collect with --label-with-detector "
+                "(needs an env that reports info['is_success'])."
+            )
+        return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), dataset.metadata.get("task")
+    if source != "human":
+        raise ConfigError(f"Unknown label source {source!r}; use human or detector.")
+    data = read_labels(labels_path(dataset.root, labels_file))
+    answers = data["labels"]
+    chosen, values = [], []
+    for record in dataset.records:
+        answer = answers.get(str(record["frame"]))
+        if answer in ("yes", "no"):
+            chosen.append(record)
+            values.append(1 if answer == "yes" else 0)
+    return chosen, np.array(values, dtype=int), data.get("sentence")
+
+
+# -- collecting ----------------------------------------------------------------------------------------
+
+Policy = Callable[[Any], Any]
+
+
+def load_sb3_policy(path: str | Path, env: Any, deterministic: bool = False) -> Policy:
+    """A policy ``obs -> action`` from a stable-baselines3 ``.zip`` checkpoint (SAC, DQN or PPO)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}; give --policy random or the path of a .zip checkpoint.")
+    from stable_baselines3 import DQN, PPO, SAC
+
+    problems = []
+    for algorithm in (SAC, DQN, PPO):
+        try:
+            model = algorithm.load(str(path), device="cpu")
+        except Exception as exc:  # the wrong algorithm class fails in various ways
+            problems.append(f"{algorithm.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            continue
+        if model.observation_space.shape != env.observation_space.shape:
+            raise CheckpointError(
+                f"Checkpoint {path} expects observations of shape {model.observation_space.shape}, but the env "
+                f"gives {env.observation_space.shape}; was it trained on another environment?"
+            )
+        if type(model.action_space) is not type(env.action_space):
+            raise CheckpointError(
+                f"Checkpoint {path} acts in {model.action_space}, but the env needs {env.action_space}."
+            )
+        logger.info("loaded %s policy from %s", algorithm.__name__, path)
+
+        def act(obs: Any, _model: Any = model) -> Any:
+            action, _ = _model.predict(obs, deterministic=deterministic)
+            return action
+
+        return act
+    raise CheckpointError(f"Cannot load {path} as a SAC, DQN or PPO checkpoint:\n  " + "\n  ".join(problems))
+
+
+def simulator_state(env: Any) -> dict[str, list[float]]:
+    """The state that reproduces the current frame: ``qpos``/``qvel`` (MuJoCo) or ``state`` (classic control)."""
+    unwrapped = env.unwrapped
+    data = getattr(unwrapped, "data", None)
+    if data is not None and hasattr(data, "qpos"):
+        return {"qpos": np.asarray(data.qpos, float).tolist(), "qvel": np.asarray(data.qvel, float).tolist()}
+    state = getattr(unwrapped, "state", None)
+    if state is None:
+        raise ConfigError(f"Cannot read the simulator state of {type(unwrapped).__name__}.")
+    return {"state": np.asarray(state, float).ravel().tolist()}
+
+
+def collect_dataset(
+    env_name: str,
+    out_dir: str | Path,
+    episodes: int = 5,
+    policy: str = "random",
+    render_size: int = 224,
+    episode_length: int | None = None,
+    every: int = 1,
+    label_with_detector: bool = False,
+    deterministic: bool = False,
+    seed: int = 0,
+    task: str | None = None,
+    env_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Dataset:
+    """Roll out ``policy`` in ``env_name`` and save every ``every``-th frame with its state.
+
+    Args:
+        env_name: a registered environment.
+        out_dir: the dataset directory (created; must be empty unless ``overwrite``).
+        episodes: number of episodes.
+        policy: ``random`` (uniform actions) or a stable-baselines3 checkpoint path.
+        render_size: frame size in pixels (use the reward model's input size, usually 224).
+        episode_length: steps per episode (default: the env's).
+        every: keep one frame in ``every`` steps.
+        label_with_detector: store the env's ``info["is_success"]`` of each frame.
+        deterministic: act with the policy's mean action instead of sampling.
+        seed: seeds the env resets and random actions.
+        task: the task name the detector (and later labelling) refers to; stored in dataset.json.
+        env_options: options for :func:`vlmrm.envs.make_env` (e.g. ``{"textured": True}``).
+        overwrite: replace an existing dataset in ``out_dir``.
+    """
+    from PIL import Image
+
+    from vlmrm.envs import get_env_spec, make_env
+
+    if episodes <= 0:
+        raise ConfigError(f"episodes must be positive, got {episodes}.")
+    if every <= 0:
+        raise ConfigError(f"every must be positive, got {every}.")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite.")
+    options = dict(env_options or {})
+    if task is not None and "task" in get_env_spec(env_name).option_names() and "task" not in options:
+        options["task"] = task  # e.g. the humanoid's success detector
+    env = make_env(env_name, render_size=render_size, episode_length=episode_length, **options)
+    try:
+        act: Policy
+        if policy == "random":
+            env.action_space.seed(seed)
+            act = lambda obs: env.action_space.sample()  # noqa: E731
+        else:
+            act = load_sb3_policy(policy, env, deterministic)
+        frames_dir = out / FRAMES
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        for stale in frames_dir.glob("*.png"):
+            stale.unlink()
+        records: list[dict[str, Any]] = []
+        detector_seen = False
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            step, done = 0, False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(act(obs))
+                step += 1
+                done = bool(terminated or truncated)
+                if (step - 1) % every:
+                    continue
+                name = f"{FRAMES}/e{episode:04d}_s{step:05d}.png"
+                Image.fromarray(np.asarray(env.render(), dtype=np.uint8)).save(out / name, optimize=False)
+                record: dict[str, Any] = {
+                    "index": len(records),
+                    "frame": name,
+                    "episode": episode,
+                    "step": step,
+                    **simulator_state(env),
+                }
+                if label_with_detector:
+                    if "is_success" in info:
+                        detector_seen = True
+                        record["is_success"] = bool(info["is_success"])
+                    else:
+                        record["is_success"] = None
+                records.append(record)
+        if label_with_detector and not detector_seen:
+            hint = (
+                " (give the task whose detector to use, e.g. --task kneeling)"
+                if "task" in options or ("task" in get_env_spec(env_name).option_names())
+                else ""
+            )
+            raise ConfigError(
+                f"Environment {env_name!r} reports no success flag (info['is_success']){hint}; "
+                "collect without --label-with-detector and label the frames by hand."
+            )
+    finally:
+        env.close()
+    atomic_write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
+    metadata = {
+        "format": DATASET_FORMAT,
+        "env": env_name,
+        "env_options": options,
+        "render_size": render_size,
+        "episode_length": episode_length,
+        "episodes": episodes,
+        "every": every,
+        "policy": policy if policy == "random" else str(Path(policy).resolve()),
+        "deterministic": deterministic,
+        "seed": seed,
+        "task": task,
+        "label_with_detector": label_with_detector,
+        "frames": len(records),
+    }
+    atomic_write_json(out / METADATA, metadata)
+    logger.debug("wrote %d frames to %s", len(records), out)
+    return Dataset(out, metadata, records)

@@ -1,0 +1,390 @@
+"""Reward landscapes: how a VLM reward changes along one state variable.
+
+A *sweep* puts the simulator in a sequence of states that move towards the goal along one
+variable (CartPole's pole angle, MountainCar's car position, a straight line in joint space
+between two humanoid poses), renders each state, and the landscape is the reward of every frame
+for each model and each goal-baseline strength ``alpha``. A useful reward rises towards the goal
+state; Rocamonde et al. (2023, Fig. 2) show that ``alpha`` smooths the MountainCar landscape.
+
+Frames are embedded once per model (and look); each ``alpha`` only re-projects the embeddings.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vlmrm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vlmrm.reward import VLMReward
+
+logger = logging.getLogger(__name__)
+
+# Prompts of configs/cartpole.yaml and configs/mountaincar.yaml (a test keeps them in step), so
+# the landscape works from an installed package without the repository's configs/.
+DEFAULT_PROMPTS: dict[str, tuple[list[str], list[str]]] = {
+    "cartpole": (["pole vertically upright on top of the cart"], ["pole and cart"]),
+    "mountaincar": (["a car at the peak of the mountain, next to the yellow flag"], ["a car in the mountain"]),
+}
+
+LOOKS = ("flat", "textured")
+DEFAULT_HUMANOID_TASK = "kneeling"
+CSV_COLUMNS = ("env", "look", "model", "alpha", "state_index", "variable", "state_value", "goal_value", "reward")
+
+
+@dataclass
+class Sweep:
+    """A sequence of simulator states along one variable, and how to render them.
+
+    Attributes:
+        env: environment name.
+        variable: the swept variable, for axis labels (e.g. ``"pole angle (rad)"``).
+        values: the variable's value in each state, ``(N,)``.
+        goal: the variable's value at the goal state (marked in plots).
+        render: ``render(size, look) -> (N, size, size, 3) uint8`` frames of every state.
+        looks: the looks this sweep can render.
+    """
+
+    env: str
+    variable: str
+    values: np.ndarray
+    goal: float
+    render: Callable[[int, str], np.ndarray]
+    looks: tuple[str, ...] = ("flat",)
+    _cache: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def frames(self, size: int, look: str = "flat") -> np.ndarray:
+        """Rendered frames at ``size`` in ``look``, cached (several models share a size)."""
+        if look not in self.looks:
+            raise ConfigError(f"Environment {self.env!r} has no {look!r} look; looks: {', '.join(self.looks)}.")
+        key = (size, look)
+        if key not in self._cache:
+            self._cache[key] = self.render(size, look)
+        return self._cache[key]
+
+    def thumbnails(self, look: str = "flat", size: int = 96) -> np.ndarray:
+        """Small frames for plots: already rendered frames downsampled, or rendered at ``size``."""
+        rendered = [frames for (_, cached_look), frames in self._cache.items() if cached_look == look]
+        if not rendered:
+            return self.frames(size, look)
+        from PIL import Image
+
+        return np.stack(
+            [np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BOX)) for f in rendered[0]]
+        )
+
+
+def _render_states(env_name: str, size: int, states: Sequence[np.ndarray], **options: Any) -> np.ndarray:
+    from vlmrm.envs import make_env
+
+    env = make_env(env_name, render_size=size, **options)
+    try:
+        env.reset(seed=0)
+        frames = []
+        for state in states:
+            env.unwrapped.set_state(np.asarray(state, dtype=np.float64))  # type: ignore[attr-defined]
+            frames.append(env.render())
+        return np.stack(frames).astype(np.uint8, copy=False)
+    finally:
+        env.close()
+
+
+def cartpole_sweep(points: int = 41, max_angle: float = math.pi / 2) -> Sweep:
+    """The pole angle from ``-max_angle`` (leaning left) to ``+max_angle``, cart centred; goal: upright."""
+    values = np.linspace(-max_angle, max_angle, points)
+    states = [np.array([0.0, 0.0, theta, 0.0]) for theta in values]
+    return Sweep(
+        "cartpole",
+        "pole angle (rad)",
+        values,
+        0.0,
+        lambda size, look: _render_states("cartpole", size, states),
+    )
+
+
+def mountaincar_sweep(points: int = 41) -> Sweep:
+    """The car position over the whole track, at rest; goal: the flag at position 0.45."""
+    from vlmrm.envs.classic_control import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X
+
+    values = np.linspace(MOUNTAIN_MIN_X, MOUNTAIN_MAX_X, points)
+    states = [np.array([x, 0.0]) for x in values]
+    return Sweep(
+        "mountaincar",
+        "car position",
+        values,
+        0.45,
+        lambda size, look: _render_states("mountaincar", size, states, textured=look == "textured"),
+        looks=LOOKS,
+    )
+
+
+def interpolate_qpos(start: np.ndarray, goal: np.ndarray, t: float) -> np.ndarray:
+    """A straight line in joint space; the root quaternion (``qpos[3:7]``) is re-normalised."""
+    qpos = (1.0 - t) * np.asarray(start, dtype=np.float64) + t * np.asarray(goal, dtype=np.float64)
+    if qpos.size >= 7:
+        quaternion = qpos[3:7]
+        norm = float(np.linalg.norm(quaternion))
+        if norm > 0:
+            qpos[3:7] = quaternion / norm
+    return qpos
+
+
+def humanoid_sweep(points: int = 41, task: str | None = None, env_name: str = "humanoid") -> Sweep:
+    """Interpolate the humanoid's joint positions from the reset pose (t=0) to the task's success pose (t=1)."""
+    from vlmrm.envs.gl import ensure_gl_backend
+
+    ensure_gl_backend()  # before humanoid_pose imports MuJoCo
+    try:
+        from vlmrm.envs.humanoid_success import humanoid_pose, validate_task
+    except ImportError as exc:
+        raise ConfigError(f"The humanoid environment is not available ({exc}).") from exc
+    task = validate_task(task or DEFAULT_HUMANOID_TASK)
+    start = np.asarray(humanoid_pose(task, "start"), dtype=np.float64)
+    goal = np.asarray(humanoid_pose(task, "success"), dtype=np.float64)
+    values = np.linspace(0.0, 1.0, points)
+
+    def render(size: int, look: str) -> np.ndarray:
+        from vlmrm.envs import make_env
+
+        env = make_env(env_name, render_size=size)
+        try:
+            env.reset(seed=0)
+            frames = []
+            for t in values:
+                env.unwrapped.set_qpos(interpolate_qpos(start, goal, float(t)))  # type: ignore[attr-defined]
+                frames.append(env.render())
+            return np.stack(frames).astype(np.uint8, copy=False)
+        finally:
+            env.close()
+
+    return Sweep(env_name, f"pose interpolation, start → {task}", values, 1.0, render)
+
+
+def make_sweep(env: str, points: int = 41, task: str | None = None) -> Sweep:
+    """The standard sweep of ``env``: ``cartpole``, ``mountaincar`` or ``humanoid``."""
+    if points < 2:
+        raise ConfigError(f"A landscape needs at least 2 points, got {points}.")
+    key = env.lower()
+    if key == "cartpole":
+        return cartpole_sweep(points)
+    if key == "mountaincar":
+        return mountaincar_sweep(points)
+    if key.startswith("humanoid"):
+        return humanoid_sweep(points, task, env_name=key)
+    raise ConfigError(f"No landscape sweep for environment {env!r}; choose cartpole, mountaincar or humanoid.")
+
+
+def default_prompts(env: str, task: str | None = None) -> tuple[list[str], list[str]]:
+    """Target and baseline prompts for ``env``: those of its config in ``configs/`` (or the humanoid task's)."""
+    key = env.lower()
+    if key in DEFAULT_PROMPTS:
+        target, baseline = DEFAULT_PROMPTS[key]
+        return list(target), list(baseline)
+    if key.startswith("humanoid"):
+        from vlmrm.envs.humanoid_success import BASELINE_PROMPT, TASK_PROMPTS, validate_task
+
+        return [TASK_PROMPTS[validate_task(task or DEFAULT_HUMANOID_TASK)]], [BASELINE_PROMPT]
+    raise ConfigError(f"No default prompts for environment {env!r}; give --prompt and --baseline.")
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+def compute_landscape(
+    sweep: Sweep,
+    models: Mapping[str, VLMReward],
+    alphas: Sequence[float],
+    looks: Sequence[str] = ("flat",),
+) -> list[dict[str, Any]]:
+    """Score every state of ``sweep`` with every model, alpha and look.
+
+    Returns one row per (look, model, alpha, state) with the columns of :data:`CSV_COLUMNS`; the
+    reward is the raw value of ``reward_from_embeddings`` (no rescaling).
+    """
+    if not alphas:
+        raise ConfigError("Give at least one alpha.")
+    for alpha in alphas:
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha must lie in [0, 1], got {alpha}.")
+    rows: list[dict[str, Any]] = []
+    for look in looks:
+        for name, reward in models.items():
+            if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
+                raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
+            frames = sweep.frames(reward.image_size, look)
+            embeddings = reward.embed_images(frames)
+            for alpha in alphas:
+                values = _to_numpy(reward.reward_from_embeddings(embeddings, alpha=float(alpha)))
+                for i, (state_value, value) in enumerate(zip(sweep.values, values, strict=True)):
+                    rows.append(
+                        {
+                            "env": sweep.env,
+                            "look": look,
+                            "model": name,
+                            "alpha": float(alpha),
+                            "state_index": i,
+                            "variable": sweep.variable,
+                            "state_value": float(state_value),
+                            "goal_value": float(sweep.goal),
+                            "reward": float(value),
+                        }
+                    )
+    return rows
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write landscape rows (see :data:`CSV_COLUMNS`) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: row[key] for key in CSV_COLUMNS})
+    return path
+
+
+def rescale(values: np.ndarray) -> np.ndarray:
+    """Map values linearly onto [0, 1]; a constant curve maps to 0.5."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1e-12 * max(abs(high), 1.0):
+        return np.full_like(values, 0.5)
+    return (values - low) / (high - low)
+
+
+def plot_landscape(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    sweep: Sweep | None = None,
+    title: str | None = None,
+    thumbnails: int = 5,
+) -> Path:
+    """Plot rewards against the swept variable: one panel per (model, look), one line per alpha.
+
+    Each alpha's rewards are rescaled to [0, 1] so curves of different scales compare by shape;
+    the goal state is a dashed vertical line. With ``sweep``, a strip of frames along the sweep
+    heads each look's column.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    looks = list(dict.fromkeys(r["look"] for r in rows))
+    alphas = sorted(dict.fromkeys(float(r["alpha"]) for r in rows))
+    if not rows:
+        raise ValueError("no landscape rows to plot")
+    variable, goal = rows[0]["variable"], float(rows[0]["goal_value"])
+    strip = sweep is not None and thumbnails > 0
+    n_rows = len(models) + (1 if strip else 0)
+    heights = ([0.55] if strip else []) + [1.0] * len(models)
+    fig, axes = plt.subplots(
+        n_rows,
+        len(looks),
+        figsize=(5.2 * len(looks), 1.2 + 2.9 * sum(heights)),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(alphas), 1)))
+    if strip:
+        assert sweep is not None
+        for col, look in enumerate(looks):
+            ax = axes[0][col]
+            picks = np.unique(np.linspace(0, len(sweep.values) - 1, thumbnails).round().astype(int))
+            frames = sweep.thumbnails(look)
+            # Each thumbnail gets a thin grey border (white frames would vanish on the white figure).
+            framed = np.pad(frames, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=150)
+            gap = np.full((framed.shape[1], 6, 3), 255, np.uint8)
+            pieces = []
+            for i in picks:
+                pieces += [framed[i], gap]
+            ax.imshow(np.concatenate(pieces[:-1], axis=1))
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            width = framed.shape[2] + gap.shape[1]
+            ax.set_xticks([i * width + framed.shape[2] / 2 for i in range(len(picks))])
+            ax.set_xticklabels([f"{sweep.values[i]:.2f}" for i in picks], fontsize=8)
+            ax.set_yticks([])
+            ax.set_title(f"{look} look" if len(looks) > 1 else "frames along the sweep", fontsize=10)
+    for row_index, model in enumerate(models):
+        for col, look in enumerate(looks):
+            ax = axes[row_index + (1 if strip else 0)][col]
+            for colour, alpha in zip(colours, alphas, strict=True):
+                sel = [r for r in rows if r["model"] == model and r["look"] == look and float(r["alpha"]) == alpha]
+                sel.sort(key=lambda r: float(r["state_value"]))
+                if not sel:
+                    continue
+                x = np.array([float(r["state_value"]) for r in sel])
+                y = rescale(np.array([float(r["reward"]) for r in sel]))
+                ax.plot(x, y, color=colour, linewidth=2, label=f"α = {alpha:g}")
+            ax.axvline(goal, color="crimson", linestyle="--", linewidth=1.5, label="goal")
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_xlabel(variable)
+            ax.set_ylabel("reward (rescaled)")
+            ax.set_title(f"{model}" + (f" — {look}" if len(looks) > 1 else ""), fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="best")
+    if title:
+        fig.suptitle("\n".join(textwrap.wrap(title, width=55 * len(looks))), fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def load_models(
+    specs: Sequence[str],
+    target_prompts: Sequence[str],
+    baseline_prompts: Sequence[str] | None,
+    device: str = "auto",
+    dtype: str = "fp32",
+    batch_size: int = 64,
+) -> dict[str, VLMReward]:
+    """Load each model spec once, with the given prompts."""
+    from vlmrm.reward import VLMReward
+
+    models: dict[str, VLMReward] = {}
+    for spec in dict.fromkeys(specs):
+        logger.info("loading %s", spec)
+        models[spec] = VLMReward.from_pretrained(
+            spec, target_prompts, baseline_prompts or None, alpha=0.0, device=device, dtype=dtype, batch_size=batch_size
+        )
+    return models
+
+
+def run_landscape(
+    env: str,
+    models: Mapping[str, VLMReward],
+    alphas: Sequence[float],
+    out_dir: str | Path,
+    looks: Sequence[str] = ("flat",),
+    points: int = 41,
+    task: str | None = None,
+    title: str | None = None,
+) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """Sweep ``env``, score the frames, and write ``landscape.csv`` and ``landscape.png`` to ``out_dir``."""
+    sweep = make_sweep(env, points, task)
+    for look in looks:
+        if look not in sweep.looks:
+            raise ConfigError(f"Environment {env!r} has no {look!r} look; looks: {', '.join(sweep.looks)}.")
+    rows = compute_landscape(sweep, models, alphas, looks)
+    out = Path(out_dir)
+    csv_path = write_csv(rows, out / "landscape.csv")
+    png_path = plot_landscape(rows, out / "landscape.png", sweep=sweep, title=title)
+    return csv_path, png_path, rows

@@ -1,0 +1,266 @@
+"""Labelled state datasets: collection, the labelling server's API, and EPIC against labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ColorEmbedder, color_reward_reference
+from vlmrm.cli.main import main
+from vlmrm.envs import make_env
+from vlmrm.errors import CheckpointError, ConfigError
+from vlmrm.evaluation.dataset import (
+    DatasetError,
+    atomic_write_json,
+    binary_labels,
+    collect_dataset,
+    load_dataset,
+    task_sentence,
+)
+from vlmrm.evaluation.epic import pearson_distance
+from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames
+from vlmrm.evaluation.labelling import make_label_server
+from vlmrm.reward import VLMReward
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def cartpole_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "cartpole"
+    collect_dataset("cartpole", out, episodes=2, episode_length=12, every=3, render_size=48, seed=1)
+    return out
+
+
+def test_collect_saves_frames_states_and_a_manifest(cartpole_dataset: Path) -> None:
+    dataset = load_dataset(cartpole_dataset)
+    assert dataset.metadata["env"] == "cartpole" and dataset.metadata["render_size"] == 48
+    assert len(dataset.records) == len(list((cartpole_dataset / "frames").glob("*.png")))
+    assert [r["index"] for r in dataset.records] == list(range(len(dataset.records)))
+    assert {r["episode"] for r in dataset.records} == {0, 1}
+    assert all((r["step"] - 1) % 3 == 0 for r in dataset.records)
+    # Each stored state reproduces its frame exactly.
+    env = make_env("cartpole", render_size=48)
+    env.reset(seed=0)
+    for record in dataset.records:
+        assert len(record["state"]) == 4
+        env.unwrapped.set_state(np.array(record["state"]))
+        stored = np.asarray(Image.open(cartpole_dataset / record["frame"]).convert("RGB"))
+        np.testing.assert_array_equal(env.render(), stored)
+    assert dataset.load_frames().shape == (len(dataset.records), 48, 48, 3)
+
+
+def test_collect_refuses_to_overwrite_and_checks_the_detector(tmp_path: Path, cartpole_dataset: Path) -> None:
+    with pytest.raises(DatasetError, match="not empty"):
+        collect_dataset("cartpole", cartpole_dataset, episodes=1)
+    with pytest.raises(ConfigError, match="no success flag"):
+        collect_dataset("cartpole", tmp_path / "c", episodes=1, episode_length=3, label_with_detector=True)
+    dataset = collect_dataset(
+        "mountaincar", tmp_path / "m", episodes=1, episode_length=6, render_size=32, label_with_detector=True
+    )
+    assert all(r["is_success"] is False for r in dataset.records)
+    assert len(dataset.records[0]["state"]) == 2
+
+
+def test_collect_with_a_stable_baselines3_checkpoint(tmp_path: Path) -> None:
+    from stable_baselines3 import PPO
+
+    env = make_env("cartpole", render_size=32)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, seed=0, device="cpu")
+    model.save(tmp_path / "ppo.zip")
+    code = main(
+        [
+            *("dataset", "collect", "cartpole", "--policy", str(tmp_path / "ppo.zip"), "--episodes", "1"),
+            *("--episode-length", "5", "--render-size", "32", "--deterministic", "--out", str(tmp_path / "d")),
+        ]
+    )
+    assert code == 0
+    dataset = load_dataset(tmp_path / "d")
+    assert dataset.metadata["policy"].endswith("ppo.zip") and 1 <= len(dataset.records) <= 5
+    # A checkpoint for another env is refused with a clear message.
+    with pytest.raises(CheckpointError, match="observations of shape"):
+        collect_dataset("mountaincar", tmp_path / "m", episodes=1, policy=str(tmp_path / "ppo.zip"))
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        collect_dataset("cartpole", tmp_path / "x", episodes=1, policy=str(tmp_path / "missing.zip"))
+
+
+def test_task_sentences() -> None:
+    assert task_sentence("cartpole") == "pole vertically upright on top of the cart"
+    assert task_sentence("a red car on a hill") == "a red car on a hill"
+    with pytest.raises(ConfigError, match="Did you mean 'cartpole'"):
+        task_sentence("cartpol")
+
+
+@pytest.fixture
+def server(tmp_path: Path, cartpole_dataset: Path) -> Iterator[tuple[str, Path]]:
+    labels = tmp_path / "labels.json"
+    srv, _ = make_label_server(cartpole_dataset, "cartpole", task_sentence("cartpole"), labels=labels, port=0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", labels
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def request(url: str, data: dict | None = None) -> tuple[int, bytes]:
+    body = None if data is None else json.dumps(data).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_label_server_api_saves_every_answer_and_resumes(server: tuple[str, Path], cartpole_dataset: Path) -> None:
+    url, labels = server
+    status, body = request(url + "/api/state")
+    state = json.loads(body)
+    assert status == 200 and state["position"] == 0 and state["sentence"].startswith("pole vertically")
+    frames = state["frames"]
+    assert json.loads(labels.read_text())["labels"] == {}  # created at start
+
+    for frame, answer in zip(frames[:3], ["yes", "no", "skip"], strict=True):
+        status, body = request(url + "/api/label", {"frame": frame, "answer": answer})
+        assert status == 200
+        # Written before the reply: the file already holds the answer.
+        assert json.loads(labels.read_text())["labels"][frame] == answer
+    assert json.loads(body)["counts"] == {
+        "yes": 1,
+        "no": 1,
+        "skip": 1,
+        "unlabelled": len(frames) - 3,
+        "total": len(frames),
+    }
+    assert json.loads(request(url + "/api/state")[1])["position"] == 3
+    # Relabelling an earlier frame keeps the resume point.
+    request(url + "/api/label", {"frame": frames[1], "answer": "yes"})
+    saved = json.loads(labels.read_text())
+    assert saved["labels"][frames[1]] == "yes" and saved["task"] == "cartpole"
+
+    assert request(url + "/")[1].startswith(b"<!doctype html>")
+    assert b"addEventListener" in request(url + "/static/app.js")[1]
+    status, png = request(url + "/frames/2")
+    assert status == 200 and png == (cartpole_dataset / frames[2]).read_bytes()
+    for bad in ("/frames/-1", "/frames/999", "/frames/..%2Fmanifest.jsonl", "/nothing"):
+        assert request(url + bad)[0] == 404, bad
+    assert request(url + "/api/label", {"frame": "../etc/passwd", "answer": "yes"})[0] == 400
+    assert request(url + "/api/label", {"frame": frames[0], "answer": "maybe"})[0] == 400
+    assert request(url + "/api/label", {"frame": frames[0]})[0] == 400
+    assert len(json.loads(labels.read_text())["labels"]) == 3
+
+
+def test_labels_of_another_task_are_not_mixed(tmp_path: Path, cartpole_dataset: Path) -> None:
+    labels = tmp_path / "labels.json"
+    atomic_write_json(labels, {"task": "x", "sentence": "a red car", "labels": {}})
+    with pytest.raises(DatasetError, match="another task"):
+        make_label_server(cartpole_dataset, "cartpole", task_sentence("cartpole"), labels=labels, port=0)
+
+
+def write_labels(dataset_dir: Path, answers: dict[str, str], sentence: str = "a red cart") -> None:
+    atomic_write_json(dataset_dir / "labels.json", {"task": "t", "sentence": sentence, "labels": answers})
+
+
+def write_colour_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0) -> np.ndarray:
+    """A dataset of flat-coloured frames, written the way ``collect`` writes one."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, size=(n, 3), dtype=np.uint8)
+    frames = np.broadcast_to(colours[:, None, None, :], (n, size, size, 3)).copy()
+    (root / "frames").mkdir(parents=True)
+    records = []
+    for i, frame in enumerate(frames):
+        name = f"frames/{i:04d}.png"
+        Image.fromarray(frame).save(root / name)
+        records.append({"index": i, "frame": name, "episode": 0, "step": i + 1, "state": colours[i].tolist()})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_json(root / "dataset.json", {"env": "colours", "render_size": size})
+    return frames
+
+
+def test_epic_to_labels_matches_an_independent_computation(tmp_path: Path) -> None:
+    frames_all = write_colour_dataset(tmp_path / "ds")
+    dataset = load_dataset(tmp_path / "ds")
+    # "yes" for reddish frames, with every third frame skipped and two answers flipped (human noise).
+    redness = color_reward_reference(frames_all, (1, 0, 0))
+    answers = {}
+    for i, record in enumerate(dataset.records):
+        red = redness[i] > np.median(redness)
+        answers[record["frame"]] = "skip" if i % 3 == 2 else ("yes" if red != (i in (4, 7)) else "no")
+    labels_file = tmp_path / "my-labels.json"
+    atomic_write_json(labels_file, {"task": "t", "sentence": "a red square", "labels": answers})
+
+    frames, labels, sentence = labelled_frames(dataset, "human", labels_file)
+    kept = [i for i in range(len(dataset.records)) if i % 3 != 2]
+    np.testing.assert_array_equal(frames, frames_all[kept])
+    np.testing.assert_array_equal(labels, [int(answers[dataset.records[i]["frame"]] == "yes") for i in kept])
+    assert sentence == "a red square" and 0 < labels.sum() < len(labels)
+
+    model = VLMReward(ColorEmbedder(), [sentence], ["a blue square"])
+    rows = epic_to_labels({"color": model}, frames, labels, [0.0, 1.0])
+    assert [(r["model"], r["alpha"]) for r in rows] == [("color", 0.0), ("color", 1.0)]
+    expected = pearson_distance(color_reward_reference(frames, (1, 0, 0)), labels)
+    assert rows[0]["epic_distance"] == pytest.approx(expected, abs=1e-5)
+    assert rows[0]["epic_distance"] < 0.5  # the reward follows redness, and so do the labels
+    assert rows[0]["frames"] == len(kept) and rows[0]["positives"] == int(labels.sum())
+    assert math.isclose(rows[0]["epic_distance"], math.sqrt((1 - rows[0]["correlation"]) / 2), abs_tol=1e-9)
+    assert rows[1]["epic_distance"] != pytest.approx(rows[0]["epic_distance"], abs=1e-6)
+
+
+def test_epic_needs_both_answers(tmp_path: Path, cartpole_dataset: Path) -> None:
+    dataset = load_dataset(cartpole_dataset)
+    labels_file = tmp_path / "l.json"
+    atomic_write_json(labels_file, {"sentence": "s", "labels": {r["frame"]: "yes" for r in dataset.records}})
+    with pytest.raises(DatasetError, match="both yes and no"):
+        labelled_frames(dataset, "human", labels_file)
+    with pytest.raises(DatasetError, match="No labels file"):
+        binary_labels(dataset, "human", tmp_path / "none.json")
+    with pytest.raises(DatasetError, match="no detector labels"):
+        binary_labels(dataset, "detector")
+
+
+def test_epic_cli_writes_a_table_csv_and_plot(
+    tmp_path: Path, cartpole_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = load_dataset(cartpole_dataset)
+    answers = {r["frame"]: ("yes" if r["step"] < 5 else "no") for r in dataset.records}
+    labels_file = tmp_path / "labels.json"
+    atomic_write_json(labels_file, {"task": "cartpole", "sentence": task_sentence("cartpole"), "labels": answers})
+    out = tmp_path / "epic"
+    code = main(
+        [
+            *("epic", str(cartpole_dataset), "--model", "tiny-random", "--alpha", "0", "--alpha", "0.5"),
+            *("--labels", str(labels_file), "--out", str(out)),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "EPIC distance" in printed and "tiny-random" in printed
+    with (out / "epic.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["model"], float(r["alpha"])) for r in rows] == [("tiny-random", 0.0), ("tiny-random", 0.5)]
+    for row in rows:
+        assert 0.0 <= float(row["epic_distance"]) <= 1.0
+        assert int(row["frames"]) == len(answers)
+    assert (out / "epic.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["epic", str(tmp_path), "--model", "tiny-random"]) == 2
+    assert "not a dataset directory" in capsys.readouterr().err
+    assert main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "x"), "--option", "oops"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    code = main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "y"), "--option", "textured=true"])
+    assert code == 2 and "Unknown option 'textured'" in capsys.readouterr().err
