@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -17,7 +17,7 @@ from gymnasium import spaces
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from vlmrm.reward import ImageSpec, ImageTextEncoder  # noqa: E402
+from vlmrm.reward import ImageSpec, ImageTextEncoder
 
 
 class ColorEmbedder(ImageTextEncoder):
@@ -27,7 +27,12 @@ class ColorEmbedder(ImageTextEncoder):
     hashed vector, so a reward computed with it follows the picture in a way a test can predict.
     """
 
-    COLORS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "white": (1.0, 1.0, 1.0)}
+    COLORS: ClassVar[dict[str, tuple[float, float, float]]] = {
+        "red": (1.0, 0.0, 0.0),
+        "green": (0.0, 1.0, 0.0),
+        "blue": (0.0, 0.0, 1.0),
+        "white": (1.0, 1.0, 1.0),
+    }
 
     def __init__(self, size: int = 16):
         self.name = "color-embedder"
@@ -58,7 +63,8 @@ class ColorEmbedder(ImageTextEncoder):
 
 def color_reward_reference(frames: np.ndarray, target_rgb: tuple[float, float, float]) -> np.ndarray:
     """What a VLMReward with :class:`ColorEmbedder` and alpha=0 must give, computed independently."""
-    x = np.concatenate([frames.reshape(len(frames), -1, 3).mean(axis=1) / 127.5 - 1, np.full((len(frames), 1), 0.25)], 1)
+    mean_rgb = frames.reshape(len(frames), -1, 3).mean(axis=1) / 127.5 - 1
+    x = np.concatenate([mean_rgb, np.full((len(frames), 1), 0.25)], 1)
     g = np.array([*(2 * np.asarray(target_rgb) - 1), 0.25])
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     g = g / np.linalg.norm(g)
@@ -72,7 +78,7 @@ class StepColorEnv(gym.Env):
     Episodes last ``length`` steps (terminated), the env reward is ``t``.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
     def __init__(self, env_id: int = 0, length: int = 5, size: int = 16, continuous: bool = False):
         self.env_id = env_id

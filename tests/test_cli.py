@@ -23,7 +23,9 @@ def test_help_lists_train(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_config_error_is_one_clear_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("env: {name: cartpole}\nreward: {target_prompts: [x], alpah: 0.5}\nrl: {algorithm: dqn, total_steps: 5}\n")
+    bad.write_text(
+        "env: {name: cartpole}\nreward: {target_prompts: [x], alpah: 0.5}\nrl: {algorithm: dqn, total_steps: 5}\n"
+    )
     assert main(["train", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "error: Invalid config" in err and "Did you mean 'reward.alpha'?" in err

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ColorEmbedder, StepColorEnv, color_reward_reference
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from conftest import ColorEmbedder, StepColorEnv, color_reward_reference
 from vlmrm.reward import VLMReward
 from vlmrm.rl import RelabelingReplayBuffer, RenderFrameInInfo, VecVLMReward, VLMRewardWrapper
 

@@ -71,9 +71,8 @@ def test_cartpole_dqn_writes_every_artefact(tmp_path: Path) -> None:
 
 
 def test_mountaincar_sac_episode_end_batching_trains(tmp_path: Path) -> None:
-    cfg = config(
-        "mountaincar", "sac", 200, tmp_path / "run", n_envs=2, hyperparameters={"learning_starts": 100, "batch_size": 32}
-    )
+    hyperparameters = {"learning_starts": 100, "batch_size": 32}
+    cfg = config("mountaincar", "sac", 200, tmp_path / "run", n_envs=2, hyperparameters=hyperparameters)
     cfg["env"]["options"] = {"terminate_at_goal": False}
     summary = train(config_from_dict(cfg)).summary
     assert summary["total_steps"] == 200

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ColorEmbedder, color_reward_reference
 
+from conftest import ColorEmbedder, color_reward_reference
 from vlmrm.errors import ModelLoadError, PromptError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.architectures import build_random_model
