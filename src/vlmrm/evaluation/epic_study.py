@@ -16,7 +16,6 @@ larger models reach lower distances::
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.dataset import Dataset, DatasetError, binary_labels
 from vlmrm.evaluation.epic import ConstantRewardError, pearson_correlation
+from vlmrm.evaluation.tables import write_rows_csv
 
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
@@ -117,14 +117,7 @@ def epic_to_labels(
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Write the rows of :func:`epic_to_labels` as CSV."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: row[key] for key in CSV_COLUMNS})
-    return path
+    return write_rows_csv(rows, path, CSV_COLUMNS)
 
 
 def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | None = None) -> Path:

@@ -11,7 +11,6 @@ Frames are embedded once per model (and look); each ``alpha`` only re-projects t
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import textwrap
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vlmrm.errors import ConfigError
+from vlmrm.evaluation.tables import write_rows_csv
 
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
@@ -246,14 +246,7 @@ def compute_landscape(
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Write landscape rows (see :data:`CSV_COLUMNS`) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: row[key] for key in CSV_COLUMNS})
-    return path
+    return write_rows_csv(rows, path, CSV_COLUMNS)
 
 
 def rescale(values: np.ndarray) -> np.ndarray:
