@@ -69,7 +69,7 @@ def register_env(spec: EnvSpec) -> EnvSpec:
 
 # Modules whose import registers built-in environments; imported lazily so that importing
 # vlmrm.envs does not load MuJoCo.
-BUILTIN_ENV_MODULES: tuple[str, ...] = ("vlmrm.envs.classic_control",)
+BUILTIN_ENV_MODULES: tuple[str, ...] = ("vlmrm.envs.classic_control", "vlmrm.envs.humanoid")
 
 
 def _ensure_builtin_envs_registered() -> None:

@@ -1,0 +1,349 @@
+"""MuJoCo Humanoid for vision-language rewards: the main experiment of Rocamonde et al. (2023).
+
+The dynamics are Gymnasium's Humanoid-v5 (same model, frame skip, observation and action spaces)
+with two changes the paper made: falling does not end the episode (``terminate_when_unhealthy``
+is off; only the time limit ends it, as truncation), and frames are square ``rgb_array`` images
+of a realistic scene (see :mod:`vlmrm.envs.humanoid_scene`) seen by a camera that follows the
+torso. With ``task`` set, every step reports ``info["is_success"]`` from that task's detector
+(:mod:`vlmrm.envs.humanoid_success`); an episode succeeds when the pose holds for at least half of
+its steps.
+
+MuJoCo chooses its OpenGL backend when it is imported, so this module picks an offscreen backend
+first (:func:`vlmrm.envs.gl.ensure_gl_backend`). Should no backend work, importing still succeeds
+(so other environments stay usable) and building the environment raises the error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from vlmrm.envs.gl import ensure_gl_backend
+from vlmrm.errors import ConfigError, RenderBackendError
+
+try:
+    ensure_gl_backend()
+    _GL_ERROR: RenderBackendError | None = None
+except RenderBackendError as _exc:  # reported when an env is built
+    _GL_ERROR = _exc
+
+# MuJoCo picks its default GL backend when imported: these imports must stay below the call above.
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import utils
+from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
+from gymnasium.wrappers import TimeLimit
+
+from vlmrm.envs.humanoid_scene import build_humanoid_xml, gymnasium_humanoid_xml_path
+from vlmrm.envs.humanoid_success import TASKS, PoseCheck, check_task, validate_task
+from vlmrm.envs.registry import EnvSpec, half_of_steps_succeed, register_env
+
+PAPER_CAMERA: dict[str, Any] = {
+    "distance": 3.5,
+    "lookat": (0.0, 0.0, 1.0),
+    "elevation": -10.0,
+    "azimuth": 180.0,
+}
+"""The paper's camera: 3.5 m away, looking 10 degrees down at the humanoid's front, aimed 1 m up."""
+
+
+def _gl_context(width: int, height: int) -> Any:
+    """An offscreen OpenGL context for the backend named by ``MUJOCO_GL`` *now*.
+
+    Chosen at call time (as Gymnasium does), not when MuJoCo was imported, so rendering works
+    even if something imported MuJoCo before a backend was chosen.
+    """
+    backend = os.environ.get("MUJOCO_GL", "").lower()
+    if backend == "egl":
+        from mujoco.egl import GLContext
+    elif backend == "osmesa":
+        from mujoco.osmesa import GLContext
+    elif backend == "glfw":
+        from mujoco.glfw import GLContext
+    else:
+        GLContext = mujoco.GLContext
+    return GLContext(width, height)
+
+
+class OffscreenRenderer:
+    """Renders square RGB frames (or segmentation) of a MuJoCo model into memory."""
+
+    def __init__(self, model: mujoco.MjModel, size: int, max_geom: int = 1000):
+        self.model = model
+        self.size = size
+        self._context = _gl_context(size, size)
+        self._context.make_current()
+        self.scene = mujoco.MjvScene(model, maxgeom=max_geom)
+        self.option = mujoco.MjvOption()
+        self._perturb = mujoco.MjvPerturb()
+        self._mjr_context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._mjr_context)
+        self._rect = mujoco.MjrRect(0, 0, size, size)
+        self._pixels = np.empty((size, size, 3), dtype=np.uint8)
+
+    def render(
+        self,
+        data: mujoco.MjData,
+        camera: mujoco.MjvCamera,
+        flags: dict[int, bool] | None = None,
+        segmentation: bool = False,
+    ) -> np.ndarray:
+        """An ``(size, size, 3)`` uint8 frame; with ``segmentation`` an ``(size, size, 2)`` int
+        array of ``(object type, object id)`` per pixel, ``(-1, -1)`` for the background."""
+        self._context.make_current()
+        mujoco.mjv_updateScene(
+            self.model, data, self.option, self._perturb, camera, mujoco.mjtCatBit.mjCAT_ALL, self.scene
+        )
+        for flag, value in (flags or {}).items():
+            self.scene.flags[flag] = value
+        self.scene.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = segmentation
+        self.scene.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = segmentation
+        mujoco.mjr_render(self._rect, self.scene, self._mjr_context)
+        mujoco.mjr_readPixels(self._pixels, None, self._rect, self._mjr_context)
+        frame = self._pixels[::-1]
+        if not segmentation:
+            return frame.copy()
+        # Segmentation colours encode the scene geom's segid + 1 (0: background).
+        codes = (
+            frame[..., 0].astype(np.int64)
+            + (frame[..., 1].astype(np.int64) << 8)
+            + (frame[..., 2].astype(np.int64) << 16)
+        )
+        table = np.full((self.scene.ngeom + 1, 2), -1, dtype=np.int64)
+        for i in range(self.scene.ngeom):
+            geom = self.scene.geoms[i]
+            if geom.segid != -1:
+                table[geom.segid + 1] = (geom.objtype, geom.objid)
+        codes[codes > self.scene.ngeom] = 0
+        return table[codes]
+
+    def close(self) -> None:
+        """Free the GL resources."""
+        if self._context is not None:
+            self._context.make_current()
+            self._mjr_context.free()
+            self._context.free()
+            self._context = None
+
+
+class VLMHumanoidEnv(HumanoidEnv):
+    """Humanoid-v5 dynamics, no termination on falling, square frames of a realistic scene.
+
+    See :func:`make_humanoid` for the arguments.
+    """
+
+    def __init__(
+        self,
+        render_size: int = 224,
+        task: str | None = None,
+        textured: bool = True,
+        shadows: bool = True,
+        reflections: bool = True,
+        skybox: bool = True,
+        antialiasing: bool = True,
+        camera_distance: float = PAPER_CAMERA["distance"],
+        camera_elevation: float = PAPER_CAMERA["elevation"],
+        camera_azimuth: float = PAPER_CAMERA["azimuth"],
+        camera_lookat: Sequence[float] = PAPER_CAMERA["lookat"],
+        camera_tracking: bool = True,
+        reset_noise_scale: float = 1e-2,
+    ):
+        if render_size <= 0:
+            raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
+        self.task = None if task is None else validate_task(task)
+        self.render_size = int(render_size)
+        self.textured = bool(textured)
+        self.antialiasing = bool(antialiasing)
+        self.render_flags = {
+            mujoco.mjtRndFlag.mjRND_SHADOW: bool(shadows),
+            mujoco.mjtRndFlag.mjRND_REFLECTION: bool(reflections),
+            mujoco.mjtRndFlag.mjRND_SKYBOX: bool(skybox),
+        }
+        lookat = np.asarray(camera_lookat, dtype=np.float64)
+        if lookat.shape != (3,):
+            raise ConfigError(f"camera_lookat must be three numbers (x, y, z), got {camera_lookat!r}.")
+        if camera_distance <= 0:
+            raise ConfigError(f"camera_distance must be positive, got {camera_distance}.")
+        self.camera_lookat = lookat
+        self.camera_tracking = bool(camera_tracking)
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        self.camera.distance = float(camera_distance)
+        self.camera.elevation = float(camera_elevation)
+        self.camera.azimuth = float(camera_azimuth)
+        self.camera.lookat[:] = lookat
+        self._renderer: OffscreenRenderer | None = None
+        HumanoidEnv.__init__(
+            self,
+            xml_file=str(gymnasium_humanoid_xml_path()),
+            terminate_when_unhealthy=False,
+            reset_noise_scale=reset_noise_scale,
+            render_mode="rgb_array",
+            width=self.render_size,
+            height=self.render_size,
+        )
+        utils.EzPickle.__init__(
+            self,
+            render_size=render_size,
+            task=task,
+            textured=textured,
+            shadows=shadows,
+            reflections=reflections,
+            skybox=skybox,
+            antialiasing=antialiasing,
+            camera_distance=camera_distance,
+            camera_elevation=camera_elevation,
+            camera_azimuth=camera_azimuth,
+            camera_lookat=tuple(lookat),
+            camera_tracking=camera_tracking,
+            reset_noise_scale=reset_noise_scale,
+        )
+
+    def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """Build the model from the project's scene instead of reading Gymnasium's file."""
+        xml, assets = build_humanoid_xml(
+            textured=self.textured, offscreen_size=self.render_size, antialiasing=self.antialiasing
+        )
+        model = mujoco.MjModel.from_xml_string(xml, assets)
+        return model, mujoco.MjData(model)
+
+    # -- task -----------------------------------------------------------------------------
+
+    def check_pose(self, task: str | None = None) -> PoseCheck:
+        """Run ``task``'s detector (default: this env's task) on the current state."""
+        task = self.task if task is None else task
+        if task is None:
+            raise ConfigError(f"No task to check; pass one of: {', '.join(TASKS)}.")
+        return check_task(task, self.model, self.data)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+        """Step Humanoid-v5; with a task, add ``is_success`` and ``success_margin`` to ``info``.
+
+        ``success_margin`` is the detector's raw value: the smallest slack of its rules, >= 0
+        exactly when the pose counts as the task.
+        """
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.task is not None:
+            check = self.check_pose()
+            info["is_success"] = check.success
+            info["success_margin"] = check.margin
+        return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def set_qpos(self, qpos: Sequence[float] | np.ndarray) -> None:
+        """Put the humanoid in the pose ``qpos`` (length ``model.nq``), at rest, and update positions."""
+        qpos = np.asarray(qpos, dtype=np.float64)
+        if qpos.shape != (self.model.nq,):
+            raise ConfigError(f"qpos must have {self.model.nq} numbers, got shape {qpos.shape}.")
+        self.set_state(qpos, np.zeros(self.model.nv))
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def update_camera(self) -> mujoco.MjvCamera:
+        """Aim the camera: with tracking, ``camera_lookat`` is offset by the torso's floor position."""
+        lookat = self.camera_lookat.copy()
+        if self.camera_tracking:
+            lookat[:2] += self.data.body("torso").xpos[:2]
+        self.camera.lookat[:] = lookat
+        return self.camera
+
+    def _render(self, segmentation: bool = False) -> np.ndarray:
+        if self._renderer is None:
+            if _GL_ERROR is not None:
+                raise _GL_ERROR
+            self._renderer = OffscreenRenderer(self.model, self.render_size)
+        return self._renderer.render(self.data, self.update_camera(), self.render_flags, segmentation)
+
+    def render(self) -> np.ndarray:  # type: ignore[override]
+        """A ``(render_size, render_size, 3)`` uint8 frame of the current state."""
+        return self._render()
+
+    def body_mask(self) -> np.ndarray:
+        """A ``(render_size, render_size)`` boolean mask of the pixels that show the humanoid.
+
+        Rendered as segmentation with the same camera as :meth:`render`.
+        """
+        objects = self._render(segmentation=True)
+        is_geom = (objects[..., 0] == mujoco.mjtObj.mjOBJ_GEOM) & (objects[..., 1] >= 0)
+        mask = np.zeros(objects.shape[:2], dtype=bool)
+        mask[is_geom] = self.model.geom_bodyid[objects[..., 1][is_geom]] != 0
+        return mask
+
+    def close(self) -> None:
+        """Free the renderer's OpenGL context."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        super().close()
+
+
+def make_humanoid(
+    render_size: int = 224,
+    episode_length: int = 100,
+    task: str | None = None,
+    textured: bool = True,
+    shadows: bool = True,
+    reflections: bool = True,
+    skybox: bool = True,
+    antialiasing: bool = True,
+    camera_distance: float = PAPER_CAMERA["distance"],
+    camera_elevation: float = PAPER_CAMERA["elevation"],
+    camera_azimuth: float = PAPER_CAMERA["azimuth"],
+    camera_lookat: Sequence[float] = PAPER_CAMERA["lookat"],
+    camera_tracking: bool = True,
+    reset_noise_scale: float = 1e-2,
+) -> gym.Env:
+    """Humanoid-v5 that never terminates, truncated after ``episode_length`` steps.
+
+    Args:
+        render_size: frames are ``render_size`` x ``render_size`` RGB.
+        episode_length: steps per episode (100 in the paper; a step is 15 ms of simulation).
+        task: one of ``kneeling, lotus, standing, arms-raised, splits, hands-on-hips,
+            arms-crossed, one-leg``, or ``None``. When set, ``info["is_success"]`` at each step
+            comes from the task's detector and ``info["success_margin"]`` holds its raw value;
+            without a task, ``info`` has no ``is_success``.
+        textured: the realistic scene (sky, stone-tile floor, light metallic body); ``False``
+            keeps Gymnasium's look.
+        shadows: render shadows (about half the frame rate on a CPU renderer).
+        reflections: render floor reflections (the textured floor reflects nothing anyway).
+        skybox: draw the sky; without it the background is black.
+        antialiasing: 4x multisampling; off renders 2-3 times faster on a CPU, with jagged edges.
+        camera_distance: metres from the point the camera looks at (paper: 3.5).
+        camera_elevation: degrees; negative looks down (paper: -10).
+        camera_azimuth: degrees; 180 looks at the humanoid's front as it starts (paper: 180).
+        camera_lookat: the point looked at, ``(x, y, z)`` in metres (paper: ``(0, 0, 1)``).
+        camera_tracking: add the torso's floor position (x, y) to ``camera_lookat`` at every
+            frame, so the camera follows the humanoid at a constant height.
+        reset_noise_scale: uniform noise on the initial joint positions and velocities.
+    """
+    if _GL_ERROR is not None:
+        raise _GL_ERROR
+    env = VLMHumanoidEnv(
+        render_size=render_size,
+        task=task,
+        textured=textured,
+        shadows=shadows,
+        reflections=reflections,
+        skybox=skybox,
+        antialiasing=antialiasing,
+        camera_distance=camera_distance,
+        camera_elevation=camera_elevation,
+        camera_azimuth=camera_azimuth,
+        camera_lookat=camera_lookat,
+        camera_tracking=camera_tracking,
+        reset_noise_scale=reset_noise_scale,
+    )
+    return TimeLimit(env, max_episode_steps=episode_length)
+
+
+register_env(
+    EnvSpec(
+        name="humanoid",
+        factory=make_humanoid,
+        default_episode_length=100,
+        description="MuJoCo Humanoid-v5 without termination, realistic scene, tracking camera; option task=...",
+        uses_mujoco=True,
+        episode_success=half_of_steps_succeed,
+    )
+)
