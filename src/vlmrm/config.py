@@ -7,6 +7,7 @@ closest valid name) instead of a silently ignored setting.
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,18 @@ class RewardConfig(_Section):
         default=None,
         description="Score whole episodes at once and relabel the replay buffer; default: on for SAC/DQN.",
     )
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="Where frames are scored: in the training process, or by a pool of Ray actors."
+    )
+    num_workers: int | None = Field(
+        default=None, gt=0, description="Ray backend: reward-model actors; default one per GPU, else one CPU actor."
+    )
+    cpus_per_worker: int | None = Field(
+        default=None, gt=0, description="Ray backend: CPUs (torch threads) per actor; default 1 on GPUs, else a share."
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray backend: cluster to join; default $RAY_ADDRESS, else a new local cluster."
+    )
 
     @field_validator("target_prompts", "baseline_prompts")
     @classmethod
@@ -58,10 +71,17 @@ class RewardConfig(_Section):
                 raise ValueError(f"prompt {i} is empty; write a sentence that describes the scene")
         return prompts
 
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, model: str) -> str:
+        if not model.strip():
+            raise ValueError("the model is empty; name one, e.g. openai/clip-vit-base-patch32 or tiny-random")
+        return model
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"):
+        if device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit()):
             return device
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
@@ -81,7 +101,7 @@ class RLConfig(_Section):
     algorithm: Literal["sac", "dqn", "ppo"] = Field(description="sac (continuous), dqn (discrete), ppo (either).")
     total_steps: int = Field(gt=0, description="Environment steps summed over all envs.")
     n_envs: int = Field(default=1, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the envs, the algorithm and torch.")
     policy: str = "MlpPolicy"
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the stable-baselines3 algorithm."
@@ -100,6 +120,13 @@ class LoggingConfig(_Section):
     keep_checkpoints: int = Field(default=3, gt=0, description="How many recent checkpoints to keep.")
     save_replay_buffer: bool | None = Field(default=None, description="Default: on for off-policy algorithms.")
     progress_bar: bool = True
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir_named(cls, run_dir: str | None) -> str | None:
+        if run_dir is not None and not run_dir.strip():
+            raise ValueError("the run directory is empty; give a path or leave it out (default runs/<env>-<date>)")
+        return run_dir
 
 
 class TrainConfig(_Section):
@@ -144,8 +171,96 @@ def format_validation_error(
             lines.append(f"  {dotted}: required field is missing.")
         else:
             message = item["msg"].removeprefix("Value error, ")
-            lines.append(f"  {dotted}: {message} (got {item.get('input')!r}).")
+            value = item.get("input")
+            hint = ""
+            if item["type"] == "int_parsing" and isinstance(value, str) and _looks_like_float(value):
+                hint = f" YAML reads {value} as text; write the number in full, e.g. {int(float(value))}."
+            lines.append(f"  {dotted}: {message} (got {value!r}).{hint}")
     return "\n".join(lines)
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        return float(text).is_integer()
+    except ValueError:
+        return False
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _env_problems(env: EnvConfig) -> list[str]:
+    from pydantic import TypeAdapter
+
+    from vlmrm.envs.registry import get_env_spec
+
+    try:
+        spec = get_env_spec(env.name)
+    except ConfigError as exc:
+        return [f"env.name: {exc}"]
+    valid = spec.option_names()
+    try:
+        hints = typing.get_type_hints(spec.factory)
+    except Exception:  # unresolvable annotations: check names only
+        hints = {}
+    problems = []
+    for key, value in env.options.items():
+        if key not in valid:
+            problems.append(
+                f"env.options.{key}: unknown option for environment {spec.name!r}.{_closest(key, valid)} "
+                f"Valid options: {', '.join(valid) or '(none)'}."
+            )
+        elif key in hints:
+            try:
+                adapter = TypeAdapter(hints[key])
+                # Strict: "no" is not a bool. YAML has no tuples, so containers are checked leniently.
+                adapter.validate_python(value, strict=not isinstance(value, list | dict))
+            except ValidationError as exc:
+                message = exc.errors()[0]["msg"]
+                problems.append(f"env.options.{key}: {message} (got {value!r}).")
+            except Exception:  # a type pydantic cannot check: the env will
+                pass
+    return problems
+
+
+def _rl_problems(config: TrainConfig) -> list[str]:
+    rl = config.rl
+    problems = []
+    if config.reward.episode_end_batching and rl.algorithm == "ppo":
+        problems.append(
+            "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo; set it to false."
+        )
+    if not rl.hyperparameters and rl.policy == "MlpPolicy":
+        return problems  # nothing that needs stable-baselines3 to check
+    from vlmrm.rl.algorithms import ALGORITHMS, check_hyperparameters
+
+    cls = ALGORITHMS[rl.algorithm]
+    policies = sorted(getattr(cls, "policy_aliases", {}))
+    if policies and rl.policy not in policies:
+        problems.append(
+            f"rl.policy: {cls.__name__} has no policy {rl.policy!r}.{_closest(rl.policy, policies)} "
+            f"Valid: {', '.join(policies)}."
+        )
+    try:
+        check_hyperparameters(rl.algorithm, rl.hyperparameters)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def config_problems(config: TrainConfig) -> list[str]:
+    """What field types and ranges cannot say: env names and options, policies, algorithm arguments."""
+    return _env_problems(config.env) + _rl_problems(config)
+
+
+def check_config(config: TrainConfig, source: str = "config") -> TrainConfig:
+    """Raise :class:`ConfigError` listing every problem :func:`config_problems` finds."""
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError("\n".join([f"Invalid {source}:", *(f"  {problem}" for problem in problems)]))
+    return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -195,9 +310,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
     try:
-        return TrainConfig.model_validate(data)
+        config = TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, TrainConfig, source)) from None
+    return check_config(config, source)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

@@ -37,3 +37,20 @@ class RunDirectoryError(VLMRMError):
 
 class RewardError(VLMRMError, RuntimeError):
     """The reward model produced an unusable value (NaN or infinity)."""
+
+
+class WriteError(VLMRMError, RuntimeError):
+    """A file of a run could not be written (disk full, quota, read-only file system, permissions)."""
+
+
+class TrainingInterrupted(VLMRMError):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; the message says how to resume.
+
+    ``exit_code`` is the shell's convention for the signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    def __init__(self, message: str, exit_code: int, step: int, checkpoint: str | None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.step = step
+        self.checkpoint = checkpoint

@@ -1,4 +1,4 @@
-"""stable-baselines3 callbacks: VLM and env returns in TensorBoard, progress, evaluation, checkpoints."""
+"""stable-baselines3 callbacks: VLM and env returns in TensorBoard, progress, evaluation, checkpoints, interrupts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
+from vlmrm.rl.checkpoints import atomic_write
 from vlmrm.rl.evaluation import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.video import write_video
@@ -48,6 +49,14 @@ class EpisodeReturnLogger(BaseCallback):
             self.logger.record("rollout/env_return", float(np.mean(self.env_returns)))
             self.logger.record("rollout/episodes", self.episodes)
         return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"vlm_returns": list(self.vlm_returns), "env_returns": list(self.env_returns), "episodes": self.episodes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.vlm_returns.extend(state["vlm_returns"])
+        self.env_returns.extend(state["env_returns"])
+        self.episodes = int(state["episodes"])
 
 
 class StopAtTotalSteps(BaseCallback):
@@ -92,7 +101,11 @@ class ProgressBar(BaseCallback):
 
 
 class EvaluationCallback(BaseCallback):
-    """Every ``eval_freq`` steps evaluate the policy; every ``video_freq`` steps write an mp4 of it."""
+    """Every ``eval_freq`` steps evaluate the policy; every ``video_freq`` steps write an mp4 of it.
+
+    No periodic evaluation happens at or after ``final_step``: the trainer's final evaluation
+    (``run(..., video=True)``) covers that step, and each step is logged once.
+    """
 
     def __init__(
         self,
@@ -103,6 +116,7 @@ class EvaluationCallback(BaseCallback):
         video_dir: Path,
         episode_success: Callable[[Sequence[bool]], bool] | None = None,
         fps: int = 30,
+        final_step: int | None = None,
     ):
         super().__init__()
         self.eval_env = eval_env
@@ -112,10 +126,12 @@ class EvaluationCallback(BaseCallback):
         self.video_dir = video_dir
         self.episode_success = episode_success
         self.fps = fps
+        self.final_step = final_step
         self.history: list[dict[str, Any]] = []
         self._previous = 0
 
-    def _init_callback(self) -> None:
+    def _on_training_start(self) -> None:
+        # The step learning (re)starts at: 0, or a resumed run's checkpoint step.
         self._previous = self.num_timesteps
 
     def run(self, step: int, episodes: int, video: bool) -> EvaluationResult:
@@ -132,16 +148,26 @@ class EvaluationCallback(BaseCallback):
             "success_rate": result.success_rate,
         }
         if video and result.frames:
-            path = write_video(result.frames, self.video_dir / f"step_{step:010d}.mp4", fps=self.fps)
+            # Atomic: a kill or a full disk mid-encode leaves no truncated mp4 behind.
+            path = self.video_dir / f"step_{step:010d}.mp4"
+            atomic_write(path, lambda tmp: write_video(result.frames, tmp, fps=self.fps), tmp_suffix=".mp4")
             entry["video"] = str(path)
         self.history.append(entry)
         self.logger.dump(step)
         return result
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+
     def _on_step(self) -> bool:
         due_eval = crossed(self._previous, self.num_timesteps, self.eval_freq)
         due_video = crossed(self._previous, self.num_timesteps, self.video_freq)
         self._previous = self.num_timesteps
+        if self.final_step is not None and self.num_timesteps >= self.final_step:
+            return True
         if due_eval or due_video:
             self.run(self.num_timesteps, self.eval_episodes if due_eval else 1, video=due_video)
         return True
@@ -156,7 +182,8 @@ class CheckpointCallback(BaseCallback):
         self.save = save
         self._previous = 0
 
-    def _init_callback(self) -> None:
+    def _on_training_start(self) -> None:
+        # The step learning (re)starts at: 0, or a resumed run's checkpoint step.
         self._previous = self.num_timesteps
 
     def _on_step(self) -> bool:
@@ -165,3 +192,14 @@ class CheckpointCallback(BaseCallback):
             logger.debug("checkpoint written: %s", path)
         self._previous = self.num_timesteps
         return True
+
+
+class StopOnInterrupt(BaseCallback):
+    """Stop learning after the current step once ``interrupted()`` is true (SIGINT or SIGTERM received)."""
+
+    def __init__(self, interrupted: Callable[[], bool]):
+        super().__init__()
+        self.interrupted = interrupted
+
+    def _on_step(self) -> bool:
+        return not self.interrupted()

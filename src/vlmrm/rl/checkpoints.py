@@ -1,32 +1,69 @@
-"""Checkpoints written atomically, so a kill during a write never destroys the previous one."""
+"""Checkpoints written atomically, so a kill or a full disk during a write never destroys the previous one.
+
+A checkpoint at step ``N`` is::
+
+    checkpoints/step_<N>.zip          the stable-baselines3 model (policy, optimiser, step counter, ...)
+                                      plus a ``vlmrm_state.pkl`` member: RNG states, trainer state and
+                                      the size and SHA-256 of the replay buffer file
+    checkpoints/step_<N>.replay.pkl   the replay buffer (off-policy algorithms, ``logging.save_replay_buffer``)
+
+The replay buffer is written first and the zip last, each with :func:`atomic_write`: a checkpoint
+exists once its zip exists, and the zip records what its replay buffer must look like, so a
+half-written or mismatched pair is recognised and skipped (see :func:`find_latest_good_checkpoint`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import pickle
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from vlmrm.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.zip$")
+REPLAY_SUFFIX = ".replay.pkl"
+CORRUPT_SUFFIX = ".corrupt"
+STATE_MEMBER = "vlmrm_state.pkl"  # not *.pth: stable-baselines3 would try to load it as a state dict
+STATE_FORMAT = 1
+_TEMP_MARK = ".tmp"
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
     return directory / f"step_{step:010d}.zip"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def replay_path(checkpoint: Path) -> Path:
+    """``step_<N>.replay.pkl`` next to ``step_<N>.zip``."""
+    return checkpoint.with_suffix(REPLAY_SUFFIX)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], tmp_suffix: str = "") -> None:
     """Call ``write(tmp_path)``, fsync the file, then rename it over ``path``.
 
     The rename is atomic on POSIX file systems: readers see either the old file or the complete
-    new one. On failure (a full disk, say) the temporary file is removed and ``path`` is untouched.
+    new one. On failure (a full disk, say) the temporary file is removed, ``path`` is untouched and
+    the ``OSError`` names ``path`` (not the temporary file). ``tmp_suffix`` ends the temporary
+    file's name, for writers that pick a format by extension (``".mp4"``, ``".png"``). A process
+    killed mid-write leaves a hidden ``.<name>.<random>.tmp<suffix>`` file; :func:`remove_temp_files`
+    deletes those.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_MARK + tmp_suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -35,9 +72,37 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Delete the temporary files that writes killed half-way left in ``directory``."""
+    removed = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.name.startswith(".") and _TEMP_MARK in path.name and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
@@ -52,9 +117,149 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def prune_checkpoints(directory: Path, keep: int, companions: tuple[str, ...] = ()) -> None:
+def prune_checkpoints(directory: Path, keep: int, companions: tuple[str, ...] = (REPLAY_SUFFIX,)) -> None:
     """Delete all but the newest ``keep`` checkpoints (and their companion files, by suffix)."""
     for _, path in list_checkpoints(directory)[:-keep] if keep > 0 else []:
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # the zip first: a kill here leaves an orphan replay buffer, not a broken pair
         for suffix in companions:
             path.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def remove_orphan_companions(directory: Path) -> list[Path]:
+    """Delete replay buffers whose checkpoint zip does not exist (a write interrupted between the two)."""
+    removed = []
+    if directory.is_dir():
+        for path in directory.glob(f"step_*{REPLAY_SUFFIX}"):
+            if not path.with_name(path.name.removesuffix(REPLAY_SUFFIX) + ".zip").exists():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_buffer: bool) -> Path:
+    """Write ``model`` (and its replay buffer) as the checkpoint ``path`` with ``state`` inside the zip.
+
+    Raises ``OSError`` naming the file that could not be written; the previous checkpoints are
+    untouched either way.
+    """
+    state = {**state, "format": STATE_FORMAT, "replay_buffer": None}
+    if save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
+        replay = replay_path(path)
+        info: dict[str, Any] = {}
+
+        def write_replay(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                pickle.dump(model.replay_buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            info.update(file=replay.name, size=tmp.stat().st_size, sha256=_sha256(tmp))
+
+        atomic_write(replay, write_replay, tmp_suffix=".pkl")
+        state["replay_buffer"] = info
+
+    def write_zip(tmp: Path) -> None:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(STATE_MEMBER, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+
+    atomic_write(path, write_zip, tmp_suffix=".zip")
+    return path
+
+
+@dataclass
+class CheckpointInfo:
+    """A checkpoint that passed :func:`verify_checkpoint`."""
+
+    step: int
+    path: Path
+    state: dict[str, Any] | None  # None: written by a vlmrm without resume support
+    replay: Path | None = None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # newer checkpoints that were corrupt
+
+
+def _step_of(path: Path) -> int:
+    match = CHECKPOINT_PATTERN.match(path.name)
+    if match is None:
+        raise CheckpointError(f"{str(path)!r} is not a checkpoint file (expected checkpoints/step_<N>.zip).")
+    return int(match.group(1))
+
+
+def _problem(path: Path) -> tuple[dict[str, Any] | None, Path | None, str | None]:
+    """``(state, replay_path, None)`` for a sound checkpoint, ``(None, None, why)`` otherwise."""
+    try:
+        if path.stat().st_size == 0:
+            return None, None, "it is empty (truncated)"
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = {"data", "policy.pth"} - names
+            if missing:
+                return None, None, f"it is truncated or corrupt (the archive lacks {', '.join(sorted(missing))})"
+            bad = archive.testzip()
+            if bad is not None:
+                return None, None, f"it is corrupt (member {bad!r} fails its CRC check)"
+            state = pickle.loads(archive.read(STATE_MEMBER)) if STATE_MEMBER in names else None
+    except FileNotFoundError:
+        return None, None, "the file does not exist"
+    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, ValueError, OSError) as exc:
+        return None, None, f"it is truncated or corrupt ({exc})"
+    replay = None
+    info = (state or {}).get("replay_buffer")
+    if info:
+        replay = path.parent / info["file"]
+        if not replay.is_file():
+            return None, None, f"its replay buffer {replay.name} is missing"
+        size = replay.stat().st_size
+        if size != info["size"]:
+            return None, None, f"its replay buffer {replay.name} has {size} bytes, not {info['size']} (truncated)"
+        if _sha256(replay) != info["sha256"]:
+            return None, None, f"its replay buffer {replay.name} does not match its SHA-256 (corrupt)"
+    return state, replay, None
+
+
+def verify_checkpoint(path: Path) -> CheckpointInfo:
+    """Check that ``path`` is a complete checkpoint; raise :class:`CheckpointError` naming the last good one if not."""
+    path = Path(path)
+    state, replay, why = _problem(path)
+    if why is None:
+        return CheckpointInfo(_step_of(path), path, state, replay)
+    older = [p for step, p in list_checkpoints(path.parent) if step < _step_of(path)]
+    good = next((p for p in reversed(older) if _problem(p)[2] is None), None)
+    hint = f" The last good checkpoint is {good}." if good else " There is no older good checkpoint."
+    raise CheckpointError(f"Checkpoint {path} is unusable: {why}.{hint}")
+
+
+def find_latest_good_checkpoint(directory: Path) -> CheckpointInfo | None:
+    """The newest sound checkpoint in ``directory`` (``None`` when there is none at all).
+
+    Newer checkpoints that are truncated or corrupt are listed in ``skipped`` (the caller warns);
+    when every checkpoint is unusable, :class:`CheckpointError` lists them.
+    """
+    skipped: list[tuple[Path, str]] = []
+    for step, path in reversed(list_checkpoints(directory)):
+        state, replay, why = _problem(path)
+        if why is None:
+            return CheckpointInfo(step, path, state, replay, skipped)
+        skipped.append((path, why))
+    if skipped:
+        listing = "\n".join(f"  {path}: {why}" for path, why in skipped)
+        raise CheckpointError(
+            f"No usable checkpoint in {directory}:\n{listing}\n"
+            "Move these files away to resume from step 0, or start a new run."
+        )
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupt checkpoint (and its replay buffer) to ``*.corrupt``: out of the way, not deleted."""
+    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    os.replace(path, target)
+    replay = replay_path(path)
+    if replay.exists():
+        os.replace(replay, replay.with_name(replay.name + CORRUPT_SUFFIX))
+    return target

@@ -1,0 +1,190 @@
+"""Faults during a run: NaN rewards, a full disk, a failing build, a busy run directory, signals."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from faultkit import NaNEmbedder, frame_of_png, run_config, use_color_reward
+from vlmrm.cli.main import main
+from vlmrm.config import config_from_dict
+from vlmrm.errors import ConfigError, RewardError, RunDirectoryError
+from vlmrm.rl.guards import GracefulInterrupt, RewardGuard, RunLock
+from vlmrm.rl.trainer import resume, train
+
+pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+
+
+def write_config(tmp_path: Path, cfg: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:.*already returned terminated = True")  # terminate_on_fall=false
+@pytest.mark.parametrize(
+    ("episode_end_batching", "nan_call", "step", "where"),
+    [
+        # Step mode: one call per vector step of 2 envs; the 5th is step 10.
+        (False, 5, 10, "(env 0)"),
+        # Episode-end batching: both envs end their 20-step episodes every 40 steps; the 3rd call is step 120.
+        (True, 3, 120, "(frame 0 of the 40 episode frames scored when episodes ended (episode-end batching))"),
+    ],
+)
+def test_a_nan_reward_stops_the_run_and_saves_the_frame(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    episode_end_batching: bool,
+    nan_call: int,
+    step: int,
+    where: str,
+) -> None:
+    run_dir = tmp_path / "run"
+    cfg = run_config(run_dir, 200, eval_freq=0)
+    cfg["rl"]["n_envs"] = 2
+    cfg["env"]["options"] = {"terminate_on_fall": False}  # every episode lasts 20 steps
+    cfg["reward"]["episode_end_batching"] = episode_end_batching
+    use_color_reward(monkeypatch, NaNEmbedder(nan_call=nan_call))
+    assert main(["train", str(write_config(tmp_path, cfg))]) == 2
+    err = capsys.readouterr().err
+    png = run_dir / "bad_frames" / f"step_{step:010d}_{'frame' if episode_end_batching else 'env'}_0.png"
+    assert list((run_dir / "bad_frames").iterdir()) == [png]
+    frames = 40 if episode_end_batching else 2
+    assert (
+        f"error: The reward model returned NaN for 1 of {frames} frames at step {step} {where}. "
+        f"Training stopped before the value reached the policy. The offending frames:\n  {png}\n"
+        "Check the reward model on these frames (reward.model; reward.dtype=fp16 can overflow, try fp32)."
+    ) in err
+    assert frame_of_png(png).shape == (16, 16, 3)
+    assert "Traceback" not in err
+    assert (run_dir / "config.yaml").is_file()  # the run directory stays usable
+
+
+def test_reward_guard_checks_shape_and_infinity(tmp_path: Path) -> None:
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    frames[1] = 200
+    guard = RewardGuard(lambda f: np.array([0.0, np.inf, 1.0]), tmp_path, step=lambda: 7, label="eval_env")
+    with pytest.raises(RewardError, match=r"returned infinity for 1 of 3 frames at step 7 \(eval_env 1\)"):
+        guard(frames)
+    assert (frame_of_png(tmp_path / "step_0000000007_eval_env_1.png") == 200).all()
+    with pytest.raises(RewardError, match=r"rewards of shape \(2,\) for 3 frames at step 7"):
+        RewardGuard(lambda f: np.zeros(2), tmp_path, step=lambda: 7)(frames)
+    np.testing.assert_array_equal(RewardGuard(lambda f: np.ones(3), tmp_path)(frames), np.ones(3, np.float32))
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    use_color_reward(monkeypatch)
+    real_save = BaseAlgorithm.save
+    calls = []
+
+    def save_then_disk_full(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:  # the checkpoint at step 100: write half of it, then the disk is full
+            real_save(self, path, *args, **kwargs)
+            Path(path).write_bytes(Path(path).read_bytes()[:1000])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(BaseAlgorithm, "save", save_then_disk_full)
+    assert main(["train", str(write_config(tmp_path, run_config(run_dir, 150)))]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"error: Could not write {checkpoints / 'step_0000000100.zip'}: No space left on device [ENOSPC].\n"
+        "Free disk space (logging.keep_checkpoints and logging.save_replay_buffer=false use less).\n"
+        f"The previous checkpoint {checkpoints / 'step_0000000050.zip'} is intact; once fixed, resume with:\n"
+        f"  vlmrm train --resume {run_dir}\n"
+    ) in err
+    assert sorted(p.name for p in checkpoints.iterdir() if p.suffix == ".zip") == ["step_0000000050.zip"]
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")], "no temporary file is left"
+    assert DQN.load(checkpoints / "step_0000000050.zip").num_timesteps == 50
+
+    monkeypatch.setattr(BaseAlgorithm, "save", real_save)  # space freed
+    summary = resume(run_dir).summary
+    assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [50]
+    assert not (checkpoints / "step_0000000100.zip.corrupt").exists()
+
+
+def test_a_full_disk_during_a_video_names_the_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vlmrm.rl.callbacks as callbacks
+
+    run_dir = tmp_path / "run"
+    use_color_reward(monkeypatch)
+
+    def disk_full(frames, path, fps=30):
+        Path(path).write_bytes(b"\0" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(callbacks, "write_video", disk_full)
+    assert main(["train", str(write_config(tmp_path, run_config(run_dir, 100, video_freq=60)))]) == 2
+    err = capsys.readouterr().err
+    video = run_dir / "videos" / "step_0000000060.mp4"
+    assert f"error: Could not write {video}: No space left on device [ENOSPC]." in err
+    assert f"The previous checkpoint {run_dir / 'checkpoints' / 'step_0000000050.zip'} is intact" in err
+    assert list((run_dir / "videos").iterdir()) == []  # neither a torn mp4 nor a temporary file
+
+
+def test_envs_and_reward_are_closed_when_the_algorithm_cannot_be_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vlmrm.rl.trainer as trainer
+
+    use_color_reward(monkeypatch)
+    closed: list[str] = []
+    real_make_vec_env = trainer.make_vec_env
+
+    def tracked_make_vec_env(**kwargs):
+        venv = real_make_vec_env(**kwargs)
+        real_close = venv.close
+        venv.close = lambda: (closed.append("env"), real_close())
+        return venv
+
+    def failing_make_algorithm(*args, **kwargs):
+        raise ConfigError("stable-baselines3 rejected the rl settings")
+
+    monkeypatch.setattr(trainer, "make_vec_env", tracked_make_vec_env)
+    monkeypatch.setattr(trainer, "make_algorithm", failing_make_algorithm)
+    with pytest.raises(ConfigError, match="rejected"):
+        train(config_from_dict(run_config(tmp_path / "run", 100)))
+    assert closed == ["env", "env"]  # the training envs and the evaluation env
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config(run_dir, 100)))
+    use_color_reward(monkeypatch)
+    with RunLock(run_dir), pytest.raises(RunDirectoryError) as info:
+        resume(run_dir)
+    assert str(info.value) == (
+        f"Run directory {str(run_dir)!r} is in use by another vlmrm process (pid {os.getpid()}). "
+        "Wait for it to finish or stop it (it writes a checkpoint on SIGTERM), then resume."
+    )
+
+
+def test_graceful_interrupt_flags_the_first_signal_and_gives_way_to_the_second() -> None:
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    with GracefulInterrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupt.received == signal.SIGTERM and interrupt.exit_code == 143
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+    with GracefulInterrupt() as interrupt, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.received == signal.SIGINT and interrupt.exit_code == 130
+        os.kill(os.getpid(), signal.SIGINT)  # the second one interrupts at once
+    assert {signum: signal.getsignal(signum) for signum in before} == before

@@ -1,0 +1,211 @@
+"""Interrupt runs for real (SIGTERM, SIGKILL, truncation) and resume them.
+
+"No gap or overlap" in the logs is defined by :func:`faultkit.assert_no_gap_or_overlap`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from stable_baselines3 import DQN
+
+from faultkit import (
+    ROOT,
+    assert_no_gap_or_overlap,
+    events_file_steps,
+    events_files,
+    run_config,
+    use_color_reward,
+)
+from vlmrm.cli.main import main
+from vlmrm.config import config_from_dict
+from vlmrm.errors import CheckpointError
+from vlmrm.rl.checkpoints import find_latest_good_checkpoint, list_checkpoints, verify_checkpoint
+from vlmrm.rl.trainer import resume, train
+
+pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+
+
+def wait_for(condition, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the run ended early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "vlmrm.cli.main", "train", str(ROOT / "configs" / "cartpole.yaml"),
+        "--set", "reward.model=tiny-random", "--set", "rl.total_steps=100000", "--set", "env.episode_length=20",
+        "--set", "env.render_size=64", "--set", "rl.hyperparameters.learning_starts=40",
+        "--set", "rl.hyperparameters.train_freq=8", "--set", "rl.hyperparameters.gradient_steps=2",
+        "--set", "rl.hyperparameters.buffer_size=2000", "--set", "logging.checkpoint_freq=40",
+        "--set", "logging.eval_freq=20", "--set", "logging.eval_episodes=1", "--set", "logging.video_freq=0",
+        "--set", "logging.progress_bar=false", "--run-dir", str(run_dir),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for(lambda: (run_dir / "checkpoints" / "step_0000000040.zip").exists(), 240, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    match = re.search(r"Training interrupted by SIGTERM at step (\d+) of 100000; checkpoint written: (\S+)", stderr)
+    assert match, stderr
+    step, checkpoint = int(match.group(1)), Path(match.group(2))
+    assert checkpoint == run_dir / "checkpoints" / f"step_{step:010d}.zip" and step >= 40
+    assert DQN.load(checkpoint).num_timesteps == step
+    assert (run_dir / "checkpoints" / f"step_{step:010d}.replay.pkl").is_file()
+    resume_line = stderr.split("Resume with:\n", 1)[1].splitlines()[0].strip()
+    assert resume_line == f"vlmrm train --resume {shlex.quote(str(run_dir))}"
+
+    # Resume with the printed command, in this process (no second start-up), to a total of step + 60.
+    total = (step // 20 + 3) * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*shlex.split(resume_line)[1:], "--set", f"rl.total_steps={total}"]) == 0
+    final = DQN.load(run_dir / "checkpoints" / f"step_{total:010d}.zip")
+    assert final.num_timesteps == total
+    assert "total_steps: 100000" not in (run_dir / "config.yaml").read_text()
+    # The interrupted process logged up to its checkpoint step, the resumed one after it.
+    first, second = events_files(run_dir / "logs")
+    assert max(events_file_steps(first)) <= step < min(events_file_steps(second))
+    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=20, total_steps=total)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 150-step run with checkpoints at 50, 100 and 150 and evaluations every 25 steps."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_color_reward(monkeypatch)
+        train(config_from_dict(run_config(run_dir, 150)))
+    return run_dir
+
+
+def test_resume_falls_back_past_a_truncated_checkpoint(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # as if killed before the end
+    checkpoints = run_dir / "checkpoints"
+    newest = checkpoints / "step_0000000150.zip"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a torn write
+    leftover = checkpoints / ".step_0000000200.zip.x1y2z3.tmp.zip"  # what a kill mid-write leaves
+    leftover.write_bytes(b"partial")
+
+    with pytest.raises(CheckpointError) as info:
+        verify_checkpoint(newest)
+    assert str(info.value).startswith(f"Checkpoint {newest} is unusable: it is truncated or corrupt")
+    assert str(info.value).endswith(f"The last good checkpoint is {checkpoints / 'step_0000000100.zip'}.")
+
+    use_color_reward(monkeypatch)
+    with caplog.at_level("WARNING"):
+        result = resume(run_dir)
+    assert (
+        f"checkpoint {newest} is unusable (it is truncated or corrupt" in caplog.text
+        and f"resuming from {checkpoints / 'step_0000000100.zip'} instead" in caplog.text
+    )
+    assert result.summary["total_steps"] == 150 and result.summary["resumed_at_steps"] == [100]
+    assert (checkpoints / "step_0000000150.zip.corrupt").is_file()  # set aside, not deleted
+    assert not leftover.exists()
+    assert DQN.load(newest).num_timesteps == 150  # written again by the resumed run
+    assert [step for step, _ in list_checkpoints(checkpoints)] == [50, 100, 150]
+    # Steps 101-150 were logged twice (before the kill and after the resume) but appear once.
+    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+
+
+def test_resume_restores_counters_replay_buffer_and_trainer_state(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    use_color_reward(monkeypatch)
+    before = DQN.load(run_dir / "checkpoints" / "step_0000000150.zip")
+    before.load_replay_buffer(run_dir / "checkpoints" / "step_0000000150.replay.pkl")
+    assert main(["train", "--resume", str(run_dir), "--set", "rl.total_steps=200"]) == 0
+    after = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
+    after.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
+    assert after.num_timesteps == 200 and after._n_updates > before._n_updates
+    # The buffer kept the first 150 steps' transitions (one step per checkpoint is not stored).
+    assert after.replay_buffer.pos == before.replay_buffer.pos + 50 - 1
+    # Transitions of the episode running at step 150 were dropped from the pending relabelling list.
+    assert all(pos >= before.replay_buffer.pos for pos in after.replay_buffer._pending[0])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [entry["step"] for entry in summary["eval_history"]] == [25, 50, 75, 100, 125, 150, 175, 200]
+    assert summary["resumed_at_steps"] == [150]
+    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=200)
+
+
+def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # killed after the final checkpoint, before the summary
+    before = (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes()
+    use_color_reward(monkeypatch)
+    summary = resume(run_dir).summary
+    assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [150]
+    assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # no training, no new checkpoint
+    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+
+
+KILL_MID_WRITE = textwrap.dedent(
+    """
+    import importlib.util, sys, time
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("checkpoints", sys.argv[1])
+    checkpoints = sys.modules["checkpoints"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checkpoints)  # without importing torch: the kill comes sooner
+
+    def slow_write(tmp):
+        with open(tmp, "wb") as handle:
+            handle.write(b"PK" + b"0" * 4096)
+            handle.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+
+    checkpoints.atomic_write(Path(sys.argv[2]), slow_write, tmp_suffix=".zip")
+    """
+)
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_checkpoints(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    target = checkpoints / "step_0000000200.zip"
+    module = ROOT / "src" / "vlmrm" / "rl" / "checkpoints.py"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_MID_WRITE, str(module), str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "writing"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+    assert not target.exists()
+    assert [p.name for p in checkpoints.iterdir() if p.name.startswith(".")], "the torn temporary file is left"
+    latest = find_latest_good_checkpoint(checkpoints)
+    assert latest is not None and latest.step == 150 and latest.skipped == []
+    assert DQN.load(latest.path).num_timesteps == 150
