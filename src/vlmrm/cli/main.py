@@ -18,7 +18,14 @@ from vlmrm import __version__
 from vlmrm.errors import VLMRMError
 
 # One module per subcommand, in the order --help lists them.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("vlmrm.cli.train",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "vlmrm.cli.train",
+    "vlmrm.cli.landscape",
+    "vlmrm.cli.dataset",
+    "vlmrm.cli.epic",
+    "vlmrm.cli.render",
+    "vlmrm.cli.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    # PyOpenGL announces at INFO level that an optional accelerator module is missing: noise.
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except VLMRMError as exc:

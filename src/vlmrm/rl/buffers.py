@@ -5,6 +5,13 @@ placeholders. This buffer remembers where each env's running episode was stored;
 ``infos[i]["vlm_episode_rewards"]`` arrives with the episode's last transition, it writes the
 rewards in place and marks those transitions ready. ``sample`` draws only ready transitions, so
 no gradient step ever sees a placeholder.
+
+With :class:`~vlmrm.rl.vec_env.VecVLMReward` ``overlap=True`` the rewards of a finished episode
+are still being computed when its last transition is stored: ``info["vlm_episode_rewards"]`` is
+then a :class:`~vlmrm.rl.vec_env.PendingRewards`. The buffer remembers that episode's positions
+and writes the rewards when they are known (checked at every ``add`` and ``sample``; ``sample``
+waits for them when nothing else is ready). A position overwritten in the meantime (a ring
+buffer smaller than the delay) is left alone, so a late reward never lands on another transition.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from vlmrm.rl.vec_env import EPISODE_REWARDS_KEY
+from vlmrm.rl.vec_env import EPISODE_REWARDS_KEY, PendingRewards
 
 
 class RelabelingReplayBuffer(ReplayBuffer):
@@ -28,6 +35,11 @@ class RelabelingReplayBuffer(ReplayBuffer):
         super().__init__(*args, **kwargs)
         self.ready = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
         self._pending: list[list[int]] = [[] for _ in range(self.n_envs)]
+        # Which add() wrote each position, so that late rewards skip positions overwritten since.
+        self._written_by = np.full(self.buffer_size, -1, dtype=np.int64)
+        self._adds = 0
+        # Finished episodes whose rewards are being computed: (env index, positions, writers, rewards).
+        self._in_flight: list[tuple[int, np.ndarray, np.ndarray, PendingRewards]] = []
 
     def add(
         self,
@@ -38,8 +50,11 @@ class RelabelingReplayBuffer(ReplayBuffer):
         done: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
+        self.receive_rewards()
         pos = self.pos
         self.ready[pos] = False
+        self._written_by[pos] = self._adds
+        self._adds += 1
         super().add(obs, next_obs, action, reward, done, infos)
         for env_index, info in enumerate(infos):
             pending = self._pending[env_index]
@@ -57,14 +72,51 @@ class RelabelingReplayBuffer(ReplayBuffer):
                     f"env {env_index}: {len(episode_rewards)} episode rewards for {len(pending)} stored transitions; "
                     "was the vector env reset without resetting the buffer?"
                 )
-            self.rewards[pending, env_index] = episode_rewards
-            self.ready[pending, env_index] = True
+            positions = np.asarray(pending, dtype=np.int64)
             pending.clear()
+            if isinstance(episode_rewards, PendingRewards):
+                self._in_flight.append((env_index, positions, self._written_by[positions].copy(), episode_rewards))
+            else:
+                self.rewards[positions, env_index] = episode_rewards
+                self.ready[positions, env_index] = True
+
+    def receive_rewards(self, wait: bool = False) -> int:
+        """Write the rewards of finished episodes that have been scored (all of them with ``wait``).
+
+        Returns the number of episodes still waiting for their rewards. Raises the scorer's error.
+        """
+        waiting = []
+        for entry in self._in_flight:
+            env_index, positions, writers, episode_rewards = entry
+            if not (wait or episode_rewards.done()):
+                waiting.append(entry)
+                continue
+            values = episode_rewards.result()
+            intact = self._written_by[positions] == writers
+            self.rewards[positions[intact], env_index] = values[intact]
+            self.ready[positions[intact], env_index] = True
+        self._in_flight = waiting
+        return len(waiting)
 
     def num_ready(self) -> int:
         return int(self.ready.sum())
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Futures do not pickle: a saved buffer holds every reward computed so far.
+        self.receive_rewards(wait=True)
+        return self.__dict__.copy()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # Buffers pickled before late rewards existed.
+        if "_written_by" not in state:
+            self._written_by = np.full(self.buffer_size, -1, dtype=np.int64)
+            self._adds = 0
+            self._in_flight = []
+
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        if self.receive_rewards() and not self.ready.any():
+            self.receive_rewards(wait=True)
         ready = np.flatnonzero(self.ready)
         if ready.size == 0:
             raise RuntimeError(

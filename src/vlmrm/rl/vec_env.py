@@ -10,10 +10,28 @@ Two modes:
   :class:`~vlmrm.rl.buffers.RelabelingReplayBuffer`, which writes them over the placeholder
   rewards (0) stored for that episode's transitions. Large batches use the model far better
   than one frame per env per step.
+
+Episode mode with ``overlap=True`` scores finished episodes in a background thread while the
+envs keep stepping and rendering, so a run goes at the pace of the slower of rendering and the
+model instead of their sum (torch releases the GIL inside its kernels). The episode's rewards
+are then not known when it ends: ``info["vlm_episode_rewards"]`` holds a
+:class:`PendingRewards` (a future of that episode's rewards, one per step, in order) which the
+replay buffer resolves when it completes, and ``info["vlm_episode"]`` (the returns) arrives in
+the info of a later step of the same env. The step that ends an episode returns the
+placeholder 0 like the others. Queued work is bounded by ``max_in_flight_frames`` (by default
+two batches, or one round of episodes of all envs if that is more): when the model falls behind,
+stepping waits for it.
+
+Frames are stacked and scored ``max_batch_frames`` at a time, so memory holds the running
+episodes' frames, the frames in flight and one stacked chunk, never a run's worth.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any, Literal
 
 import numpy as np
@@ -25,25 +43,173 @@ from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY, RewardFn
 EPISODE_REWARDS_KEY = "vlm_episode_rewards"
 RewardMode = Literal["step", "episode"]
 
+DEFAULT_MAX_BATCH_FRAMES = 256
+"""Frames stacked into one array for one scoring call when ``reward_fn`` has no ``batch_size``."""
+
+
+def score_frames(reward_fn: RewardFn, frames: Sequence[np.ndarray], max_batch_frames: int) -> np.ndarray:
+    """Score frames (a stacked array or a list), passing at most ``max_batch_frames`` at a time to ``reward_fn``."""
+    stack = (lambda chunk: chunk) if isinstance(frames, np.ndarray) else np.stack
+    scored = [
+        np.asarray(reward_fn(stack(frames[start : start + max_batch_frames])), dtype=np.float32).reshape(-1)
+        for start in range(0, len(frames), max_batch_frames)
+    ]
+    return np.concatenate(scored) if scored else np.zeros(0, dtype=np.float32)
+
+
+class PendingRewards:
+    """The rewards of one finished episode, still being computed by a background thread.
+
+    ``len()`` is the episode's length; :meth:`result` blocks until the rewards are known and
+    returns them as float32 ``(length,)``, in step order (or raises the scorer's exception).
+    """
+
+    def __init__(self, job: Future, start: int, stop: int):
+        self._job = job
+        self._start = start
+        self._stop = stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def done(self) -> bool:
+        return self._job.done()
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        return self._job.result(timeout)[self._start : self._stop]
+
+
+class BackgroundScorer:
+    """One thread that scores finished episodes, coalescing queued ones into one batch.
+
+    While the thread is busy, episodes queue up; it then takes as many as fit into
+    ``max_batch_frames`` (at least one), so a slow model sees large batches and a fast one small
+    delays. :meth:`submit` waits while more than ``limit`` frames would be queued or being scored
+    (one episode is always accepted), which bounds memory.
+    """
+
+    def __init__(self, reward_fn: RewardFn, max_batch_frames: int):
+        self.reward_fn = reward_fn
+        self.max_batch_frames = max_batch_frames
+        self._queue: deque[tuple[list[np.ndarray], Future]] = deque()
+        self._in_flight_frames = 0
+        self._closed = False
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="vlmrm-reward-scorer", daemon=True)
+        self._thread.start()
+
+    @property
+    def in_flight_frames(self) -> int:
+        with self._condition:
+            return self._in_flight_frames
+
+    def submit(self, frames: list[np.ndarray], limit: int) -> PendingRewards:
+        job: Future = Future()
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the background reward scorer was closed")
+            while self._in_flight_frames and self._in_flight_frames + len(frames) > limit:
+                self._condition.wait()
+            self._queue.append((frames, job))
+            self._in_flight_frames += len(frames)
+            self._condition.notify_all()
+        return PendingRewards(job, 0, len(frames))
+
+    def drain(self) -> None:
+        """Wait until every submitted episode has been scored."""
+        with self._condition:
+            while self._in_flight_frames:
+                self._condition.wait()
+
+    def close(self) -> None:
+        """Score what was submitted, then stop the thread."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._thread.join()
+
+    def _take_batch(self) -> list[tuple[list[np.ndarray], Future]] | None:
+        with self._condition:
+            while not self._queue and not self._closed:
+                self._condition.wait()
+            if not self._queue:
+                return None
+            batch = [self._queue.popleft()]
+            size = len(batch[0][0])
+            while self._queue and size + len(self._queue[0][0]) <= self.max_batch_frames:
+                size += len(self._queue[0][0])
+                batch.append(self._queue.popleft())
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            frames = [frame for episode, _ in batch for frame in episode]
+            try:
+                rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
+                start = 0
+                for episode, job in batch:
+                    job.set_result(rewards[start : start + len(episode)])
+                    start += len(episode)
+            except BaseException as exc:  # delivered to whoever waits on the rewards
+                for _, job in batch:
+                    if not job.done():
+                        job.set_exception(exc)
+            with self._condition:
+                self._in_flight_frames -= len(frames)
+                self._condition.notify_all()
+
 
 class VecVLMReward(VecEnvWrapper):
     """Replace the rewards of a vector env with VLM rewards of the frames in ``info["frame"]``.
 
     The wrapped envs must be wrapped in :class:`~vlmrm.rl.wrappers.RenderFrameInInfo`.
     ``last_frames`` holds the frames of the latest step (for videos).
+
+    Args:
+        venv: the vector env.
+        reward_fn: uint8 frames ``(N, H, W, 3)`` -> float32 rewards ``(N,)``.
+        mode: ``"step"`` or ``"episode"`` (see the module docstring).
+        overlap: in episode mode, score finished episodes in a background thread while the envs
+            keep stepping (rewards then arrive as :class:`PendingRewards`).
+        max_batch_frames: most frames stacked for one ``reward_fn`` call; default
+            ``reward_fn.batch_size`` when it has one, else 256.
+        max_in_flight_frames: with ``overlap``, most frames of finished episodes queued for or
+            being scored before stepping waits; default the larger of ``2 * max_batch_frames`` and
+            ``num_envs`` times the longest episode so far (so envs that end together do not stall).
     """
 
-    def __init__(self, venv: VecEnv, reward_fn: RewardFn, mode: RewardMode = "step"):
+    def __init__(
+        self,
+        venv: VecEnv,
+        reward_fn: RewardFn,
+        mode: RewardMode = "step",
+        overlap: bool = False,
+        max_batch_frames: int | None = None,
+        max_in_flight_frames: int | None = None,
+    ):
         super().__init__(venv)
         if mode not in ("step", "episode"):
             raise ValueError(f"mode must be 'step' or 'episode', got {mode!r}")
+        if overlap and mode != "episode":
+            raise ValueError("overlap=True needs mode='episode': in step mode each step's rewards are needed at once")
+        if max_batch_frames is None:
+            max_batch_frames = int(getattr(reward_fn, "batch_size", None) or DEFAULT_MAX_BATCH_FRAMES)
+        if max_batch_frames <= 0 or (max_in_flight_frames is not None and max_in_flight_frames <= 0):
+            raise ValueError("max_batch_frames and max_in_flight_frames must be positive")
         self.reward_fn = reward_fn
         self.mode = mode
+        self.overlap = overlap
+        self.max_batch_frames = max_batch_frames
+        self.max_in_flight_frames = max_in_flight_frames
+        self._longest_episode = 0
         self.last_frames: np.ndarray | None = None
         self._episode_frames: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
         self._vlm_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._env_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._scorer = BackgroundScorer(reward_fn, max_batch_frames) if overlap else None
+        # Overlap: (env index, pending rewards, env return, length) of episodes whose returns are not reported yet.
+        self._unreported: deque[tuple[int, PendingRewards, float, int]] = deque()
 
     def reset(self) -> Any:
         self._episode_frames = [[] for _ in range(self.num_envs)]
@@ -68,18 +234,23 @@ class VecVLMReward(VecEnvWrapper):
         self._env_returns += env_rewards
         self._lengths += 1
         if self.mode == "step":
-            rewards = np.asarray(self.reward_fn(frames), dtype=np.float32)
+            rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
+        elif self._scorer is not None:
+            rewards = self._submit_finished_episodes(frames, dones, infos)
         else:
             rewards = self._episode_end_rewards(frames, dones, infos)
         self._vlm_returns += rewards
         for i in np.flatnonzero(dones):
-            infos[i][EPISODE_KEY] = {
-                "vlm_return": float(self._vlm_returns[i]),
-                "env_return": float(self._env_returns[i]),
-                "length": int(self._lengths[i]),
-            }
+            if self._scorer is None:
+                infos[i][EPISODE_KEY] = {
+                    "vlm_return": float(self._vlm_returns[i]),
+                    "env_return": float(self._env_returns[i]),
+                    "length": int(self._lengths[i]),
+                }
             self._vlm_returns[i] = self._env_returns[i] = 0.0
             self._lengths[i] = 0
+        if self._scorer is not None:
+            self._report_scored_episodes(infos)
         return obs, rewards, dones, infos
 
     def _episode_end_rewards(self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
@@ -90,7 +261,7 @@ class VecVLMReward(VecEnvWrapper):
         if finished.size == 0:
             return rewards
         episodes = [self._episode_frames[i] for i in finished]
-        scored = np.asarray(self.reward_fn(np.stack([f for episode in episodes for f in episode])), dtype=np.float32)
+        scored = score_frames(self.reward_fn, [f for episode in episodes for f in episode], self.max_batch_frames)
         start = 0
         for i, episode in zip(finished, episodes, strict=True):
             episode_rewards = scored[start : start + len(episode)]
@@ -103,6 +274,59 @@ class VecVLMReward(VecEnvWrapper):
             self._episode_frames[i] = []
         return rewards
 
+    def _submit_finished_episodes(
+        self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]
+    ) -> np.ndarray:
+        assert self._scorer is not None
+        for i, frame in enumerate(frames):
+            self._episode_frames[i].append(frame)
+        for i in np.flatnonzero(dones):
+            self._longest_episode = max(self._longest_episode, len(self._episode_frames[i]))
+            limit = self.max_in_flight_frames or max(2 * self.max_batch_frames, self.num_envs * self._longest_episode)
+            pending = self._scorer.submit(self._episode_frames[i], limit)
+            self._episode_frames[i] = []
+            infos[i][EPISODE_REWARDS_KEY] = pending
+            self._unreported.append((int(i), pending, float(self._env_returns[i]), int(self._lengths[i])))
+        return np.zeros(self.num_envs, dtype=np.float32)
+
+    def _report_scored_episodes(self, infos: list[dict[str, Any]], wait: bool = False) -> None:
+        """Put the returns of scored episodes, oldest first, into ``info["vlm_episode"]`` of their env.
+
+        One report per env and step; the rest wait for the next step. A scorer error is raised here.
+        """
+        kept: deque[tuple[int, PendingRewards, float, int]] = deque()
+        while self._unreported:
+            entry = self._unreported.popleft()
+            i, pending, env_return, length = entry
+            if (wait or pending.done()) and EPISODE_KEY not in infos[i]:
+                episode_rewards = pending.result()
+                infos[i][EPISODE_KEY] = {
+                    "vlm_return": float(episode_rewards.sum(dtype=np.float64)),
+                    "env_return": env_return,
+                    "length": length,
+                }
+            else:
+                kept.append(entry)
+        self._unreported = kept
+
+    def drain(self) -> None:
+        """With ``overlap``: wait until every finished episode has been scored (no-op otherwise)."""
+        if self._scorer is not None:
+            self._scorer.drain()
+
+    def running_episode_frames(self) -> list[list[np.ndarray]]:
+        """Episode mode: the frames kept for each env's running episode, not scored yet."""
+        return self._episode_frames
+
     def pending_frames(self) -> int:
         """Frames kept for running episodes (bounded by the episode length times the number of envs)."""
         return sum(len(frames) for frames in self._episode_frames)
+
+    def in_flight_frames(self) -> int:
+        """With ``overlap``: frames of finished episodes queued for or being scored."""
+        return 0 if self._scorer is None else self._scorer.in_flight_frames
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
+        super().close()

@@ -1,0 +1,115 @@
+"""``vlmrm bench ENV --model SPEC``: how fast frames become rewards, next to the paper's way."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="Measure render, embed and end-to-end reward throughput against the paper authors' way.",
+        description="Measure, on the same weights and env seeds: render-only frames/s, embed-only images/s, "
+        "end-to-end rewarded env steps/s through the training wrappers (per-step, episode-end batches, and "
+        "episode-end batches scored while the envs step), and the same work done the paper authors' way "
+        "(fp32, native render size resized bicubically, per step). Prints a table and ends with "
+        "'end_to_end_speedup_vs_reference_style: X' and 'end_to_end_over_embed_only: X'. Example: "
+        "vlmrm bench cartpole --model random:openai/clip-vit-base-patch32 --n-envs 4",
+    )
+    parser.add_argument("env", help="cartpole, mountaincar or humanoid.")
+    parser.add_argument(
+        "--model", required=True, help="Model spec, e.g. tiny-random or random:openai/clip-vit-base-patch32."
+    )
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="Model dtype (default: auto)."
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
+    parser.add_argument("--n-envs", type=int, default=4, help="Envs in the vector env (default: 4).")
+    parser.add_argument("--batch", type=int, default=64, help="Model batch size (default: 64).")
+    parser.add_argument("--steps", type=int, default=100, help="Vector steps per measurement (default: 100).")
+    parser.add_argument("--repeats", type=int, default=3, help="Repeats; figures are medians (default: 3).")
+    parser.add_argument("--episode-length", type=int, help="Time limit (default: the env's).")
+    parser.add_argument(
+        "--vec-env", default="dummy", choices=["dummy", "subproc"], help="Vector env kind (default: dummy)."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Env and action seed (default: 0).")
+    parser.add_argument("--no-reference", action="store_true", help="Skip the reference-style measurement.")
+    parser.add_argument("--json", dest="json_path", metavar="FILE", help="Write every figure to this JSON file.")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from vlmrm.benchmark import BenchSettings, run_benchmark
+    from vlmrm.errors import ConfigError
+
+    try:
+        settings = BenchSettings(
+            env=args.env,
+            model=args.model,
+            dtype=args.dtype,
+            device=args.device,
+            n_envs=args.n_envs,
+            batch=args.batch,
+            steps=args.steps,
+            repeats=args.repeats,
+            episode_length=args.episode_length,
+            vec_env=args.vec_env,
+            seed=args.seed,
+            reference=not args.no_reference,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    err = Console(stderr=True)
+    with warnings.catch_warnings():
+        # Say once that random weights are meaningless, not once per model copy.
+        warnings.filterwarnings("once", message="vlmrm: model")
+        result = run_benchmark(settings, log=lambda message: err.print(message, highlight=False))
+
+    out = Console(file=sys.stdout, width=120)
+    table = Table(
+        title=f"vlmrm bench {settings.env}: {result.model_name} ({result.dtype}), {settings.n_envs} envs, "
+        f"batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats"
+    )
+    table.add_column("measurement")
+    table.add_column("median", justify="right")
+    table.add_column("unit")
+    table.add_column("all repeats", justify="right")
+    table.add_column("peak RSS MiB", justify="right")
+    for name, phase in result.phases.items():
+        label = name + (" *" if name == result.best_end_to_end else "")
+        table.add_row(
+            label,
+            f"{phase.median:.2f}",
+            phase.unit,
+            " ".join(f"{rate:.2f}" for rate in phase.rates),
+            f"{max(phase.peak_rss_mib):.0f}",
+        )
+    out.print(table)
+    ref_shape = "x".join(str(s) for s in result.reference_frame_shape[:2]) if result.reference_frame_shape else "-"
+    out.print(
+        f"* best end-to-end mode (highest median), used for the ratios; ratios are medians of per-repeat ratios.\n"
+        f"Frames rendered at {result.image_size}x{result.image_size} (no resize); reference frames {ref_shape} "
+        f"(HxW) resized bicubically in fp32.\nPeak RSS: {result.memory['method']}; after loading "
+        f"{result.memory['peak_rss_after_load_mib']:.0f} MiB. Load average at start "
+        f"{result.machine['load_average'][0] if result.machine['load_average'] else '-'}, at end "
+        f"{result.machine['load_average_end'][0] if result.machine['load_average_end'] else '-'}.",
+        highlight=False,
+    )
+    print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
+    if args.json_path:
+        path = Path(args.json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result.to_dict(), indent=2))
+        print(f"wrote {path}")
+    speedup = result.speedup_vs_reference
+    print(f"end_to_end_speedup_vs_reference_style: {'n/a' if speedup is None else f'{speedup:.2f}'}")
+    print(f"end_to_end_over_embed_only: {result.end_to_end_over_embed_only:.2f}")
+    return 0
