@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 from stable_baselines3 import DQN, PPO, SAC
 
@@ -79,6 +80,39 @@ def test_mountaincar_sac_episode_end_batching_trains(tmp_path: Path) -> None:
     assert summary["eval_success_rate"] is not None  # MountainCar reports reaching the flag
     model = SAC.load(tmp_path / "run" / "checkpoints" / "step_0000000200.zip")
     assert model.num_timesteps == 200
+
+
+def test_overlapped_scoring_fills_the_replay_buffer_like_inline_scoring(tmp_path: Path) -> None:
+    """A background thread scores finished episodes; the saved buffer holds the same rewards as inline scoring."""
+    # learning_starts = total: no gradient step, so both runs take the same actions on the same frames.
+    hyperparameters = {"learning_starts": 200, "train_freq": 4}
+    buffers = {}
+    for overlap in (False, True):
+        run_dir = tmp_path / f"overlap_{overlap}"
+        cfg = config("cartpole", "dqn", 200, run_dir, n_envs=2, hyperparameters=hyperparameters)
+        cfg["reward"]["overlap_scoring"] = overlap
+        summary = train(config_from_dict(cfg)).summary
+        assert summary["overlap_scoring"] is overlap and summary["total_steps"] == 200
+        model = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
+        model.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
+        buffers[overlap] = model.replay_buffer
+    inline, overlapped = buffers[False], buffers[True]
+    assert overlapped._in_flight == []  # saving waited for every scored episode
+    assert inline.ready.sum() >= 2 * 50  # every env finished at least one 50-step episode
+    np.testing.assert_array_equal(overlapped.ready, inline.ready)
+    np.testing.assert_array_equal(overlapped.observations, inline.observations)
+    ready = inline.ready
+    assert np.all(inline.rewards[ready] != 0)  # relabelled, not placeholders
+    np.testing.assert_allclose(overlapped.rewards[ready], inline.rewards[ready], rtol=1e-5, atol=1e-6)
+
+
+def test_overlapped_scoring_defaults_off_on_a_cpu_and_needs_episode_batching(tmp_path: Path) -> None:
+    cfg = config("cartpole", "dqn", 100, tmp_path / "run", hyperparameters={"learning_starts": 100})
+    assert train(config_from_dict(cfg)).summary["overlap_scoring"] is False
+    cfg = config("cartpole", "ppo", 64, tmp_path / "ppo", hyperparameters={"n_steps": 32, "batch_size": 32})
+    cfg["reward"]["overlap_scoring"] = True
+    with pytest.raises(ConfigError, match=r"reward\.overlap_scoring: needs episode-end batching"):
+        train(config_from_dict(cfg))
 
 
 def test_ppo_uses_per_step_rewards(tmp_path: Path) -> None:

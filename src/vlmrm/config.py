@@ -50,6 +50,13 @@ class RewardConfig(_Section):
         default=None,
         description="Score whole episodes at once and relabel the replay buffer; default: on for SAC/DQN.",
     )
+    overlap_scoring: bool | None = Field(
+        default=None,
+        description=(
+            "Episode-end batching: score finished episodes in a background thread while the envs step; "
+            "default: on when the model runs on a GPU or Ray workers, off on a CPU (both would share its cores)."
+        ),
+    )
     backend: Literal["local", "ray"] = Field(
         default="local", description="Where frames are scored: in the training process, or by a pool of Ray actors."
     )
@@ -231,6 +238,13 @@ def _rl_problems(config: TrainConfig) -> list[str]:
     if config.reward.episode_end_batching and rl.algorithm == "ppo":
         problems.append(
             "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo; set it to false."
+        )
+    batching = config.reward.episode_end_batching
+    batching_off = batching is False or (batching is None and rl.algorithm == "ppo")
+    if config.reward.overlap_scoring and batching_off:
+        problems.append(
+            "reward.overlap_scoring: needs episode-end batching (an off-policy algorithm, sac or dqn, with "
+            "reward.episode_end_batching not false); set it to false."
         )
     if not rl.hyperparameters and rl.policy == "MlpPolicy":
         return problems  # nothing that needs stable-baselines3 to check
