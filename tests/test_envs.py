@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,3 +58,18 @@ def test_unknown_env_and_option() -> None:
         make_env("cartpol")
     with pytest.raises(ConfigError, match="Did you mean 'terminate_at_goal'"):
         make_env("mountaincar", terminate_at_gaol=True)
+
+
+def test_classic_control_envs_do_not_load_mujoco() -> None:
+    """MuJoCo's import probes for a GL backend and logs; a CartPole run must not pay for it."""
+    code = (
+        "import sys\n"
+        "import vlmrm.envs.humanoid_tasks\n"
+        "assert 'gymnasium' not in sys.modules, 'the task list pulled in gymnasium'\n"
+        "from vlmrm.envs import get_env_spec, make_env\n"
+        "make_env('cartpole', render_size=32).close()\n"
+        "make_env('mountaincar', render_size=32).close()\n"
+        "assert 'mujoco' not in sys.modules, 'a classic-control env loaded mujoco'\n"
+        "assert get_env_spec('humanoid').uses_mujoco\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -14,7 +14,8 @@ from PIL import Image
 
 from vlmrm.envs import gl
 from vlmrm.envs.humanoid import PAPER_CAMERA, VLMHumanoidEnv
-from vlmrm.envs.humanoid_success import TASKS, humanoid_pose, named_pose
+from vlmrm.envs.humanoid_success import humanoid_pose, named_pose
+from vlmrm.envs.humanoid_tasks import TASKS
 from vlmrm.envs.registry import get_env_spec, half_of_steps_succeed, make_env
 from vlmrm.errors import ConfigError, RenderBackendError
 
@@ -275,7 +276,7 @@ def test_render_cli_contact_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("task", TASKS)
 def test_preset_config_loads(task: str) -> None:
     from vlmrm.config import load_config
-    from vlmrm.envs.humanoid_success import BASELINE_PROMPT, TASK_PROMPTS
+    from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
 
     path = Path(__file__).resolve().parents[1] / "configs" / f"humanoid-{task}.yaml"
     config = load_config(path)

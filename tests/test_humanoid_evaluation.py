@@ -11,7 +11,8 @@ from PIL import Image
 
 from conftest import ColorEmbedder
 from vlmrm.envs import make_env
-from vlmrm.envs.humanoid_success import BASELINE_PROMPT, TASK_PROMPTS, humanoid_pose
+from vlmrm.envs.humanoid_success import humanoid_pose
+from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
 from vlmrm.evaluation.dataset import collect_dataset, load_dataset, task_sentence
 from vlmrm.evaluation.epic_study import labelled_frames
 from vlmrm.evaluation.landscape import default_prompts, interpolate_qpos, make_sweep, run_landscape

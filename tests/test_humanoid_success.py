@@ -9,8 +9,6 @@ import pytest
 from vlmrm.envs.humanoid_success import (
     POSE_NAMES,
     POSE_RECIPES,
-    TASK_PROMPTS,
-    TASKS,
     Rule,
     build_qpos,
     expected_success,
@@ -20,6 +18,7 @@ from vlmrm.envs.humanoid_success import (
     pose_checks,
     validate_task,
 )
+from vlmrm.envs.humanoid_tasks import TASK_PROMPTS, TASKS
 from vlmrm.errors import ConfigError
 
 

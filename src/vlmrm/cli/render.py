@@ -12,19 +12,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from vlmrm.envs.humanoid_tasks import TASKS
 from vlmrm.errors import ConfigError
-
-# Kept in step with vlmrm.envs.humanoid_success.TASKS (not imported here: that loads MuJoCo).
-_TASKS: tuple[str, ...] = (
-    "kneeling",
-    "lotus",
-    "standing",
-    "arms-raised",
-    "splits",
-    "hands-on-hips",
-    "arms-crossed",
-    "one-leg",
-)
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +27,7 @@ def register(subparsers: Any) -> None:
             "TASK 'all' draws a contact sheet of the start state and every task's success pose."
         ),
     )
-    parser.add_argument("task", metavar="TASK", help=f"one of: {', '.join(_TASKS)}; or 'all' for a contact sheet")
+    parser.add_argument("task", metavar="TASK", help=f"one of: {', '.join(TASKS)}; or 'all' for a contact sheet")
     parser.add_argument(
         "--pose", choices=("start", "success"), default="success", help="which pose to draw (default: success)"
     )
@@ -64,11 +53,11 @@ def register(subparsers: Any) -> None:
 
 
 def _check_task(task: str) -> str:
-    if task == "all" or task in _TASKS:
+    if task == "all" or task in TASKS:
         return task
-    close = difflib.get_close_matches(task, [*_TASKS, "all"], n=1)
+    close = difflib.get_close_matches(task, [*TASKS, "all"], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"Unknown humanoid task {task!r}.{hint} Tasks: {', '.join(_TASKS)}, or 'all'.")
+    raise ConfigError(f"Unknown humanoid task {task!r}.{hint} Tasks: {', '.join(TASKS)}, or 'all'.")
 
 
 def _contact_sheet(frames: list[tuple[str, Any]], columns: int = 3) -> Any:
@@ -101,10 +90,9 @@ def run_render(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from vlmrm.envs.humanoid_success import TASKS, humanoid_pose
+    from vlmrm.envs.humanoid_success import humanoid_pose
     from vlmrm.envs.registry import make_env
 
-    assert tuple(TASKS) == _TASKS, "vlmrm.cli.render._TASKS is out of date"
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no OpenGL_accelerate" notice
     env = make_env(
         "humanoid",

@@ -67,20 +67,29 @@ def register_env(spec: EnvSpec) -> EnvSpec:
     return spec
 
 
-# Modules whose import registers built-in environments; imported lazily so that importing
-# vlmrm.envs does not load MuJoCo.
-BUILTIN_ENV_MODULES: tuple[str, ...] = ("vlmrm.envs.classic_control", "vlmrm.envs.humanoid")
+# Where each built-in environment is registered. Modules are imported on first lookup of one of
+# their names, so that importing vlmrm.envs, or making a CartPole, does not load MuJoCo (whose
+# import also probes for a working GL backend).
+BUILTIN_ENV_MODULES: dict[str, str] = {
+    "cartpole": "vlmrm.envs.classic_control",
+    "mountaincar": "vlmrm.envs.classic_control",
+    "humanoid": "vlmrm.envs.humanoid",
+}
 
 
-def _ensure_builtin_envs_registered() -> None:
-    for module in BUILTIN_ENV_MODULES:
-        importlib.import_module(module)
+def _ensure_builtin_envs_registered(name: str | None = None) -> None:
+    """Import the module that registers ``name`` (all built-in modules when ``name`` is None or unknown)."""
+    module = BUILTIN_ENV_MODULES.get(name) if name is not None else None
+    for each in [module] if module else dict.fromkeys(BUILTIN_ENV_MODULES.values()):
+        importlib.import_module(each)
 
 
 def get_env_spec(name: str) -> EnvSpec:
-    _ensure_builtin_envs_registered()
     key = name.lower()
     if key not in ENV_REGISTRY:
+        _ensure_builtin_envs_registered(key)
+    if key not in ENV_REGISTRY:
+        _ensure_builtin_envs_registered()
         known = sorted(ENV_REGISTRY)
         close = difflib.get_close_matches(key, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

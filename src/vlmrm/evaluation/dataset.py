@@ -85,7 +85,7 @@ def known_tasks(env: str | None = None) -> dict[str, str]:
 
 def _humanoid_tasks() -> dict[str, str]:
     try:
-        from vlmrm.envs.humanoid_success import TASK_PROMPTS
+        from vlmrm.envs.humanoid_tasks import TASK_PROMPTS
     except ImportError:  # the humanoid env is optional (MuJoCo)
         return {}
     return dict(TASK_PROMPTS)

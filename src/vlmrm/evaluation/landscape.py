@@ -190,7 +190,8 @@ def default_prompts(env: str, task: str | None = None) -> tuple[list[str], list[
         target, baseline = DEFAULT_PROMPTS[key]
         return list(target), list(baseline)
     if key.startswith("humanoid"):
-        from vlmrm.envs.humanoid_success import BASELINE_PROMPT, TASK_PROMPTS, validate_task
+        from vlmrm.envs.humanoid_success import validate_task
+        from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
 
         return [TASK_PROMPTS[validate_task(task or DEFAULT_HUMANOID_TASK)]], [BASELINE_PROMPT]
     raise ConfigError(f"No default prompts for environment {env!r}; give --prompt and --baseline.")
