@@ -222,6 +222,8 @@ def make_reference_vec_env(env: str, n_envs: int, episode_length: int, seed: int
     def builder(index: int) -> Callable[[], gym.Env]:
         def build() -> gym.Env:
             if env in GYMNASIUM_NATIVE:
+                # Gymnasium draws these with pygame; with no display SDL prints an XDG_RUNTIME_DIR error.
+                os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
                 inner = gym.make(GYMNASIUM_NATIVE[env], render_mode="rgb_array", max_episode_steps=episode_length)
             else:
                 inner = make_env(env, render_size=NATIVE_RENDER_SIZE, episode_length=episode_length)
