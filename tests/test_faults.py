@@ -69,6 +69,28 @@ def test_a_nan_reward_stops_the_run_and_saves_the_frame(
     assert (run_dir / "config.yaml").is_file()  # the run directory stays usable
 
 
+@pytest.mark.filterwarnings("ignore:.*already returned terminated = True")  # terminate_on_fall=false
+def test_a_nan_reward_scored_in_the_background_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With overlapped scoring the NaN is found in the scorer thread; the error still ends the run cleanly."""
+    run_dir = tmp_path / "run"
+    cfg = run_config(run_dir, 200, eval_freq=0)
+    cfg["rl"]["n_envs"] = 2
+    cfg["env"]["options"] = {"terminate_on_fall": False}
+    cfg["reward"]["episode_end_batching"] = True
+    cfg["reward"]["overlap_scoring"] = True
+    use_color_reward(monkeypatch, NaNEmbedder(nan_call=2))
+    assert main(["train", str(write_config(tmp_path, cfg))]) == 2
+    err = capsys.readouterr().err
+    [png] = list((run_dir / "bad_frames").iterdir())  # which step depends on the thread's timing
+    assert png.name.endswith("_frame_0.png")
+    assert "error: The reward model returned NaN for 1 of " in err
+    assert f"Training stopped before the value reached the policy. The offending frames:\n  {png}\n" in err
+    assert "Traceback" not in err
+    assert (run_dir / "config.yaml").is_file()
+
+
 def test_reward_guard_checks_shape_and_infinity(tmp_path: Path) -> None:
     frames = np.zeros((3, 8, 8, 3), np.uint8)
     frames[1] = 200
