@@ -18,6 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stable_baselines3 import DQN
 
@@ -153,6 +154,24 @@ def test_resume_restores_counters_replay_buffer_and_trainer_state(
     assert [entry["step"] for entry in summary["eval_history"]] == [25, 50, 75, 100, 125, 150, 175, 200]
     assert summary["resumed_at_steps"] == [150]
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=200)
+
+
+def test_resume_may_switch_on_overlapped_scoring(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How rewards are scheduled is not what they are: a run may resume with overlap_scoring changed."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    use_color_reward(monkeypatch)
+    overrides = ["--set", "rl.total_steps=200", "--set", "reward.overlap_scoring=true"]
+    assert main(["train", "--resume", str(run_dir), *overrides]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["overlap_scoring"] is True and summary["resumed_at_steps"] == [150]
+    after = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
+    after.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
+    buffer = after.replay_buffer
+    assert buffer._in_flight == [] and buffer.ready.sum() > 0
+    assert np.all(buffer.rewards[buffer.ready] != 0)  # relabelled, not placeholders
 
 
 def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(

@@ -40,6 +40,7 @@ RESUME_SAFE_FIELDS: tuple[str, ...] = (
     "rl.vec_env",
     "reward.batch_size",
     "reward.device",
+    "reward.overlap_scoring",
     "reward.backend",
     "reward.num_workers",
     "reward.cpus_per_worker",
