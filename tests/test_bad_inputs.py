@@ -94,7 +94,8 @@ CASES: list[tuple[str, list[str], str]] = [
         "  reward.alpha: 0.0 in {run}/config.yaml, 0.5 requested.\n"
         "  reward.baseline_prompts: [] in {run}/config.yaml, ['a pole'] requested.\n"
         "When resuming, --set may change only: rl.total_steps, rl.vec_env, reward.batch_size, reward.device, "
-        "reward.backend, reward.num_workers, reward.cpus_per_worker, reward.ray_address, logging.*. "
+        "reward.overlap_scoring, reward.backend, reward.num_workers, reward.cpus_per_worker, reward.ray_address, "
+        "logging.*. "
         "To change anything else, start a new run.",
     ),
     (
