@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
         f"Frames rendered at {result.image_size}x{result.image_size} (no resize); reference frames {ref_shape} "
         f"(HxW) resized bicubically in fp32.\nPeak RSS: {result.memory['method']}; after loading "
         f"{result.memory['peak_rss_after_load_mib']:.0f} MiB. Load average at start "
-        f"{result.machine['load_average'][0] if result.machine['load_average'] else '-'}, at end "
-        f"{result.machine['load_average_end'][0] if result.machine['load_average_end'] else '-'}.",
+        f"{_first(result.machine['load_average'])}, at end {_first(result.machine['load_average_end'])}.",
         highlight=False,
     )
     print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
@@ -113,3 +112,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"end_to_end_speedup_vs_reference_style: {'n/a' if speedup is None else f'{speedup:.2f}'}")
     print(f"end_to_end_over_embed_only: {result.end_to_end_over_embed_only:.2f}")
     return 0
+
+
+def _first(load_average: list[float] | None) -> str:
+    """The 1-minute load average, or '-' where the platform has none."""
+    return f"{load_average[0]:.2f}" if load_average else "-"
