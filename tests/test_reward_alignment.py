@@ -95,6 +95,30 @@ def test_episode_mode_batches_all_finished_episodes_together() -> None:
     assert reward.encoder.image_calls == 1  # 12 frames of 3 episodes, one model call
 
 
+def assert_rewards_match_their_frames(buffer: RelabelingReplayBuffer, lengths: list[int], steps: int) -> None:
+    """Every ready transition holds the reward of the frame that followed it; the rest hold the placeholder 0.
+
+    ``next_obs`` of a transition says which frame followed it: ``(t, env_id)``. Only the running
+    episode of each env may still wait for its rewards, and samples carry the same rewards.
+    """
+    n_envs = len(lengths)
+    checked = 0
+    for pos in range(buffer.pos):
+        for env in range(n_envs):
+            t, env_id = buffer.next_observations[pos, env]
+            assert env_id == env
+            if buffer.ready[pos, env]:
+                assert buffer.rewards[pos, env] == pytest.approx(expected_reward(int(t), env), abs=1e-6)
+                checked += 1
+            else:
+                assert buffer.rewards[pos, env] == 0.0
+    assert checked >= n_envs * steps - sum(lengths)
+    samples = buffer.sample(256)
+    t, env_id = samples.next_observations[:, 0].numpy(), samples.next_observations[:, 1].numpy()
+    expected = [expected_reward(int(a), int(b)) for a, b in zip(t, env_id, strict=True)]
+    np.testing.assert_allclose(samples.rewards[:, 0].numpy(), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("algorithm", ["sac", "dqn"])
 def test_relabelled_rewards_land_on_their_own_transitions(algorithm: str) -> None:
     lengths = [3, 4, 6]
@@ -111,23 +135,7 @@ def test_relabelled_rewards_land_on_their_own_transitions(algorithm: str) -> Non
     model.learn(total_timesteps=3 * 40)
     buffer = model.replay_buffer
     assert isinstance(buffer, RelabelingReplayBuffer)
-    checked = 0
-    for pos in range(buffer.pos):
-        for env in range(3):
-            t, env_id = buffer.next_observations[pos, env]
-            # next_obs of a transition says which frame followed it: (t, env_id).
-            assert env_id == env
-            if buffer.ready[pos, env]:
-                assert buffer.rewards[pos, env] == pytest.approx(expected_reward(int(t), env), abs=1e-6)
-                checked += 1
-            else:
-                # Only the running episode of each env may still wait for its rewards.
-                assert buffer.rewards[pos, env] == 0.0
-    assert checked >= 3 * 40 - sum(lengths)
-    samples = buffer.sample(256)
-    t, env_id = samples.next_observations[:, 0].numpy(), samples.next_observations[:, 1].numpy()
-    expected = [expected_reward(int(a), int(b)) for a, b in zip(t, env_id, strict=True)]
-    np.testing.assert_allclose(samples.rewards[:, 0].numpy(), expected, atol=1e-6)
+    assert_rewards_match_their_frames(buffer, lengths, steps=40)
 
 
 def test_sampling_before_any_episode_ends_is_an_error() -> None:
@@ -226,21 +234,7 @@ def test_late_rewards_land_on_their_own_transitions(algorithm: str) -> None:
     assert not buffer.ready.any()  # nothing scored yet: every finished episode is in flight
     gated.gate.set()
     assert buffer.receive_rewards(wait=True) == 0
-    checked = 0
-    for pos in range(buffer.pos):
-        for env in range(3):
-            t, env_id = buffer.next_observations[pos, env]
-            assert env_id == env
-            if buffer.ready[pos, env]:
-                assert buffer.rewards[pos, env] == pytest.approx(expected_reward(int(t), env), abs=1e-6)
-                checked += 1
-            else:
-                assert buffer.rewards[pos, env] == 0.0
-    assert checked >= 3 * 40 - sum(lengths)
-    samples = buffer.sample(256)
-    t, env_id = samples.next_observations[:, 0].numpy(), samples.next_observations[:, 1].numpy()
-    expected = [expected_reward(int(a), int(b)) for a, b in zip(t, env_id, strict=True)]
-    np.testing.assert_allclose(samples.rewards[:, 0].numpy(), expected, atol=1e-6)
+    assert_rewards_match_their_frames(buffer, lengths, steps=40)
     venv.close()
 
 
