@@ -27,7 +27,7 @@ import numpy as np
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.dataset import Dataset, DatasetError, binary_labels
 from vlmrm.evaluation.epic import ConstantRewardError, pearson_correlation
-from vlmrm.evaluation.tables import write_rows_csv
+from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
 
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
@@ -122,10 +122,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
 
 def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | None = None) -> Path:
     """Grouped bars: EPIC distance per model (groups, in the given order), one bar per alpha."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     alphas = sorted(dict.fromkeys(float(r["alpha"]) for r in rows))
@@ -160,11 +157,7 @@ def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | 
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> None:

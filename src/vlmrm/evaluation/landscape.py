@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vlmrm.errors import ConfigError
-from vlmrm.evaluation.tables import write_rows_csv
+from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
 
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
@@ -272,10 +272,7 @@ def plot_landscape(
     the goal state is a dashed vertical line. With ``sweep``, a strip of frames along the sweep
     heads each look's column.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     models = list(dict.fromkeys(r["model"] for r in rows))
     looks = list(dict.fromkeys(r["look"] for r in rows))
@@ -335,11 +332,7 @@ def plot_landscape(
     if title:
         fig.suptitle("\n".join(textwrap.wrap(title, width=55 * len(looks))), fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def load_models(

@@ -1,4 +1,4 @@
-"""Result tables written as CSV."""
+"""Results written to disk: tables as CSV, figures as PNG."""
 
 from __future__ import annotations
 
@@ -17,4 +17,25 @@ def write_rows_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, columns:
         writer.writeheader()
         for row in rows:
             writer.writerow({key: row[key] for key in columns})
+    return path
+
+
+def headless_pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, which draws without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Save ``fig`` to ``path`` (parent folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path
