@@ -35,20 +35,36 @@ class ImageSpec:
     interpolation: Literal["bicubic", "bilinear"] = "bicubic"
 
 
-def frames_to_tensor(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
-    """Accept ``(N, H, W, 3)`` or one ``(H, W, 3)`` uint8 frame; return a uint8 tensor ``(N, H, W, 3)``."""
+def _check_frames(shape: tuple[int, ...], is_uint8: bool, dtype: object) -> None:
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"frames must have shape (N, H, W, 3) or (H, W, 3), got {shape}")
+    if not is_uint8:
+        raise ValueError(f"frames must be uint8 RGB images, got dtype {dtype}")
+
+
+def frames_to_array(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
+    """A C-contiguous uint8 ``(N, H, W, 3)`` array (one ``(H, W, 3)`` frame becomes a batch of one)."""
     if isinstance(frames, torch.Tensor):
-        tensor = frames
-    else:
-        if not isinstance(frames, np.ndarray):
-            frames = np.stack(list(frames)) if len(frames) else np.zeros((0, 1, 1, 3), np.uint8)
-        tensor = torch.from_numpy(np.ascontiguousarray(frames))
-    if tensor.ndim == 3:
-        tensor = tensor.unsqueeze(0)
-    if tensor.ndim != 4 or tensor.shape[-1] != 3:
-        raise ValueError(f"frames must have shape (N, H, W, 3) or (H, W, 3), got {tuple(tensor.shape)}")
-    if tensor.dtype != torch.uint8:
-        raise ValueError(f"frames must be uint8 RGB images, got dtype {tensor.dtype}")
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray):
+        frames = list(frames)
+        frames = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), dtype=np.uint8)
+    array = np.ascontiguousarray(frames)
+    if array.ndim == 3:
+        array = array[None]
+    _check_frames(array.shape, array.dtype == np.uint8, array.dtype)
+    return array
+
+
+def frames_to_tensor(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
+    """Accept ``(N, H, W, 3)`` or one ``(H, W, 3)`` uint8 frame; return a uint8 tensor ``(N, H, W, 3)``.
+
+    A tensor stays on its device; anything else goes through :func:`frames_to_array`.
+    """
+    if not isinstance(frames, torch.Tensor):
+        return torch.from_numpy(frames_to_array(frames))
+    tensor = frames.unsqueeze(0) if frames.ndim == 3 else frames
+    _check_frames(tuple(tensor.shape), tensor.dtype == torch.uint8, tensor.dtype)
     return tensor
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from vlmrm.config import RewardConfig
 from vlmrm.errors import ConfigError
+from vlmrm.reward.preprocessing import frames_to_array
 
 logger = logging.getLogger(__name__)
 
@@ -114,23 +115,6 @@ def shard_bounds(n: int, parts: int) -> list[tuple[int, int]]:
         bounds.append((start, stop))
         start = stop
     return bounds
-
-
-def as_frames(frames: Any) -> np.ndarray:
-    """A C-contiguous uint8 ``(N, H, W, 3)`` array (one ``(H, W, 3)`` frame becomes a batch of one)."""
-    if hasattr(frames, "detach"):  # a torch tensor
-        frames = frames.detach().cpu().numpy()
-    if not isinstance(frames, np.ndarray):
-        frames = list(frames)
-        frames = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), dtype=np.uint8)
-    array = np.ascontiguousarray(frames)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"frames must have shape (N, H, W, 3) or (H, W, 3), got {array.shape}")
-    if array.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 RGB images, got dtype {array.dtype}")
-    return array
 
 
 # -- the actor --------------------------------------------------------------------------------------
@@ -308,7 +292,7 @@ class RayRewardPool:
         if self._closed:
             raise RuntimeError("this RayRewardPool is closed")
         ray = self._ray
-        array = as_frames(frames)
+        array = frames_to_array(frames)
         if len(array) == 0:
             return np.zeros(0, dtype=np.float32)
         with self._lock:
