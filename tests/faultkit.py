@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from stable_baselines3 import DQN
 
 from conftest import ColorEmbedder
 from vlmrm.reward import VLMReward
@@ -75,6 +76,13 @@ def run_config(run_dir: Path, total_steps: int, **logging: Any) -> dict[str, Any
             **logging,
         },
     }
+
+
+def load_dqn_checkpoint(run_dir: Path, step: int) -> DQN:
+    """The DQN checkpoint of ``step`` in ``run_dir`` with its replay buffer."""
+    model = DQN.load(run_dir / "checkpoints" / f"step_{step:010d}.zip")
+    model.load_replay_buffer(run_dir / "checkpoints" / f"step_{step:010d}.replay.pkl")
+    return model
 
 
 def tensorboard_steps(logs_dir: Path) -> dict[str, list[int]]:

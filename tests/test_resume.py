@@ -27,6 +27,7 @@ from faultkit import (
     assert_no_gap_or_overlap,
     events_file_steps,
     events_files,
+    load_dqn_checkpoint,
     run_config,
     use_color_reward,
 )
@@ -140,11 +141,9 @@ def test_resume_restores_counters_replay_buffer_and_trainer_state(
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
     use_color_reward(monkeypatch)
-    before = DQN.load(run_dir / "checkpoints" / "step_0000000150.zip")
-    before.load_replay_buffer(run_dir / "checkpoints" / "step_0000000150.replay.pkl")
+    before = load_dqn_checkpoint(run_dir, 150)
     assert main(["train", "--resume", str(run_dir), "--set", "rl.total_steps=200"]) == 0
-    after = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
-    after.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
+    after = load_dqn_checkpoint(run_dir, 200)
     assert after.num_timesteps == 200 and after._n_updates > before._n_updates
     # The buffer kept the first 150 steps' transitions (one step per checkpoint is not stored).
     assert after.replay_buffer.pos == before.replay_buffer.pos + 50 - 1
@@ -167,8 +166,7 @@ def test_resume_may_switch_on_overlapped_scoring(
     assert main(["train", "--resume", str(run_dir), *overrides]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["overlap_scoring"] is True and summary["resumed_at_steps"] == [150]
-    after = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
-    after.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
+    after = load_dqn_checkpoint(run_dir, 200)
     buffer = after.replay_buffer
     assert buffer._in_flight == [] and buffer.ready.sum() > 0
     assert np.all(buffer.rewards[buffer.ready] != 0)  # relabelled, not placeholders

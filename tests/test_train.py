@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from stable_baselines3 import DQN, PPO, SAC
 
+from faultkit import load_dqn_checkpoint
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RunDirectoryError
 from vlmrm.rl.trainer import train
@@ -93,9 +94,7 @@ def test_overlapped_scoring_fills_the_replay_buffer_like_inline_scoring(tmp_path
         cfg["reward"]["overlap_scoring"] = overlap
         summary = train(config_from_dict(cfg)).summary
         assert summary["overlap_scoring"] is overlap and summary["total_steps"] == 200
-        model = DQN.load(run_dir / "checkpoints" / "step_0000000200.zip")
-        model.load_replay_buffer(run_dir / "checkpoints" / "step_0000000200.replay.pkl")
-        buffers[overlap] = model.replay_buffer
+        buffers[overlap] = load_dqn_checkpoint(run_dir, 200).replay_buffer
     inline, overlapped = buffers[False], buffers[True]
     assert overlapped._in_flight == []  # saving waited for every scored episode
     assert inline.ready.sum() >= 2 * 50  # every env finished at least one 50-step episode
