@@ -296,6 +296,11 @@ def time_rewarded_steps(venv: VecVLMReward, steps: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, or None where the platform has none."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
 def _machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
@@ -303,7 +308,7 @@ def _machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average": _load_average(),
     }
 
 
@@ -389,7 +394,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
 
     render_rates = np.asarray(phases["render_only"].rates)
     embed_rates = np.asarray(phases["embed_only"].rates)
-    machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    machine["load_average_end"] = _load_average()
     return BenchResult(
         settings=settings,
         model_name=fast.encoder.name,
