@@ -162,13 +162,6 @@ def use_replay_buffer_saving(config: TrainConfig) -> bool:
     return is_off_policy(config.rl.algorithm) if choice is None else choice
 
 
-def save_checkpoint(model: BaseAlgorithm, run_dir: Path, step: int, keep: int) -> Path:
-    """A bare checkpoint (no replay buffer, no trainer state), written atomically."""
-    path = write_checkpoint(model, checkpoint_path(run_dir / "checkpoints", step), {"step": step}, False)
-    prune_checkpoints(run_dir / "checkpoints", keep)
-    return path
-
-
 def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> TrainResult:
     """Train a policy on the VLM reward described by ``config``; return the run directory and summary.
 
