@@ -38,7 +38,7 @@ def measure(size: int, frames: int, options: dict[str, Any], seed: int = 0) -> t
     """Return ``(render fps, step+render fps)`` over ``frames`` random-action steps."""
     from vlmrm.envs.registry import make_env
 
-    env = make_env("humanoid", render_size=size, episode_length=frames + 10, **options)
+    env = make_env("humanoid", render_size=size, episode_length=frames + 10, look=options)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     env.render()  # warm-up: creates the GL context and uploads textures

@@ -2,110 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
-from typing import Any, ClassVar
 
-import gymnasium as gym
-import numpy as np
 import pytest
-import torch
-from gymnasium import spaces
 
 # No test may touch the network: hub look-ups fail at once instead of retrying for half a minute.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from vlmrm.reward import ImageSpec, ImageTextEncoder
-
-
-class ColorEmbedder(ImageTextEncoder):
-    """A deterministic embedder whose image embedding is the frame's centred mean colour.
-
-    The text embedding of a prompt is a colour named in it ("red", "green", "blue", ...) or a
-    hashed vector, so a reward computed with it follows the picture in a way a test can predict.
-    """
-
-    COLORS: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "red": (1.0, 0.0, 0.0),
-        "green": (0.0, 1.0, 0.0),
-        "blue": (0.0, 0.0, 1.0),
-        "white": (1.0, 1.0, 1.0),
-    }
-
-    def __init__(self, size: int = 16):
-        self.name = "color-embedder"
-        # mean 0.5, std 0.5 maps pixels to [-1, 1].
-        self.image_spec = ImageSpec(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "squash")
-        self.context_length = 16
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
-        self.image_calls = 0
-        self.text_calls: list[list[str]] = []
-
-    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        self.image_calls += 1
-        mean_rgb = pixel_values.float().mean(dim=(2, 3))
-        return torch.cat([mean_rgb, torch.full_like(mean_rgb[:, :1], 0.25)], dim=1)
-
-    def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        self.text_calls.append(list(prompts))
-        rows = []
-        for prompt in prompts:
-            color = next((c for name, c in self.COLORS.items() if name in prompt), None)
-            if color is None:
-                digest = hashlib.sha256(prompt.encode()).digest()
-                color = tuple(b / 255.0 - 0.5 for b in digest[:3])
-            rows.append([*(2 * np.asarray(color) - 1), 0.25])
-        return torch.tensor(rows, dtype=torch.float32)
-
-
-def color_reward_reference(frames: np.ndarray, target_rgb: tuple[float, float, float]) -> np.ndarray:
-    """What a VLMReward with :class:`ColorEmbedder` and alpha=0 must give, computed independently."""
-    mean_rgb = frames.reshape(len(frames), -1, 3).mean(axis=1) / 127.5 - 1
-    x = np.concatenate([mean_rgb, np.full((len(frames), 1), 0.25)], 1)
-    g = np.array([*(2 * np.asarray(target_rgb) - 1), 0.25])
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    g = g / np.linalg.norm(g)
-    return (x @ g).astype(np.float32)
-
-
-class StepColorEnv(gym.Env):
-    """An env whose frame after step ``t`` has a colour computed from ``(t, env_id)``.
-
-    The observation is ``[t, env_id]`` so a stored transition tells which frame followed it.
-    Episodes last ``length`` steps (terminated), the env reward is ``t``.
-    """
-
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, env_id: int = 0, length: int = 5, size: int = 16, continuous: bool = False):
-        self.env_id = env_id
-        self.length = length
-        self.size = size
-        self.render_mode = "rgb_array"
-        self.observation_space = spaces.Box(0, 1000, shape=(2,), dtype=np.float32)
-        self.action_space = spaces.Box(-1, 1, shape=(1,), dtype=np.float32) if continuous else spaces.Discrete(2)
-        self.t = 0
-
-    @staticmethod
-    def frame_for(t: int, env_id: int, size: int = 16) -> np.ndarray:
-        color = np.array([(37 * t + 11 * env_id) % 256, (91 * t + 53 * env_id) % 256, (17 * t + 200) % 256])
-        return np.broadcast_to(color.astype(np.uint8), (size, size, 3)).copy()
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.array([0, self.env_id], dtype=np.float32), {}
-
-    def step(self, action: Any):
-        self.t += 1
-        obs = np.array([self.t, self.env_id], dtype=np.float32)
-        return obs, float(self.t), self.t >= self.length, False, {}
-
-    def render(self) -> np.ndarray:
-        return self.frame_for(self.t, self.env_id, self.size)
+from vlmrm.testing import ColorEmbedder
 
 
 @pytest.fixture

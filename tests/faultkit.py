@@ -1,7 +1,8 @@
 """Helpers for the fault tests (test_resume, test_faults, test_bad_inputs): fast runs and log readers.
 
-In-process runs score frames with :class:`conftest.ColorEmbedder` (16-pixel frames, no network)
-instead of a CLIP model, so a few hundred training steps take seconds.
+In-process runs score frames with :class:`vlmrm.testing.ColorEmbedder` (16-pixel frames, no network)
+instead of a CLIP model, passed to ``train``/``resume`` as their ``reward_fn``, so a few hundred
+training steps take seconds.
 """
 
 from __future__ import annotations
@@ -13,25 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from stable_baselines3 import DQN
 
-from conftest import ColorEmbedder
-from vlmrm.reward import VLMReward
+from vlmrm.testing import ColorEmbedder, color_reward  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).parents[1]
-
-
-def color_reward(embedder: ColorEmbedder | None = None) -> VLMReward:
-    return VLMReward(embedder or ColorEmbedder(), target_prompts=["a red pole"])
-
-
-def use_color_reward(monkeypatch: pytest.MonkeyPatch, embedder: ColorEmbedder | None = None) -> None:
-    """Make the trainer build a :class:`ColorEmbedder` reward instead of the configured model."""
-    import vlmrm.rl.trainer as trainer
-
-    monkeypatch.setattr(trainer, "build_reward", lambda config: color_reward(embedder))
 
 
 class NaNEmbedder(ColorEmbedder):
@@ -49,7 +37,7 @@ class NaNEmbedder(ColorEmbedder):
 
 
 def run_config(run_dir: Path, total_steps: int, **logging: Any) -> dict[str, Any]:
-    """A DQN CartPole run that takes seconds with :func:`use_color_reward`."""
+    """A DQN CartPole run that takes seconds with ``reward_fn=color_reward()``."""
     return {
         "env": {"name": "cartpole", "episode_length": 20},
         "reward": {"model": "tiny-random", "target_prompts": ["a red pole"]},

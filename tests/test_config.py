@@ -83,3 +83,67 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_config(listy)
+
+
+# -- rules across fields, resolution, resume safety ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"rl": {"algorithm": "sac", "total_steps": 100}}, "rl.algorithm: sac needs continuous actions; cartpole"),
+        ({"rl": {"algorithm": "dqn", "total_steps": True}}, "rl.total_steps: Input should be a valid integer"),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"train_freq": 0}}},
+            "rl.hyperparameters.train_freq: must be a positive integer, or [N, step] / [N, episode] (got 0).",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"batch_size": True}}},
+            "rl.hyperparameters.batch_size: must be a positive integer (got True).",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"learning_starts": 10}}},
+            "learning_starts=10 is below n_envs * episode_length = 200",
+        ),
+        (
+            {"rl": {"algorithm": "ppo", "total_steps": 100}, "reward": {"episode_end_batching": True}},
+            "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo",
+        ),
+        ({"reward": {"alpha": 0.5, "target_prompts": ["x"]}}, "reward.alpha=0.5 needs baseline_prompts"),
+        ({"env": {"name": "cartpole", "options": {"terminate_on_fall": "no"}}}, "env.options.terminate_on_fall:"),
+    ],
+)
+def test_rules_across_fields_are_checked_with_the_config(patch: dict, message: str) -> None:
+    data = {**minimal(), **patch}
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    assert message in str(info.value)
+
+
+def test_resolve_fills_every_default_once() -> None:
+    from vlmrm.config import RewardFacts, resolve
+
+    config = config_from_dict({"env": {"name": "mountaincar"}, "rl": {"algorithm": "sac", "total_steps": 10}})
+    assert config.reward.target_prompts and config.env.options == {"terminate_at_goal": False, "textured": False}
+    cpu = resolve(config, RewardFacts(image_size=224, device="cpu", dtype="fp32"), run_dir="runs/x")
+    assert (cpu.env.episode_length, cpu.env.render_size, cpu.reward.device, cpu.reward.dtype) == (
+        200,
+        224,
+        "cpu",
+        "fp32",
+    )
+    assert cpu.reward.episode_end_batching is True and cpu.reward.overlap_scoring is False
+    assert cpu.logging.save_replay_buffer is True and cpu.logging.run_dir == "runs/x"
+    assert cpu.rl.hyperparameters["learning_starts"] == 200
+    assert resolve(cpu, RewardFacts(224, "cuda")) == cpu  # resolving twice changes nothing
+    gpu = resolve(config, RewardFacts(image_size=336, device="cuda", dtype="fp16"))
+    assert gpu.reward.overlap_scoring is True and gpu.env.render_size == 336 and gpu.reward.dtype == "fp16"
+
+
+def test_resume_safety_is_a_property_of_each_field() -> None:
+    from vlmrm.config import is_resume_safe, resume_safe_fields
+
+    assert is_resume_safe("rl.total_steps") and is_resume_safe("reward.ray.address")
+    assert is_resume_safe("logging.eval_freq") and not is_resume_safe("logging.run_dir")
+    assert not is_resume_safe("reward.alpha") and not is_resume_safe("rl.hyperparameters")
+    assert "reward.ray.*" in resume_safe_fields() and "reward.model" not in resume_safe_fields()

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ColorEmbedder, color_reward_reference
 from vlmrm.cli.main import main
 from vlmrm.envs import make_env
 from vlmrm.errors import CheckpointError, ConfigError
@@ -31,6 +30,7 @@ from vlmrm.evaluation.epic import pearson_distance
 from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames
 from vlmrm.evaluation.labelling import make_label_server
 from vlmrm.reward import VLMReward
+from vlmrm.testing import ColorEmbedder, color_reward_reference
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights:UserWarning")
 
@@ -54,7 +54,7 @@ def test_collect_saves_frames_states_and_a_manifest(cartpole_dataset: Path) -> N
     env.reset(seed=0)
     for record in dataset.records:
         assert len(record["state"]) == 4
-        env.unwrapped.set_state(np.array(record["state"]))
+        env.unwrapped.set_sim_state(record)
         stored = np.asarray(Image.open(cartpole_dataset / record["frame"]).convert("RGB"))
         np.testing.assert_array_equal(env.render(), stored)
     assert dataset.load_frames().shape == (len(dataset.records), 48, 48, 3)
@@ -263,4 +263,4 @@ def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "x"), "--option", "oops"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     code = main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "y"), "--option", "textured=true"])
-    assert code == 2 and "Unknown option 'textured'" in capsys.readouterr().err
+    assert code == 2 and "textured: unknown field. Valid fields here: terminate_on_fall." in capsys.readouterr().err

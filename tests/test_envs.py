@@ -33,12 +33,12 @@ def test_episode_length_is_a_truncation() -> None:
 def test_cartpole_frame_follows_state() -> None:
     env = make_env("cartpole", render_size=96)
     env.reset(seed=0)
-    env.unwrapped.set_state(np.array([0.0, 0.0, 0.0, 0.0]))
+    env.unwrapped.set_sim_state({"state": [0.0, 0.0, 0.0, 0.0]})
     upright = env.render()
-    env.unwrapped.set_state(np.array([0.0, 0.0, 0.8, 0.0]))
+    env.unwrapped.set_sim_state({"state": [0.0, 0.0, 0.8, 0.0]})
     leaning = env.render()
     assert np.abs(upright.astype(int) - leaning.astype(int)).sum() > 0
-    env.unwrapped.set_state(np.array([1.5, 0.0, 0.0, 0.0]))
+    env.unwrapped.set_sim_state({"state": [1.5, 0.0, 0.0, 0.0]})
     moved = env.render()
     # The cart (black) moves right: the right half darkens.
     assert moved[:, 48:].mean() < upright[:, 48:].mean()
@@ -47,7 +47,7 @@ def test_cartpole_frame_follows_state() -> None:
 def test_mountaincar_reports_success_without_terminating() -> None:
     env = make_env("mountaincar", render_size=32, episode_length=50)
     env.reset(seed=0)
-    env.unwrapped.set_state(np.array([0.5, 0.05]))
+    env.unwrapped.set_sim_state({"state": [0.5, 0.05]})
     _, _, terminated, _, info = env.step(np.ones(1, np.float32))
     assert info["is_success"] and not terminated
 
@@ -64,7 +64,7 @@ def test_classic_control_envs_do_not_load_mujoco() -> None:
     """MuJoCo's import probes for a GL backend and logs; a CartPole run must not pay for it."""
     code = (
         "import sys\n"
-        "import vlmrm.envs.humanoid_tasks\n"
+        "import vlmrm.envs.humanoid.tasks\n"
         "assert 'gymnasium' not in sys.modules, 'the task list pulled in gymnasium'\n"
         "from vlmrm.envs import get_env_spec, make_env\n"
         "make_env('cartpole', render_size=32).close()\n"

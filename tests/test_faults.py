@@ -13,12 +13,13 @@ import yaml
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from faultkit import NaNEmbedder, frame_of_png, run_config, use_color_reward
-from vlmrm.cli.main import main
+from faultkit import NaNEmbedder, color_reward, frame_of_png, run_config
 from vlmrm.config import config_from_dict
-from vlmrm.errors import ConfigError, RewardError, RunDirectoryError
+from vlmrm.errors import ConfigError, RewardError, RunDirectoryError, WriteError
+from vlmrm.reward import VLMReward as ColorReward
 from vlmrm.rl.guards import GracefulInterrupt, RewardGuard, RunLock
 from vlmrm.rl.trainer import resume, train
+from vlmrm.testing import ColorEmbedder
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -41,8 +42,6 @@ def write_config(tmp_path: Path, cfg: dict) -> Path:
 )
 def test_a_nan_reward_stops_the_run_and_saves_the_frame(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     episode_end_batching: bool,
     nan_call: int,
     step: int,
@@ -53,9 +52,9 @@ def test_a_nan_reward_stops_the_run_and_saves_the_frame(
     cfg["rl"]["n_envs"] = 2
     cfg["env"]["options"] = {"terminate_on_fall": False}  # every episode lasts 20 steps
     cfg["reward"]["episode_end_batching"] = episode_end_batching
-    use_color_reward(monkeypatch, NaNEmbedder(nan_call=nan_call))
-    assert main(["train", str(write_config(tmp_path, cfg))]) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(RewardError) as info:
+        train(config_from_dict(cfg), reward_fn=color_reward(NaNEmbedder(nan_call=nan_call)))
+    err = f"error: {info.value}\n"
     png = run_dir / "bad_frames" / f"step_{step:010d}_{'frame' if episode_end_batching else 'env'}_0.png"
     assert list((run_dir / "bad_frames").iterdir()) == [png]
     frames = 40 if episode_end_batching else 2
@@ -70,9 +69,7 @@ def test_a_nan_reward_stops_the_run_and_saves_the_frame(
 
 
 @pytest.mark.filterwarnings("ignore:.*already returned terminated = True")  # terminate_on_fall=false
-def test_a_nan_reward_scored_in_the_background_stops_the_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_nan_reward_scored_in_the_background_stops_the_run(tmp_path: Path) -> None:
     """With overlapped scoring the NaN is found in the scorer thread; the error still ends the run cleanly."""
     run_dir = tmp_path / "run"
     cfg = run_config(run_dir, 200, eval_freq=0)
@@ -80,9 +77,9 @@ def test_a_nan_reward_scored_in_the_background_stops_the_run(
     cfg["env"]["options"] = {"terminate_on_fall": False}
     cfg["reward"]["episode_end_batching"] = True
     cfg["reward"]["overlap_scoring"] = True
-    use_color_reward(monkeypatch, NaNEmbedder(nan_call=2))
-    assert main(["train", str(write_config(tmp_path, cfg))]) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(RewardError) as info:
+        train(config_from_dict(cfg), reward_fn=color_reward(NaNEmbedder(nan_call=2)))
+    err = f"error: {info.value}\n"
     [png] = list((run_dir / "bad_frames").iterdir())  # which step depends on the thread's timing
     assert png.name.endswith("_frame_0.png")
     assert "error: The reward model returned NaN for 1 of " in err
@@ -104,11 +101,10 @@ def test_reward_guard_checks_shape_and_infinity(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_dir = tmp_path / "run"
     checkpoints = run_dir / "checkpoints"
-    use_color_reward(monkeypatch)
     real_save = BaseAlgorithm.save
     calls = []
 
@@ -121,8 +117,9 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
         return real_save(self, path, *args, **kwargs)
 
     monkeypatch.setattr(BaseAlgorithm, "save", save_then_disk_full)
-    assert main(["train", str(write_config(tmp_path, run_config(run_dir, 150)))]) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(WriteError) as info:
+        train(config_from_dict(run_config(run_dir, 150)), reward_fn=color_reward())
+    err = f"error: {info.value}\n"
     assert (
         f"error: Could not write {checkpoints / 'step_0000000100.zip'}: No space left on device [ENOSPC].\n"
         "Free disk space (logging.keep_checkpoints and logging.save_replay_buffer=false use less).\n"
@@ -134,65 +131,74 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     assert DQN.load(checkpoints / "step_0000000050.zip").num_timesteps == 50
 
     monkeypatch.setattr(BaseAlgorithm, "save", real_save)  # space freed
-    summary = resume(run_dir).summary
+    summary = resume(run_dir, reward_fn=color_reward()).summary
     assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [50]
     assert not (checkpoints / "step_0000000100.zip.corrupt").exists()
 
 
-def test_a_full_disk_during_a_video_names_the_video(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import vlmrm.rl.callbacks as callbacks
 
     run_dir = tmp_path / "run"
-    use_color_reward(monkeypatch)
 
     def disk_full(frames, path, fps=30):
         Path(path).write_bytes(b"\0" * 100)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(callbacks, "write_video", disk_full)
-    assert main(["train", str(write_config(tmp_path, run_config(run_dir, 100, video_freq=60)))]) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(WriteError) as info:
+        train(config_from_dict(run_config(run_dir, 100, video_freq=60)), reward_fn=color_reward())
+    err = f"error: {info.value}\n"
     video = run_dir / "videos" / "step_0000000060.mp4"
     assert f"error: Could not write {video}: No space left on device [ENOSPC]." in err
     assert f"The previous checkpoint {run_dir / 'checkpoints' / 'step_0000000050.zip'} is intact" in err
     assert list((run_dir / "videos").iterdir()) == []  # neither a torn mp4 nor a temporary file
 
 
-def test_envs_and_reward_are_closed_when_the_algorithm_cannot_be_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import vlmrm.rl.trainer as trainer
+def test_envs_and_reward_are_closed_when_the_algorithm_cannot_be_built(tmp_path: Path) -> None:
+    class ClosingReward(ColorReward):
+        closed = 0
 
-    use_color_reward(monkeypatch)
-    closed: list[str] = []
-    real_make_vec_env = trainer.make_vec_env
+        def close(self) -> None:
+            type(self).closed += 1
 
-    def tracked_make_vec_env(**kwargs):
-        venv = real_make_vec_env(**kwargs)
-        real_close = venv.close
-        venv.close = lambda: (closed.append("env"), real_close())
-        return venv
-
-    def failing_make_algorithm(*args, **kwargs):
-        raise ConfigError("stable-baselines3 rejected the rl settings")
-
-    monkeypatch.setattr(trainer, "make_vec_env", tracked_make_vec_env)
-    monkeypatch.setattr(trainer, "make_algorithm", failing_make_algorithm)
-    with pytest.raises(ConfigError, match="rejected"):
-        train(config_from_dict(run_config(tmp_path / "run", 100)))
-    assert closed == ["env", "env"]  # the training envs and the evaluation env
+    cfg = run_config(tmp_path / "run", 100)
+    cfg["rl"].update(n_envs=2, vec_env="subproc")
+    cfg["rl"]["hyperparameters"]["buffer_size"] = 10**13  # no memory holds this buffer
+    with pytest.raises(ConfigError, match=r"rl\.hyperparameters\.buffer_size=10000000000000: the replay buffer"):
+        train(config_from_dict(cfg), reward_fn=ClosingReward(ColorEmbedder(), target_prompts=["a red pole"]))
+    assert ClosingReward.closed == 1
+    assert child_processes() == []  # the subprocess env workers were closed
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_directory_in_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def child_processes() -> list[int]:
+    """Live child processes of this process (Linux), but multiprocessing's resource tracker (it outlives pools)."""
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    pids = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    return [pid for pid in pids if _running(pid) and b"resource_tracker" not in _cmdline(pid)]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config(run_dir, 100)))
-    use_color_reward(monkeypatch)
     with RunLock(run_dir), pytest.raises(RunDirectoryError) as info:
-        resume(run_dir)
+        resume(run_dir, reward_fn=color_reward())
     assert str(info.value) == (
         f"Run directory {str(run_dir)!r} is in use by another vlmrm process (pid {os.getpid()}). "
         "Wait for it to finish or stop it (it writes a checkpoint on SIGTERM), then resume."

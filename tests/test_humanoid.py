@@ -13,10 +13,12 @@ import pytest
 from PIL import Image
 
 from vlmrm.envs import gl
-from vlmrm.envs.humanoid import PAPER_CAMERA, VLMHumanoidEnv
-from vlmrm.envs.humanoid_success import humanoid_pose, named_pose
-from vlmrm.envs.humanoid_tasks import TASKS
-from vlmrm.envs.registry import get_env_spec, half_of_steps_succeed, make_env
+from vlmrm.envs.humanoid.env import VLMHumanoidEnv
+from vlmrm.envs.humanoid.options import GYMNASIUM_CAMERA, PAPER_CAMERA
+from vlmrm.envs.humanoid.success import humanoid_pose, named_pose
+from vlmrm.envs.humanoid.tasks import TASKS
+from vlmrm.envs.registry import get_env_spec, make_env
+from vlmrm.envs.spec import half_of_steps_succeed
 from vlmrm.errors import ConfigError, RenderBackendError
 
 SMALL = 64
@@ -36,18 +38,16 @@ def test_spec_matches_the_paper_setup() -> None:
     assert spec.uses_mujoco
     assert spec.default_episode_length == 100
     assert spec.episode_success is half_of_steps_succeed
-    options = (
-        "task",
-        "textured",
-        "shadows",
-        "reflections",
-        "skybox",
-        "antialiasing",
-        "camera_distance",
-        "camera_tracking",
+    assert spec.option_names() == ["task", "camera", "look", "reset_noise_scale"]
+    options = spec.options()
+    assert options.camera == PAPER_CAMERA and not options.camera.tracking  # the authors' free camera
+    assert (PAPER_CAMERA.distance, PAPER_CAMERA.lookat, PAPER_CAMERA.elevation, PAPER_CAMERA.azimuth) == (
+        3.5,
+        (0.0, 0.0, 1.0),
+        -10.0,
+        180.0,
     )
-    for option in options:
-        assert option in spec.option_names()
+    assert options.look.textured and options.look.shadows
 
 
 def test_default_frame_and_camera() -> None:
@@ -59,9 +59,9 @@ def test_default_frame_and_camera() -> None:
         frame = wrapped.render()
         assert frame.shape == (224, 224, 3) and frame.dtype == np.uint8
         humanoid = wrapped.unwrapped
-        assert humanoid.camera.distance == PAPER_CAMERA["distance"] == 3.5
+        assert humanoid.camera.distance == PAPER_CAMERA.distance == 3.5
         assert humanoid.camera.elevation == -10.0 and humanoid.camera.azimuth == 180.0
-        np.testing.assert_allclose(humanoid.camera_lookat, (0.0, 0.0, 1.0))
+        np.testing.assert_allclose(humanoid.camera.lookat, (0.0, 0.0, 1.0))
     finally:
         wrapped.close()
 
@@ -122,10 +122,31 @@ def test_no_success_flag_without_task(env: VLMHumanoidEnv) -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'kneeling'"):
         make_env("humanoid", task="kneel")
-    with pytest.raises(ConfigError, match="camera_distance"):
-        make_env("humanoid", camera_distanse=3.0)
-    with pytest.raises(ConfigError, match="camera_lookat"):
-        make_env("humanoid", camera_lookat=(0.0, 1.0))
+    with pytest.raises(ConfigError, match=r"Did you mean 'camera\.distance'"):
+        make_env("humanoid", camera={"distanse": 3.0})
+    with pytest.raises(ConfigError, match=r"camera\.lookat"):
+        make_env("humanoid", camera={"lookat": (0.0, 1.0)})
+    with pytest.raises(ConfigError, match="Did you mean 'gymnasium'"):
+        make_env("humanoid", camera="gymnasum")
+    with pytest.raises(ConfigError, match=r"look\.shadows"):
+        make_env("humanoid", look={"shadows": "no"})
+
+
+def test_flat_options_of_vlmrm_0_1_still_work_with_a_warning() -> None:
+    from vlmrm.envs.registry import get_env_spec, parse_options
+
+    with pytest.warns(FutureWarning, match="flat humanoid options are deprecated"):
+        options = parse_options(get_env_spec("humanoid"), {"camera_distance": 4.0, "shadows": False})
+    assert options.camera.distance == 4.0 and options.look.shadows is False and options.look.textured is True
+
+
+def test_gymnasium_camera_preset_is_humanoid_v5s_default() -> None:
+    from gymnasium.envs.mujoco.humanoid_v5 import DEFAULT_CAMERA_CONFIG
+
+    assert GYMNASIUM_CAMERA.distance == DEFAULT_CAMERA_CONFIG["distance"]
+    assert GYMNASIUM_CAMERA.elevation == DEFAULT_CAMERA_CONFIG["elevation"]
+    assert GYMNASIUM_CAMERA.lookat == tuple(DEFAULT_CAMERA_CONFIG["lookat"])
+    assert not GYMNASIUM_CAMERA.tracking  # trackbodyid is ignored on Gymnasium's free camera
 
 
 def test_set_qpos_sets_pose_at_rest(env: VLMHumanoidEnv) -> None:
@@ -152,7 +173,7 @@ def test_camera_tracks_the_torso() -> None:
     """Moving the humanoid by one floor-texture period (2 m) leaves a tracked frame unchanged."""
     frames: dict[bool, list[np.ndarray]] = {}
     for tracking in (True, False):
-        wrapped = make_env("humanoid", render_size=SMALL, camera_tracking=tracking)
+        wrapped = make_env("humanoid", render_size=SMALL, camera={"tracking": tracking})
         try:
             wrapped.reset(seed=0)
             humanoid = wrapped.unwrapped
@@ -199,7 +220,7 @@ def test_render_flags_change_the_frame() -> None:
         "no_antialiasing": {"antialiasing": False},
         "plain": {"textured": False},
     }.items():
-        wrapped = make_env("humanoid", render_size=SMALL, **options)
+        wrapped = make_env("humanoid", render_size=SMALL, look=options)
         try:
             wrapped.reset(seed=0)
             wrapped.unwrapped.set_qpos(humanoid_pose("standing"))
@@ -225,11 +246,11 @@ def test_no_gl_backend_names_egl_and_osmesa(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("first", ["", "import mujoco\n"], ids=["humanoid-first", "mujoco-first"])
 def test_importing_the_module_chooses_a_backend(first: str) -> None:
-    """In a fresh process without MUJOCO_GL, importing vlmrm.envs.humanoid makes rendering work,
+    """In a fresh process without MUJOCO_GL, importing vlmrm.envs.humanoid.env makes rendering work,
     even when MuJoCo was imported before."""
     code = first + (
-        "import os, vlmrm.envs.humanoid as h\n"
-        "env = h.make_humanoid(render_size=16)\n"
+        "import os, vlmrm.envs.humanoid.env as h\n"
+        "env = h.make_humanoid(16, 100, h.HumanoidOptions())\n"
         "env.reset(seed=0)\n"
         "print(os.environ['MUJOCO_GL'], 'x'.join(map(str, env.render().shape)))\n"
     )
@@ -276,7 +297,7 @@ def test_render_cli_contact_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("task", TASKS)
 def test_preset_config_loads(task: str) -> None:
     from vlmrm.config import load_config
-    from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
+    from vlmrm.envs.humanoid.tasks import BASELINE_PROMPT, TASK_PROMPTS
 
     path = Path(__file__).resolve().parents[1] / "configs" / f"humanoid-{task}.yaml"
     config = load_config(path)

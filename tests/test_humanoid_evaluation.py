@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ColorEmbedder
 from vlmrm.envs import make_env
-from vlmrm.envs.humanoid_success import humanoid_pose
-from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
+from vlmrm.envs.humanoid.options import interpolate_qpos
+from vlmrm.envs.humanoid.success import humanoid_pose
+from vlmrm.envs.humanoid.tasks import BASELINE_PROMPT, TASK_PROMPTS
 from vlmrm.evaluation.dataset import collect_dataset, load_dataset, task_sentence
 from vlmrm.evaluation.epic_study import labelled_frames
-from vlmrm.evaluation.landscape import default_prompts, interpolate_qpos, make_sweep, run_landscape
+from vlmrm.evaluation.landscape import default_prompts, make_sweep, run_landscape
 from vlmrm.reward import VLMReward
+from vlmrm.testing import ColorEmbedder
 
 SIZE = 48
 
@@ -62,11 +63,12 @@ def test_humanoid_dataset_with_detector_labels(tmp_path: Path) -> None:
     for record in load_dataset(tmp_path / "h").records:
         assert isinstance(record["is_success"], bool)
         assert len(record["qpos"]) == env.unwrapped.model.nq and len(record["qvel"]) == env.unwrapped.model.nv
-        env.unwrapped.set_state(np.array(record["qpos"]), np.array(record["qvel"]))
+        env.unwrapped.set_sim_state(record)
         stored = np.asarray(Image.open(tmp_path / "h" / record["frame"]).convert("RGB")).astype(int)
         difference = np.abs(env.render().astype(int) - stored)
-        # The same state renders the same picture, up to off-by-one rounding of the GL rasteriser.
-        assert difference.max() <= 2 and (difference > 0).mean() < 0.01
+        # The same state renders the same picture, up to rounding of the GL rasteriser (a few levels on a few
+        # pixels: the paper's fixed camera sees the body at other pixels than the tracking one did, up to 3).
+        assert difference.max() <= 3 and (difference > 0).mean() < 0.01
     env.close()
     # The humanoid starts standing, so the standing detector says yes at first.
     assert dataset.records[0]["is_success"] is True

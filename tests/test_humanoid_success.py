@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from vlmrm.envs.humanoid_success import (
+from vlmrm.envs.humanoid.success import (
     POSE_NAMES,
     POSE_RECIPES,
     Rule,
@@ -18,13 +18,13 @@ from vlmrm.envs.humanoid_success import (
     pose_checks,
     validate_task,
 )
-from vlmrm.envs.humanoid_tasks import TASK_PROMPTS, TASKS
+from vlmrm.envs.humanoid.tasks import TASK_PROMPTS, TASKS
 from vlmrm.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def model() -> mujoco.MjModel:
-    from vlmrm.envs.humanoid_scene import gymnasium_humanoid_xml_path
+    from vlmrm.envs.humanoid.scene import gymnasium_humanoid_xml_path
 
     return mujoco.MjModel.from_xml_path(str(gymnasium_humanoid_xml_path()))
 

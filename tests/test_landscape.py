@@ -8,24 +8,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import ColorEmbedder, color_reward_reference
 from vlmrm.cli.main import main
-from vlmrm.envs import make_env
+from vlmrm.config import load_config
+from vlmrm.envs import get_env_spec, make_env
 from vlmrm.envs.classic_control import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X, render_mountaincar
+from vlmrm.envs.humanoid.options import interpolate_qpos
 from vlmrm.envs.mountaincar_textured import _cached_background, render_mountaincar_textured, textured_background
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.landscape import (
     CSV_COLUMNS,
-    DEFAULT_PROMPTS,
     compute_landscape,
-    interpolate_qpos,
+    default_prompts,
     make_sweep,
     rescale,
     run_landscape,
 )
 from vlmrm.reward import VLMReward
+from vlmrm.testing import ColorEmbedder, color_reward_reference
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -37,9 +37,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("env", ["cartpole", "mountaincar"])
-def test_default_prompts_match_the_configs(env: str) -> None:
-    config = yaml.safe_load((REPO / "configs" / f"{env}.yaml").read_text())
-    assert DEFAULT_PROMPTS[env] == (config["reward"]["target_prompts"], config["reward"]["baseline_prompts"])
+def test_configs_and_landscapes_take_the_prompts_of_the_env_spec(env: str) -> None:
+    """Prompts live in one place, the env's spec: the shipped configs name none and get the spec's."""
+    assert "target_prompts:" not in (REPO / "configs" / f"{env}.yaml").read_text()
+    config = load_config(REPO / "configs" / f"{env}.yaml")
+    prompts = get_env_spec(env).default_prompts()
+    assert (config.reward.target_prompts, config.reward.baseline_prompts) == (
+        list(prompts.target),
+        list(prompts.baseline),
+    )
+    assert default_prompts(env) == (list(prompts.target), list(prompts.baseline))
 
 
 def test_landscape_csv_has_one_row_per_state_model_and_alpha(tmp_path: Path) -> None:
@@ -104,7 +111,7 @@ def test_landscape_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "mountaincar only" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="at least 2"):
         make_sweep("cartpole", 1)
-    with pytest.raises(ConfigError, match="No landscape sweep"):
+    with pytest.raises(ConfigError, match="Unknown environment 'pendulum'"):
         make_sweep("pendulum")
     embedder = ColorEmbedder()
     with pytest.raises(ConfigError, match="baseline"):

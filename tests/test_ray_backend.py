@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlmrm.config import RewardConfig, config_from_dict
+from vlmrm.config import RayConfig, RewardConfig, config_from_dict
 from vlmrm.errors import ConfigError
-from vlmrm.reward.backend import LocalRewardFn, build_reward, make_reward_fn
+from vlmrm.reward import RewardFunction, VLMReward
+from vlmrm.reward.backend import build_reward_function
 from vlmrm.reward.ray_pool import RayRewardPool, plan_workers, shard_bounds
+from vlmrm.rl.trainer import train
 
 ray = pytest.importorskip("ray")
 
@@ -38,11 +40,13 @@ REWARD = {
     "dtype": "fp32",
     "device": "cpu",
 }
+REWARD_BATCH = 64  # RewardConfig's default batch_size
 
 
-def ray_config(**extra) -> RewardConfig:
+def ray_config(num_workers: int | None = 2, cpus_per_worker: int | None = 1, **extra) -> RewardConfig:
     # One CPU (torch thread) per actor: the module's cluster has 4 logical CPUs on a 2-core machine.
-    return RewardConfig(**{**REWARD, "backend": "ray", "num_workers": 2, "cpus_per_worker": 1, **extra})
+    ray = RayConfig(num_workers=num_workers, cpus_per_worker=cpus_per_worker)
+    return RewardConfig(**{**REWARD, "backend": "ray", "ray": ray, **extra})
 
 
 def random_frames(n: int, seed: int = 0, size: int = 224) -> np.ndarray:
@@ -101,12 +105,12 @@ def ray_cluster() -> Iterator[None]:
 def local_reward():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return build_reward(RewardConfig(**REWARD))
+        return VLMReward.from_config(RewardConfig(**REWARD))
 
 
 @pytest.fixture(scope="module")
 def pool(ray_cluster) -> Iterator[RayRewardPool]:
-    reward_fn = make_reward_fn(ray_config(), local_reward=None)
+    reward_fn = build_reward_function(ray_config())
     assert isinstance(reward_fn, RayRewardPool)
     yield reward_fn
     reward_fn.close()
@@ -130,26 +134,49 @@ def test_worker_plan_defaults() -> None:
     auto = RewardConfig(**{**REWARD, "device": "auto", "backend": "ray"})
     gpu = plan_workers(auto, cluster_cpus=64, cluster_gpus=8, node_cpus=32)
     assert (gpu.num_workers, gpu.device, gpu.num_gpus, gpu.num_cpus) == (8, "cuda", 1.0, 1)
-    shared = plan_workers(auto.model_copy(update={"num_workers": 6}), 64, 4, 32)
+    shared = plan_workers(auto.model_copy(update={"ray": RayConfig(num_workers=6)}), 64, 4, 32)
     assert shared.num_gpus == 0.5  # two actors share a GPU
     cpu = plan_workers(auto, cluster_cpus=8, cluster_gpus=0, node_cpus=8)
     assert (cpu.num_workers, cpu.device, cpu.num_gpus, cpu.num_cpus) == (1, "cpu", 0.0, 8)
     assert plan_workers(ray_config(cpus_per_worker=None), 8, 0, 8).num_cpus == 4
-    with pytest.raises(ConfigError, match=r"Lower reward\.num_workers"):
+    with pytest.raises(ConfigError, match=r"Lower reward\.ray\.num_workers"):
         plan_workers(ray_config(num_workers=3, cpus_per_worker=2), 4, 0, 4)
-    with pytest.raises(ConfigError, match="device: cuda"):
-        plan_workers(ray_config(device="cuda:1"), 8, 2, 8)
     with pytest.raises(ConfigError, match="no GPUs"):
         plan_workers(ray_config(device="cuda"), 8, 0, 8)
 
 
-def test_ray_fields_need_the_ray_backend(local_reward) -> None:
-    config = RewardConfig(**{**REWARD, "num_workers": 2})
-    with pytest.raises(ConfigError, match=r"only applies to reward\.backend: ray"):
-        make_reward_fn(config, local_reward)
-    local = make_reward_fn(RewardConfig(**REWARD), local_reward)
-    assert isinstance(local, LocalRewardFn) and local.image_size == local_reward.image_size
-    local.close()
+def ray_train_config(reward: dict) -> dict:
+    return {"env": {"name": "cartpole"}, "reward": reward, "rl": {"algorithm": "dqn", "total_steps": 100}}
+
+
+def test_ray_settings_are_checked_with_the_config() -> None:
+    with pytest.raises(ConfigError, match=r"reward\.ray\.num_workers: only applies to reward\.backend: ray"):
+        config_from_dict(ray_train_config({**REWARD, "ray": {"num_workers": 2}}))
+    with pytest.raises(ConfigError, match="device: cuda"):
+        config_from_dict(ray_train_config({**REWARD, "backend": "ray", "device": "cuda:1"}))
+
+
+def test_flat_ray_fields_of_vlmrm_0_1_move_into_the_ray_section() -> None:
+    with pytest.warns(FutureWarning, match=r"reward\.ray_address -> reward\.ray\.address"):
+        config = config_from_dict(ray_train_config({**REWARD, "backend": "ray", "ray_address": "auto"}))
+    assert config.reward.ray == RayConfig(address="auto")
+
+
+def test_the_ray_backend_loads_no_model_in_the_training_process(pool: RayRewardPool) -> None:
+    import gc
+
+    def models_here() -> int:
+        return sum(isinstance(obj, VLMReward) for obj in gc.get_objects())
+
+    assert isinstance(pool, RewardFunction) and pool.name == "tiny-random"
+    assert pool.batch_size == 2 * REWARD_BATCH  # one full batch per actor
+    assert str(pool.device) == "cpu"  # frames travel from host memory
+    before = models_here()
+    another = build_reward_function(ray_config(num_workers=1))
+    try:
+        assert models_here() == before, "building the Ray backend loaded a model in this process"
+    finally:
+        another.close()
 
 
 # -- the pool -------------------------------------------------------------------------------------------
@@ -164,7 +191,7 @@ def test_ray_rewards_equal_local_rewards(pool: RayRewardPool, local_reward, n: i
 
 
 def test_pool_workers_hold_one_model_each(pool: RayRewardPool) -> None:
-    assert pool.num_workers == 2 and pool.image_size == 224 and pool.model_name == "tiny-random"
+    assert pool.num_workers == 2 and pool.image_size == 224 and pool.name == "tiny-random"
     assert all(info["device"] == "cpu" and info["threads"] == 1 for info in pool.workers)
     assert len(set(worker_pids(pool))) == 2
 
@@ -225,40 +252,31 @@ def test_a_worker_killed_for_good_is_replaced_by_the_others(pool: RayRewardPool,
 # -- a whole run ------------------------------------------------------------------------------------------
 
 
-def test_train_with_the_ray_backend_writes_every_artefact(ray_cluster, tmp_path: Path, monkeypatch) -> None:
-    import vlmrm.rl.trainer as trainer
-
-    made: list = []
-    pids: list[int] = []
-
-    def recording_make_reward_fn(*args, **kwargs):
-        made.append(make_reward_fn(*args, **kwargs))
-        pids.extend(info["pid"] for info in made[-1].workers)
-        return made[-1]
-
-    monkeypatch.setattr(trainer, "make_reward_fn", recording_make_reward_fn)
+def test_train_with_the_ray_backend_writes_every_artefact(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cfg = {
         "env": {"name": "cartpole", "episode_length": 50},
-        "reward": {**REWARD, "backend": "ray", "num_workers": 2, "cpus_per_worker": 1},
+        "reward": {**REWARD, "backend": "ray", "ray": {"num_workers": 2, "cpus_per_worker": 1}},
         "rl": {"algorithm": "dqn", "total_steps": 200, "seed": 0, "n_envs": 2},
         "logging": {"run_dir": str(run_dir), "checkpoint_freq": 100, "video_freq": 0, "eval_freq": 0},
     }
     cfg["rl"]["hyperparameters"] = {"learning_starts": 100, "train_freq": 4}
     cfg["logging"] |= {"eval_episodes": 2, "progress_bar": False}
+    config = config_from_dict(cfg)
+    pool = RayRewardPool(config.reward)
+    pids = [info["pid"] for info in pool.workers]
     try:
-        summary = trainer.train(config_from_dict(cfg)).summary
-        assert len(made) == 1 and isinstance(made[0], RayRewardPool) and len(pids) == 2
-        assert made[0].closed, "the trainer closes its reward function"
+        summary = train(config, reward_fn=pool).summary
+        assert pool.closed, "the trainer closes its reward function"
     finally:
-        for reward_fn in made:
-            reward_fn.close()
-    assert not any(alive(pid) for pid in pids)
+        pool.close()
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids)
     assert summary["total_steps"] == 200 and summary["eval_episodes"] == 2
     assert json.loads((run_dir / "summary.json").read_text())["total_steps"] == 200
     assert (run_dir / summary["final_checkpoint"]).is_file()
     assert len(list((run_dir / "checkpoints").glob("step_*.zip"))) == 2  # at 100 and 200
-    assert "backend: ray" in (run_dir / "config.yaml").read_text()
+    written = (run_dir / "config.yaml").read_text()
+    assert "backend: ray" in written and "overlap_scoring: true" in written  # resolved: Ray workers overlap
     assert list((run_dir / "videos").glob("*.mp4")) and list((run_dir / "logs").glob("events.out.tfevents.*"))
 
 
@@ -273,7 +291,7 @@ from test_ray_backend import descendants
 from vlmrm.config import RewardConfig
 from vlmrm.reward.ray_pool import RayRewardPool
 
-config = RewardConfig(**{reward!r}, backend="ray", num_workers=1)
+config = RewardConfig(**{reward!r}, backend="ray", ray={{"num_workers": 1}})
 with RayRewardPool(config) as pool:
     assert pool._owns_cluster
     rewards = pool(np.zeros((3, 224, 224, 3), np.uint8))

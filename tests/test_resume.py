@@ -25,11 +25,11 @@ from stable_baselines3 import DQN
 from faultkit import (
     ROOT,
     assert_no_gap_or_overlap,
+    color_reward,
     events_file_steps,
     events_files,
     load_dqn_checkpoint,
     run_config,
-    use_color_reward,
 )
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
@@ -96,9 +96,7 @@ def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 150-step run with checkpoints at 50, 100 and 150 and evaluations every 25 steps."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_color_reward(monkeypatch)
-        train(config_from_dict(run_config(run_dir, 150)))
+    train(config_from_dict(run_config(run_dir, 150)), reward_fn=color_reward())
     return run_dir
 
 
@@ -119,9 +117,8 @@ def test_resume_falls_back_past_a_truncated_checkpoint(
     assert str(info.value).startswith(f"Checkpoint {newest} is unusable: it is truncated or corrupt")
     assert str(info.value).endswith(f"The last good checkpoint is {checkpoints / 'step_0000000100.zip'}.")
 
-    use_color_reward(monkeypatch)
     with caplog.at_level("WARNING"):
-        result = resume(run_dir)
+        result = resume(run_dir, reward_fn=color_reward())
     assert (
         f"checkpoint {newest} is unusable (it is truncated or corrupt" in caplog.text
         and f"resuming from {checkpoints / 'step_0000000100.zip'} instead" in caplog.text
@@ -140,9 +137,8 @@ def test_resume_restores_counters_replay_buffer_and_trainer_state(
 ) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
-    use_color_reward(monkeypatch)
     before = load_dqn_checkpoint(run_dir, 150)
-    assert main(["train", "--resume", str(run_dir), "--set", "rl.total_steps=200"]) == 0
+    resume(run_dir, ["rl.total_steps=200"], reward_fn=color_reward())
     after = load_dqn_checkpoint(run_dir, 200)
     assert after.num_timesteps == 200 and after._n_updates > before._n_updates
     # The buffer kept the first 150 steps' transitions (one step per checkpoint is not stored).
@@ -161,9 +157,7 @@ def test_resume_may_switch_on_overlapped_scoring(
     """How rewards are scheduled is not what they are: a run may resume with overlap_scoring changed."""
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
-    use_color_reward(monkeypatch)
-    overrides = ["--set", "rl.total_steps=200", "--set", "reward.overlap_scoring=true"]
-    assert main(["train", "--resume", str(run_dir), *overrides]) == 0
+    resume(run_dir, ["rl.total_steps=200", "reward.overlap_scoring=true"], reward_fn=color_reward())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["overlap_scoring"] is True and summary["resumed_at_steps"] == [150]
     after = load_dqn_checkpoint(run_dir, 200)
@@ -179,8 +173,7 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
     shutil.copytree(finished_run, run_dir)
     (run_dir / "summary.json").unlink()  # killed after the final checkpoint, before the summary
     before = (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes()
-    use_color_reward(monkeypatch)
-    summary = resume(run_dir).summary
+    summary = resume(run_dir, reward_fn=color_reward()).summary
     assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [150]
     assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # no training, no new checkpoint
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)

@@ -10,10 +10,10 @@ import pytest
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from conftest import ColorEmbedder, StepColorEnv, color_reward_reference
-from vlmrm.reward import VLMReward
+from vlmrm.reward import FunctionReward, VLMReward
 from vlmrm.rl import RelabelingReplayBuffer, RenderFrameInInfo, VecVLMReward, VLMRewardWrapper
 from vlmrm.rl.vec_env import PendingRewards
+from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
 
 RED = (1.0, 0.0, 0.0)
 
@@ -73,7 +73,9 @@ def test_vec_env_episode_mode_returns_whole_episodes() -> None:
         _, rewards, dones, infos = venv.step(np.zeros(2, dtype=int))
         for i in range(2):
             if dones[i]:
-                episode = infos[i]["vlm_episode_rewards"]
+                pending = infos[i]["vlm_episode_rewards"]
+                assert pending.done()  # scored inline, at once
+                episode = pending.result()
                 length = [3, 5][i]
                 np.testing.assert_allclose(episode, [expected_reward(t, i) for t in range(1, length + 1)], atol=1e-6)
                 assert rewards[i] == pytest.approx(episode[-1])
@@ -114,9 +116,9 @@ def assert_rewards_match_their_frames(buffer: RelabelingReplayBuffer, lengths: l
                 assert buffer.rewards[pos, env] == 0.0
     assert checked >= n_envs * steps - sum(lengths)
     samples = buffer.sample(256)
-    t, env_id = samples.next_observations[:, 0].numpy(), samples.next_observations[:, 1].numpy()
+    t, env_id = samples.next_observations[:, 0].cpu().numpy(), samples.next_observations[:, 1].cpu().numpy()
     expected = [expected_reward(int(a), int(b)) for a, b in zip(t, env_id, strict=True)]
-    np.testing.assert_allclose(samples.rewards[:, 0].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(samples.rewards[:, 0].cpu().numpy(), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("algorithm", ["sac", "dqn"])
@@ -268,7 +270,7 @@ def test_sample_waits_for_late_rewards_and_pickling_resolves_them() -> None:
     model.learn(total_timesteps=6)
     buffer = model.replay_buffer
     samples = buffer.sample(8)  # the first episode may still be in flight: sample waits for it
-    assert set(samples.next_observations[:, 0].numpy().astype(int)) <= {1, 2, 3, 4}
+    assert set(samples.next_observations[:, 0].cpu().numpy().astype(int)) <= {1, 2, 3, 4}
     restored = pickle.loads(pickle.dumps(buffer))
     assert restored.num_ready() == 4 and restored.receive_rewards() == 0
     venv.close()
@@ -278,7 +280,7 @@ def test_scorer_errors_reach_the_training_loop() -> None:
     def broken(frames: np.ndarray) -> np.ndarray:
         raise ValueError("model exploded")
 
-    venv = VecVLMReward(make_venv([2]), broken, mode="episode", overlap=True)
+    venv = VecVLMReward(make_venv([2]), FunctionReward(broken, image_size=16), mode="episode", overlap=True)
     venv.reset()
     with pytest.raises(ValueError, match="model exploded"):
         for _ in range(10):

@@ -107,6 +107,7 @@ def test_overlapped_scoring_fills_the_replay_buffer_like_inline_scoring(tmp_path
 
 def test_overlapped_scoring_defaults_off_on_a_cpu_and_needs_episode_batching(tmp_path: Path) -> None:
     cfg = config("cartpole", "dqn", 100, tmp_path / "run", hyperparameters={"learning_starts": 100})
+    cfg["reward"]["device"] = "cpu"  # the model on the envs' CPU cores, whatever the machine has
     assert train(config_from_dict(cfg)).summary["overlap_scoring"] is False
     cfg = config("cartpole", "ppo", 64, tmp_path / "ppo", hyperparameters={"n_steps": 32, "batch_size": 32})
     cfg["reward"]["overlap_scoring"] = True

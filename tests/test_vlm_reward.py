@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ColorEmbedder, color_reward_reference
 from vlmrm.errors import ModelLoadError, PromptError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.architectures import build_random_model
+from vlmrm.testing import ColorEmbedder, color_reward_reference
 
 
 def random_frames(n: int, height: int = 16, width: int = 16, seed: int = 0) -> np.ndarray:

@@ -3,23 +3,51 @@
 The reward of a frame is the cosine similarity between its image embedding and the embedding
 of a goal sentence, optionally projected onto the goal-baseline direction
 (Rocamonde et al., ICLR 2024, arXiv:2310.12921).
+
+The public API is imported lazily (importing torch takes seconds; ``vlmrm --help`` should not pay for it):
+
+- :class:`VLMReward`, :class:`RewardFunction`, :class:`FunctionReward`: rewards (:mod:`vlmrm.reward`).
+- :func:`train`, :func:`resume`: runs (:mod:`vlmrm.rl.trainer`).
+- :func:`load_config`, :func:`config_from_dict`, :class:`TrainConfig`: configs (:mod:`vlmrm.config`).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["VLMReward", "__version__"]
+
+_EXPORTS = {
+    "VLMReward": "vlmrm.reward.vlm_reward",
+    "RewardFunction": "vlmrm.reward.contract",
+    "FunctionReward": "vlmrm.reward.contract",
+    "train": "vlmrm.rl.trainer",
+    "resume": "vlmrm.rl.trainer",
+    "TrainConfig": "vlmrm.config",
+    "load_config": "vlmrm.config",
+    "config_from_dict": "vlmrm.config",
+}
+__all__ = [
+    "FunctionReward",
+    "RewardFunction",
+    "TrainConfig",
+    "VLMReward",
+    "__version__",
+    "config_from_dict",
+    "load_config",
+    "resume",
+    "train",
+]
 
 if TYPE_CHECKING:
-    from vlmrm.reward import VLMReward
+    from vlmrm.config import TrainConfig, config_from_dict, load_config
+    from vlmrm.reward.contract import FunctionReward, RewardFunction
+    from vlmrm.reward.vlm_reward import VLMReward
+    from vlmrm.rl.trainer import resume, train
 
 
 def __getattr__(name: str) -> Any:
-    # Importing torch and transformers takes seconds; the CLI's --help should not pay for it.
-    if name == "VLMReward":
-        from vlmrm.reward import VLMReward
-
-        return VLMReward
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'vlmrm' has no attribute {name!r}")

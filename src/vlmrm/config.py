@@ -1,26 +1,69 @@
-"""The training configuration: a YAML file validated with pydantic.
+"""The training configuration: one YAML file, validated once and resolved once.
 
-Every section rejects unknown fields, so a misspelled key is an error that names it (and the
-closest valid name) instead of a silently ignored setting.
+Three stages, all here:
+
+1. **Types and ranges** (pydantic): every section rejects unknown fields, so a misspelled key is
+   an error that names it and the closest valid name; integers are strict (``true`` is not 1).
+2. **Rules across fields** (:func:`config_problems`): env options, which algorithm fits the env's
+   actions, episode-end batching and overlap, hyperparameters, the Ray section. Every rule of a
+   config lives in this module; nothing downstream re-checks it.
+3. **Resolution** (:func:`resolve`): every ``None`` and ``auto`` is filled once (episode length,
+   render size, device, dtype, batching, overlap, replay-buffer saving, ``learning_starts``, the
+   run directory). The resolved config is what a run's ``config.yaml`` holds and what every other
+   module reads.
+
+Whether ``--resume`` may change a field is a property of the field (``resume_safe``), listed by
+:func:`resume_safe_fields`.
+
+>>> config = config_from_dict({"env": {"name": "cartpole"}, "rl": {"algorithm": "dqn", "total_steps": 1000}})
+>>> config.reward.target_prompts  # the env's default prompts
+['pole vertically upright on top of the cart']
+>>> resolved = resolve(config, RewardFacts(image_size=224, device="cpu", dtype="fp32"), run_dir="runs/x")
+>>> resolved.env.episode_length, resolved.reward.episode_end_batching, resolved.rl.hyperparameters["learning_starts"]
+(200, True, 200)
 """
 
 from __future__ import annotations
 
-import difflib
-import typing
+import importlib
+import inspect
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vlmrm.envs.registry import get_env_spec, parse_options
 from vlmrm.errors import ConfigError
+from vlmrm.validation import closest, problem_lines
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
+ALGORITHM_CLASSES: dict[str, str] = {
+    "sac": "stable_baselines3:SAC",
+    "dqn": "stable_baselines3:DQN",
+    "ppo": "stable_baselines3:PPO",
+}
+"""The stable-baselines3 class of each algorithm name (imported when a rule needs its signature)."""
+OFF_POLICY_ALGORITHMS = frozenset({"sac", "dqn"})
+"""Algorithms with a replay buffer: episode-end batching and replay-buffer checkpoints apply to them."""
+ACTION_KINDS: dict[str, frozenset[str]] = {
+    "sac": frozenset({"continuous"}),
+    "dqn": frozenset({"discrete"}),
+    "ppo": frozenset({"discrete", "continuous"}),
+}
+RESERVED_HYPERPARAMETERS = ("policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
+"""Algorithm arguments vlmrm sets itself (from rl.policy, rl.seed, reward.device)."""
+
+SAFE = {"resume_safe": True}
+"""``json_schema_extra`` of the fields ``--resume --set`` may change (budgets, logging, how rewards are computed)."""
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class EnvConfig(_Section):
@@ -35,45 +78,90 @@ class EnvConfig(_Section):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Environment-specific options.")
 
+    @field_validator("name")
+    @classmethod
+    def _known_env(cls, name: str) -> str:
+        return get_env_spec(name).name
+
+
+class RayConfig(_Section):
+    """Where Ray runs the reward workers (``reward.backend: ray``)."""
+
+    num_workers: int | None = Field(
+        default=None, gt=0, description="Reward-model actors; default one per GPU of the cluster, else one CPU actor."
+    )
+    cpus_per_worker: int | None = Field(
+        default=None, gt=0, description="CPUs (torch threads) per actor; default 1 with GPUs, else an even share."
+    )
+    address: str | None = Field(
+        default=None, description="Cluster to join; default $RAY_ADDRESS, else a new local cluster."
+    )
+
+    def is_empty(self) -> bool:
+        return all(value is None for value in self.model_dump().values())
+
+
+_FLAT_RAY_FIELDS = {"num_workers": "num_workers", "cpus_per_worker": "cpus_per_worker", "ray_address": "address"}
+
 
 class RewardConfig(_Section):
     """The vision-language reward model."""
 
     model: str = Field(default=DEFAULT_MODEL, description="Hub id, local directory, open_clip:ARCH/TAG, tiny-random.")
-    target_prompts: list[str] = Field(min_length=1, description="Sentences describing the goal.")
-    baseline_prompts: list[str] = Field(default_factory=list, description="Sentences describing the scene in general.")
+    target_prompts: list[str] | None = Field(
+        default=None, min_length=1, description="Sentences describing the goal; default: the env's."
+    )
+    baseline_prompts: list[str] | None = Field(
+        default=None, description="Sentences describing the scene in general; default: the env's, with its target."
+    )
     alpha: float = Field(default=0.0, ge=0.0, le=1.0, description="Goal-baseline regularisation strength.")
-    batch_size: int = Field(default=64, gt=0, description="Largest number of frames embedded at once.")
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
+    batch_size: int = Field(
+        default=64, gt=0, json_schema_extra=SAFE, description="Largest number of frames embedded at once."
+    )
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32."
+    )
+    device: str = Field(default="auto", json_schema_extra=SAFE, description="auto, cpu, cuda or cuda:N.")
     episode_end_batching: bool | None = Field(
         default=None,
         description="Score whole episodes at once and relabel the replay buffer; default: on for SAC/DQN.",
     )
     overlap_scoring: bool | None = Field(
         default=None,
-        description=(
-            "Episode-end batching: score finished episodes in a background thread while the envs step; "
-            "default: on when the model runs on a GPU or Ray workers, off on a CPU (both would share its cores)."
-        ),
+        json_schema_extra=SAFE,
+        description="Episode-end batching: score finished episodes in a background thread while the envs step; "
+        "default: on when the model runs on a GPU or Ray workers, off on a CPU (both would share its cores).",
     )
     backend: Literal["local", "ray"] = Field(
-        default="local", description="Where frames are scored: in the training process, or by a pool of Ray actors."
+        default="local",
+        json_schema_extra=SAFE,
+        description="Where frames are scored: in the training process, or by a pool of Ray actors.",
     )
-    num_workers: int | None = Field(
-        default=None, gt=0, description="Ray backend: reward-model actors; default one per GPU, else one CPU actor."
-    )
-    cpus_per_worker: int | None = Field(
-        default=None, gt=0, description="Ray backend: CPUs (torch threads) per actor; default 1 on GPUs, else a share."
-    )
-    ray_address: str | None = Field(
-        default=None, description="Ray backend: cluster to join; default $RAY_ADDRESS, else a new local cluster."
-    )
+    ray: RayConfig = Field(default_factory=RayConfig, json_schema_extra=SAFE, description="The Ray backend.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_ray_fields(cls, data: Any) -> Any:
+        """vlmrm 0.1 had the Ray fields flat in ``reward``; move them into ``reward.ray`` (with a warning)."""
+        if not isinstance(data, dict) or not any(key in data for key in _FLAT_RAY_FIELDS):
+            return data
+        data = dict(data)
+        ray = dict(data.get("ray") or {})
+        moved = []
+        for old, new in _FLAT_RAY_FIELDS.items():
+            if old in data:
+                value = data.pop(old)
+                moved.append(f"reward.{old} -> reward.ray.{new}")
+                if value is not None:
+                    ray[new] = value
+        data["ray"] = ray
+        warnings.warn(f"deprecated config fields, now nested: {', '.join(moved)}", FutureWarning, stacklevel=2)
+        return data
 
     @field_validator("target_prompts", "baseline_prompts")
     @classmethod
-    def _prompts_not_empty(cls, prompts: list[str]) -> list[str]:
-        for i, prompt in enumerate(prompts):
+    def _prompts_not_empty(cls, prompts: list[str] | None) -> list[str] | None:
+        for i, prompt in enumerate(prompts or []):
             if not prompt.strip():
                 raise ValueError(f"prompt {i} is empty; write a sentence that describes the scene")
         return prompts
@@ -92,41 +180,44 @@ class RewardConfig(_Section):
             return device
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
-    @model_validator(mode="after")
-    def _baseline_for_alpha(self) -> RewardConfig:
-        if self.alpha > 0 and not self.baseline_prompts:
-            raise ValueError(
-                f"alpha={self.alpha} needs baseline_prompts (a sentence describing the scene in general); "
-                "add reward.baseline_prompts or set reward.alpha to 0"
-            )
-        return self
-
 
 class RLConfig(_Section):
     """The RL algorithm (stable-baselines3) and its budget."""
 
     algorithm: Literal["sac", "dqn", "ppo"] = Field(description="sac (continuous), dqn (discrete), ppo (either).")
-    total_steps: int = Field(gt=0, description="Environment steps summed over all envs.")
+    total_steps: int = Field(gt=0, json_schema_extra=SAFE, description="Environment steps summed over all envs.")
     n_envs: int = Field(default=1, gt=0)
     seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed of the envs, the algorithm and torch.")
     policy: str = "MlpPolicy"
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the stable-baselines3 algorithm."
     )
-    vec_env: Literal["dummy", "subproc"] = Field(default="dummy", description="Run envs in-process or in workers.")
+    vec_env: Literal["dummy", "subproc"] = Field(
+        default="dummy", json_schema_extra=SAFE, description="Run envs in-process or in worker processes."
+    )
 
 
 class LoggingConfig(_Section):
     """Where the run is written and how often."""
 
     run_dir: str | None = Field(default=None, description="Default: runs/<env>-<date>-<time>.")
-    checkpoint_freq: int = Field(default=10_000, ge=0, description="Steps between checkpoints; 0: only at the end.")
-    video_freq: int = Field(default=10_000, ge=0, description="Steps between policy videos; 0: only at the end.")
-    eval_freq: int = Field(default=10_000, ge=0, description="Steps between evaluations; 0: only at the end.")
-    eval_episodes: int = Field(default=3, gt=0)
-    keep_checkpoints: int = Field(default=3, gt=0, description="How many recent checkpoints to keep.")
-    save_replay_buffer: bool | None = Field(default=None, description="Default: on for off-policy algorithms.")
-    progress_bar: bool = True
+    checkpoint_freq: int = Field(
+        default=10_000, ge=0, json_schema_extra=SAFE, description="Steps between checkpoints; 0: only at the end."
+    )
+    video_freq: int = Field(
+        default=10_000, ge=0, json_schema_extra=SAFE, description="Steps between policy videos; 0: only at the end."
+    )
+    eval_freq: int = Field(
+        default=10_000, ge=0, json_schema_extra=SAFE, description="Steps between evaluations; 0: only at the end."
+    )
+    eval_episodes: int = Field(default=3, gt=0, json_schema_extra=SAFE)
+    keep_checkpoints: int = Field(
+        default=3, gt=0, json_schema_extra=SAFE, description="How many recent checkpoints to keep."
+    )
+    save_replay_buffer: bool | None = Field(
+        default=None, json_schema_extra=SAFE, description="Default: on for off-policy algorithms."
+    )
+    progress_bar: bool = Field(default=True, json_schema_extra=SAFE)
 
     @field_validator("run_dir")
     @classmethod
@@ -140,141 +231,280 @@ class TrainConfig(_Section):
     """A whole training run."""
 
     env: EnvConfig
-    reward: RewardConfig
+    reward: RewardConfig = Field(default_factory=RewardConfig)
     rl: RLConfig
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
-def _section_fields(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
-    """The valid field names at ``location`` (the parent of an offending field)."""
-    current: Any = model
-    for part in location:
-        if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(part)
-            if field is None:
-                return []
-            current = field.annotation
-        else:
-            return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+# -- rules across fields ----------------------------------------------------------------------------------
 
 
-def format_validation_error(
-    error: ValidationError, model: type[BaseModel] = TrainConfig, source: str = "config"
-) -> str:
-    """Turn a pydantic error into lines a user can act on, one per problem."""
-    lines = [f"Invalid {source}:"]
-    for item in error.errors():
-        location = tuple(item["loc"])
-        dotted = ".".join(str(p) for p in location) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            valid = _section_fields(model, location[:-1])
-            close = difflib.get_close_matches(str(location[-1]), valid, n=1)
-            hint = f" Did you mean {'.'.join([*map(str, location[:-1]), close[0]])!r}?" if close else ""
-            lines.append(f"  {dotted}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
-        elif item["type"] == "missing":
-            lines.append(f"  {dotted}: required field is missing.")
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            value = item.get("input")
-            hint = ""
-            if item["type"] == "int_parsing" and isinstance(value, str) and _looks_like_float(value):
-                hint = f" YAML reads {value} as text; write the number in full, e.g. {int(float(value))}."
-            lines.append(f"  {dotted}: {message} (got {value!r}).{hint}")
-    return "\n".join(lines)
+def is_off_policy(algorithm: str) -> bool:
+    """Whether ``algorithm`` learns from a replay buffer."""
+    return algorithm in OFF_POLICY_ALGORITHMS
 
 
-def _looks_like_float(text: str) -> bool:
-    try:
-        return float(text).is_integer()
-    except ValueError:
-        return False
+def algorithm_class(algorithm: str) -> Any:
+    """The stable-baselines3 class of ``algorithm`` (imported on first use: it loads torch)."""
+    module, _, name = ALGORITHM_CLASSES[algorithm].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _closest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+def episode_end_batching(config: TrainConfig) -> bool:
+    """Whether episodes are scored at their end (the config's choice, else on for off-policy algorithms)."""
+    choice = config.reward.episode_end_batching
+    return is_off_policy(config.rl.algorithm) if choice is None else choice
 
 
-def _env_problems(env: EnvConfig) -> list[str]:
-    from pydantic import TypeAdapter
+def episode_length(config: TrainConfig) -> int:
+    """The config's episode length, else the env's default."""
+    return config.env.episode_length or get_env_spec(config.env.name).default_episode_length
 
-    from vlmrm.envs.registry import get_env_spec
 
-    try:
-        spec = get_env_spec(env.name)
-    except ConfigError as exc:
-        return [f"env.name: {exc}"]
-    valid = spec.option_names()
-    try:
-        hints = typing.get_type_hints(spec.factory)
-    except Exception:  # unresolvable annotations: check names only
-        hints = {}
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _train_freq_ok(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return len(value) == 2 and _positive_int(value[0]) and value[1] in ("step", "episode")
+    return _positive_int(value)
+
+
+# Number-valued stable-baselines3 arguments: (check, what it must be).
+_HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
+    "buffer_size": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "n_steps": (_positive_int, "a positive integer"),
+    "n_epochs": (_positive_int, "a positive integer"),
+    "target_update_interval": (_positive_int, "a positive integer"),
+    "learning_starts": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "train_freq": (_train_freq_ok, "a positive integer, or [N, step] / [N, episode]"),
+    "gradient_steps": (lambda v: _positive_int(v) or v == -1, "a positive integer, or -1 (as many as env steps)"),
+    "gamma": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1, "a number in [0, 1]"),
+    "tau": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1, "a number in (0, 1]"),
+    "learning_rate": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0, "a positive number"),
+}
+
+
+def _hyperparameter_problems(rl: RLConfig) -> list[str]:
+    cls = algorithm_class(rl.algorithm)
     problems = []
-    for key, value in env.options.items():
-        if key not in valid:
+    policies = sorted(getattr(cls, "policy_aliases", {}))
+    if policies and rl.policy not in policies:
+        problems.append(
+            f"rl.policy: {cls.__name__} has no policy {rl.policy!r}.{closest(rl.policy, policies)} "
+            f"Valid: {', '.join(policies)}."
+        )
+    valid = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", *RESERVED_HYPERPARAMETERS)]
+    for key, value in rl.hyperparameters.items():
+        if key in RESERVED_HYPERPARAMETERS:
+            problems.append(f"rl.hyperparameters.{key}: set by vlmrm; use rl.seed, rl.policy or reward.device.")
+        elif key not in valid:
             problems.append(
-                f"env.options.{key}: unknown option for environment {spec.name!r}.{_closest(key, valid)} "
-                f"Valid options: {', '.join(valid) or '(none)'}."
+                f"rl.hyperparameters.{key}: {cls.__name__} has no such parameter.{closest(key, valid)} "
+                f"Valid: {', '.join(valid)}."
             )
-        elif key in hints:
-            try:
-                adapter = TypeAdapter(hints[key])
-                # Strict: "no" is not a bool. YAML has no tuples, so containers are checked leniently.
-                adapter.validate_python(value, strict=not isinstance(value, list | dict))
-            except ValidationError as exc:
-                message = exc.errors()[0]["msg"]
-                problems.append(f"env.options.{key}: {message} (got {value!r}).")
-            except Exception:  # a type pydantic cannot check: the env will
-                pass
+        elif key in _HYPERPARAMETER_RULES and not _HYPERPARAMETER_RULES[key][0](value):
+            problems.append(f"rl.hyperparameters.{key}: must be {_HYPERPARAMETER_RULES[key][1]} (got {value!r}).")
     return problems
 
 
-def _rl_problems(config: TrainConfig) -> list[str]:
-    rl = config.rl
+def _batching_problems(config: TrainConfig) -> list[str]:
+    rl, reward = config.rl, config.reward
     problems = []
-    if config.reward.episode_end_batching and rl.algorithm == "ppo":
+    if reward.episode_end_batching and not is_off_policy(rl.algorithm):
         problems.append(
-            "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo; set it to false."
+            f"reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not {rl.algorithm}; "
+            "set it to false."
         )
-    batching = config.reward.episode_end_batching
-    batching_off = batching is False or (batching is None and rl.algorithm == "ppo")
-    if config.reward.overlap_scoring and batching_off:
+    batching = episode_end_batching(config)
+    if reward.overlap_scoring and not batching:
         problems.append(
             "reward.overlap_scoring: needs episode-end batching (an off-policy algorithm, sac or dqn, with "
             "reward.episode_end_batching not false); set it to false."
         )
-    if not rl.hyperparameters and rl.policy == "MlpPolicy":
-        return problems  # nothing that needs stable-baselines3 to check
-    from vlmrm.rl.algorithms import ALGORITHMS, check_hyperparameters
+    if batching and is_off_policy(rl.algorithm):
+        if rl.hyperparameters.get("replay_buffer_class") is not None:
+            problems.append("rl.hyperparameters.replay_buffer_class: cannot be set with episode-end batching.")
+        minimum = rl.n_envs * episode_length(config)
+        starts = rl.hyperparameters.get("learning_starts")
+        if isinstance(starts, int) and starts < minimum:
+            problems.append(
+                f"rl.hyperparameters.learning_starts={starts} is below n_envs * episode_length = {minimum}: with "
+                f"episode-end batching no reward is known before the first episodes end. Raise learning_starts to "
+                f"{minimum} or set reward.episode_end_batching=false."
+            )
+    return problems
 
-    cls = ALGORITHMS[rl.algorithm]
-    policies = sorted(getattr(cls, "policy_aliases", {}))
-    if policies and rl.policy not in policies:
+
+def _reward_problems(reward: RewardConfig) -> list[str]:
+    problems = []
+    if reward.alpha > 0 and not reward.baseline_prompts:
         problems.append(
-            f"rl.policy: {cls.__name__} has no policy {rl.policy!r}.{_closest(rl.policy, policies)} "
-            f"Valid: {', '.join(policies)}."
+            f"reward.alpha={reward.alpha} needs baseline_prompts (a sentence describing the scene in general); "
+            "add reward.baseline_prompts or set reward.alpha to 0."
         )
-    try:
-        check_hyperparameters(rl.algorithm, rl.hyperparameters)
-    except ConfigError as exc:
-        problems.append(str(exc))
+    if reward.backend == "local" and not reward.ray.is_empty():
+        given = next(name for name, value in reward.ray.model_dump().items() if value is not None)
+        problems.append(
+            f"reward.ray.{given}: only applies to reward.backend: ray (the backend is local); "
+            f"set reward.backend: ray or remove reward.ray.{given}."
+        )
+    if reward.backend == "ray" and reward.device.startswith("cuda:"):
+        problems.append(
+            f"reward.device={reward.device!r} names one GPU, but with reward.backend: ray Ray gives each worker its "
+            "own GPU; use device: cuda (or auto)."
+        )
     return problems
 
 
 def config_problems(config: TrainConfig) -> list[str]:
-    """What field types and ranges cannot say: env names and options, policies, algorithm arguments."""
-    return _env_problems(config.env) + _rl_problems(config)
+    """Every rule a config breaks that field types and ranges cannot express, one line each."""
+    spec = get_env_spec(config.env.name)
+    problems: list[str] = []
+    try:
+        parse_options(spec, config.env.options)
+    except ConfigError as exc:
+        problems += [line.strip() for line in str(exc).splitlines()[1:]]
+    if spec.action_kind not in ACTION_KINDS[config.rl.algorithm]:
+        fits = sorted(name for name, kinds in ACTION_KINDS.items() if spec.action_kind in kinds)
+        problems.append(
+            f"rl.algorithm: {config.rl.algorithm} needs {' or '.join(sorted(ACTION_KINDS[config.rl.algorithm]))} "
+            f"actions; {spec.name} has {spec.action_kind} actions. Use {' or '.join(fits)}."
+        )
+    problems += _reward_problems(config.reward)
+    problems += _batching_problems(config)
+    problems += _hyperparameter_problems(config.rl)
+    return problems
+
+
+def with_defaults(config: TrainConfig) -> TrainConfig:
+    """The env's options with their defaults filled in, and the env's default prompts where none are given.
+
+    Invalid options stay as they are (:func:`config_problems` reports them); the prompts are then the
+    env's defaults for default options.
+    """
+    spec = get_env_spec(config.env.name)
+    data = config.model_dump()
+    try:
+        options = parse_options(spec, config.env.options)
+        data["env"]["options"] = options.model_dump(mode="json")
+    except ConfigError:
+        options = spec.options()
+    if config.reward.target_prompts is None:
+        prompts = spec.prompts(options)
+        data["reward"]["target_prompts"] = list(prompts.target)
+        if config.reward.baseline_prompts is None:
+            data["reward"]["baseline_prompts"] = list(prompts.baseline)
+    if data["reward"]["baseline_prompts"] is None:
+        data["reward"]["baseline_prompts"] = []
+    return TrainConfig.model_validate(data)
 
 
 def check_config(config: TrainConfig, source: str = "config") -> TrainConfig:
-    """Raise :class:`ConfigError` listing every problem :func:`config_problems` finds."""
+    """``config`` with defaults filled in (:func:`with_defaults`); :class:`ConfigError` listing every problem."""
+    config = with_defaults(config)
     problems = config_problems(config)
     if problems:
         raise ConfigError("\n".join([f"Invalid {source}:", *(f"  {problem}" for problem in problems)]))
     return config
+
+
+# -- resolution -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewardFacts:
+    """What the reward function knows once it is built: what ``resolve`` needs from it."""
+
+    image_size: int
+    device: str
+    """Where the model runs (``cpu``, ``cuda``, ``cuda:N``); a Ray pool's workers' device."""
+    dtype: str | None = None
+    """``fp32``, ``bf16`` or ``fp16``; ``None`` for a reward function that does not say."""
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    return Path("runs") / f"{config.env.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def resolve(config: TrainConfig, facts: RewardFacts, run_dir: str | Path | None = None) -> TrainConfig:
+    """Fill every ``None`` and ``auto`` of a checked config (see the module docstring).
+
+    ``run_dir`` overrides ``logging.run_dir``; without either the default ``runs/<env>-<date>-<time>``.
+    """
+    data = config.model_dump()
+    env, reward, rl, log = data["env"], data["reward"], data["rl"], data["logging"]
+    env["episode_length"] = episode_length(config)
+    env["render_size"] = env["render_size"] or facts.image_size
+    if reward["device"] == "auto":
+        reward["device"] = facts.device
+    if reward["dtype"] == "auto" and facts.dtype is not None:
+        reward["dtype"] = facts.dtype
+    batching = episode_end_batching(config)
+    reward["episode_end_batching"] = batching
+    if reward["overlap_scoring"] is None:
+        # Overlap pays where scoring does not share the envs' CPU cores (measured on 2 cores: -3% CartPole).
+        reward["overlap_scoring"] = batching and (facts.device != "cpu" or reward["backend"] == "ray")
+    if log["save_replay_buffer"] is None:
+        log["save_replay_buffer"] = is_off_policy(rl["algorithm"])
+    log["run_dir"] = str(run_dir or log["run_dir"] or default_run_dir(config))
+    if batching and "learning_starts" not in rl["hyperparameters"]:
+        # The first gradient step must find finished, relabelled episodes.
+        rl["hyperparameters"]["learning_starts"] = max(rl["n_envs"] * env["episode_length"], 100)
+    return TrainConfig.model_validate(data)
+
+
+# -- resume safety ------------------------------------------------------------------------------------------
+
+
+def _is_safe(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("resume_safe"))
+
+
+def is_resume_safe(dotted: str, model: type[BaseModel] = TrainConfig) -> bool:
+    """Whether ``--resume --set`` may change the field ``dotted`` (it, or a section above it, is resume-safe)."""
+    current: Any = model
+    for part in dotted.split("."):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return False
+        field = current.model_fields[part]
+        if _is_safe(field):
+            return True
+        current = field.annotation
+    return False
+
+
+def resume_safe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
+    """The dotted names of the resume-safe fields (a safe section is listed as ``section.*``)."""
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if _is_safe(field):
+            is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            names.append(f"{prefix}{name}" + (".*" if is_section else ""))
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += resume_safe_fields(annotation, f"{prefix}{name}.")
+    return names
+
+
+def flatten(data: dict[str, Any], model: type[BaseModel] = TrainConfig, prefix: str = "") -> dict[str, Any]:
+    """``{"reward": {"ray": {"address": x}}}`` -> ``{"reward.ray.address": x}``: sections are flattened,
+    mapping-valued fields (``env.options``, ``rl.hyperparameters``) are kept whole."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        annotation = field.annotation if field is not None else None
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            flat.update(flatten(value, annotation, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# -- reading and writing --------------------------------------------------------------------------------------
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -293,6 +523,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``KEY=VALUE`` of ``overrides`` in the nested ``data`` (sections are created as needed)."""
     for text in overrides:
         path, value = parse_override(text)
         node = data
@@ -308,13 +539,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; a :class:`ConfigError` for a missing, unreadable or odd file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config {str(path)!r} is a directory; give a YAML file, e.g. configs/cartpole.yaml.")
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist. Example configs are in configs/.")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"Config file {str(path)!r} cannot be read: {exc.strerror or exc}.") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -323,10 +559,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate ``data`` (types, then rules) and fill the env's defaults; :class:`ConfigError` lists every problem."""
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, TrainConfig, source)) from None
+        lines = problem_lines(exc, TrainConfig)
+        raise ConfigError("\n".join([f"Invalid {source}:", *(f"  {line}" for line in lines)])) from None
     return check_config(config, source)
 
 
@@ -337,4 +575,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 
 
 def dump_config(config: TrainConfig) -> str:
+    """The config as YAML, sections in order."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

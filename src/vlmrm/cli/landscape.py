@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vlmrm.cli._evaluation_args import add_model_arguments, alphas, model_specs
+from vlmrm.cli._paths import check_writable_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,28 +30,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vlmrm.envs import get_env_spec
     from vlmrm.errors import ConfigError
-    from vlmrm.evaluation.landscape import default_prompts, load_models, run_landscape
+    from vlmrm.evaluation.landscape import default_prompts, load_models, make_sweep, run_landscape
 
-    env = args.env.lower()
+    env = get_env_spec(args.env).name  # an unknown env is the first thing to say
     if (args.textured or args.both_looks) and env != "mountaincar":
         raise ConfigError("--textured and --both-looks apply to mountaincar only.")
     looks = ["flat", "textured"] if args.both_looks else ["textured"] if args.textured else ["flat"]
     chosen_alphas = alphas(args)
-    try:
-        default_target, default_baseline = default_prompts(env, args.task)
-    except ConfigError:
-        if not args.prompts:
-            raise
-        default_target, default_baseline = [], []
+    sweep = make_sweep(env, args.points, args.task)  # checks --points and --task before any model loads
+    default_target, default_baseline = default_prompts(env, args.task)
     target = args.prompts or default_target
-    baseline = args.baselines or default_baseline
+    baseline = args.baselines or ([] if args.prompts else default_baseline)
     if any(a > 0 for a in chosen_alphas) and not baseline:
         raise ConfigError("alpha > 0 needs baseline prompts; give --baseline or use --alpha 0.")
+    check_writable_dir(args.out)
     models = load_models(model_specs(args), target, baseline, args.device, args.dtype, args.batch_size)
     title = f"{env}: target {target[0]!r}" + (f", baseline {baseline[0]!r}" if baseline else "")
     csv_path, png_path, rows = run_landscape(
-        env, models, chosen_alphas, args.out, looks=looks, points=args.points, task=args.task, title=title
+        env, models, chosen_alphas, args.out, looks=looks, points=args.points, task=args.task, title=title, sweep=sweep
     )
     print(f"wrote {len(rows)} rows to {csv_path}")
     print(f"wrote plot {png_path}")

@@ -12,7 +12,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from vlmrm.envs.humanoid_tasks import TASKS
+from vlmrm.envs.humanoid.tasks import TASKS
 from vlmrm.errors import ConfigError
 
 
@@ -38,16 +38,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-reflections", action="store_true", help="render without reflections")
     parser.add_argument("--no-skybox", action="store_true", help="render without the sky (black background)")
     parser.add_argument("--no-antialiasing", action="store_true", help="render without multisampling (faster)")
-    parser.add_argument("--camera-distance", type=float, default=3.5, help="metres (default: 3.5)")
-    parser.add_argument("--camera-elevation", type=float, default=-10.0, help="degrees (default: -10)")
-    parser.add_argument("--camera-azimuth", type=float, default=180.0, help="degrees, 180 faces the front")
     parser.add_argument(
-        "--camera-lookat",
-        type=float,
-        nargs=3,
-        metavar=("X", "Y", "Z"),
-        default=(0.0, 0.0, 1.0),
-        help="point looked at, relative to the torso's floor position (default: 0 0 1)",
+        "--camera",
+        choices=("paper", "gymnasium"),
+        default="paper",
+        help="camera preset: the paper's (default) or Gymnasium Humanoid-v5's; the options below change it",
+    )
+    parser.add_argument("--camera-distance", type=float, help="metres (paper: 3.5)")
+    parser.add_argument("--camera-elevation", type=float, help="degrees (paper: -10)")
+    parser.add_argument("--camera-azimuth", type=float, help="degrees, 180 faces the front (paper: 180)")
+    parser.add_argument(
+        "--camera-lookat", type=float, nargs=3, metavar=("X", "Y", "Z"), help="point looked at (paper: 0 0 1)"
+    )
+    parser.add_argument(
+        "--camera-tracking", action="store_true", help="follow the torso (the look-at point moves with it)"
     )
     parser.set_defaults(handler=run_render)
 
@@ -90,23 +94,28 @@ def run_render(args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from vlmrm.envs.humanoid_success import humanoid_pose
+    from vlmrm.envs.humanoid.options import CAMERA_PRESETS
+    from vlmrm.envs.humanoid.success import humanoid_pose
     from vlmrm.envs.registry import make_env
 
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's "no OpenGL_accelerate" notice
-    env = make_env(
-        "humanoid",
-        render_size=args.size,
-        textured=not args.no_textures,
-        shadows=not args.no_shadows,
-        reflections=not args.no_reflections,
-        skybox=not args.no_skybox,
-        antialiasing=not args.no_antialiasing,
-        camera_distance=args.camera_distance,
-        camera_elevation=args.camera_elevation,
-        camera_azimuth=args.camera_azimuth,
-        camera_lookat=tuple(args.camera_lookat),
-    )
+    camera = CAMERA_PRESETS[args.camera].model_dump()
+    changes = {
+        "distance": args.camera_distance,
+        "elevation": args.camera_elevation,
+        "azimuth": args.camera_azimuth,
+        "lookat": args.camera_lookat,
+        "tracking": args.camera_tracking or None,
+    }
+    camera.update({key: value for key, value in changes.items() if value is not None})
+    look = {
+        "textured": not args.no_textures,
+        "shadows": not args.no_shadows,
+        "reflections": not args.no_reflections,
+        "skybox": not args.no_skybox,
+        "antialiasing": not args.no_antialiasing,
+    }
+    env = make_env("humanoid", render_size=args.size, camera=camera, look=look)
     try:
         env.reset(seed=0)
         humanoid = env.unwrapped
@@ -115,7 +124,10 @@ def run_render(args: argparse.Namespace) -> int:
             humanoid.set_qpos(qpos)
             return humanoid.render()
 
-        if task == "all":
+        if task == "all" and args.pose == "start":
+            image = Image.fromarray(draw(humanoid_pose(None, "start")))
+            summary = "the start state (the same for every task)"
+        elif task == "all":
             frames = [("start", draw(humanoid_pose(None, "start")))]
             for name in TASKS:
                 frame = draw(humanoid_pose(name, "success"))

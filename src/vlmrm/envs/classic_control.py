@@ -9,6 +9,7 @@ whole track is visible and no resize is needed. Drawing is 2x supersampled for a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -18,7 +19,8 @@ from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_Mo
 from gymnasium.wrappers import TimeLimit
 from PIL import Image, ImageDraw
 
-from vlmrm.envs.registry import EnvSpec, any_step_succeeds, register_env
+from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
+from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, any_step_succeeds
 
 _SUPERSAMPLE = 2
 
@@ -115,22 +117,48 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
     return _finish(image, size)
 
 
-class SquareCartPole(CartPoleEnv):
-    """CartPole-v1 dynamics with a square renderer; ``state`` can be set for landscapes."""
+class CartPoleOptions(EnvOptions):
+    """Options of ``cartpole``."""
 
-    def __init__(self, render_size: int = 224, terminate_on_fall: bool = True):
+    terminate_on_fall: bool = True
+    """End the episode when the pole falls (Gymnasium's CartPole-v1 rule)."""
+
+
+class MountainCarOptions(EnvOptions):
+    """Options of ``mountaincar``."""
+
+    terminate_at_goal: bool = False
+    """End the episode at the flag. Off: a dense reward that peaks at the goal should be collected there."""
+    textured: bool = False
+    """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
+
+
+def _state_array(state: Mapping[str, Any], size: int) -> np.ndarray:
+    values = np.asarray(state["state"], dtype=np.float64).ravel()
+    if values.shape != (size,):
+        raise ValueError(f"expected a state of {size} numbers, got shape {values.shape}")
+    return values
+
+
+class SquareCartPole(CartPoleEnv):
+    """CartPole-v1 dynamics with a square renderer; its state can be read and set (:class:`StatefulEnv`)."""
+
+    def __init__(self, render_size: int = 224, options: CartPoleOptions | None = None):
         super().__init__(render_mode="rgb_array")
         self.render_size = render_size
-        self.terminate_on_fall = terminate_on_fall
+        self.options = options or CartPoleOptions()
 
-    def step(self, action: Any):  # type: ignore[override]
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         obs, reward, terminated, truncated, info = super().step(action)
-        if not self.terminate_on_fall:
+        if not self.options.terminate_on_fall:
             terminated = False
-        return obs, reward, terminated, truncated, info
+        return obs, float(reward), bool(terminated), bool(truncated), info
 
-    def set_state(self, state: np.ndarray) -> None:
-        self.state = np.asarray(state, dtype=np.float64)
+    def get_sim_state(self) -> SimState:
+        return {"state": np.array(self.state, dtype=np.float64)}
+
+    def set_sim_state(self, state: Mapping[str, Any]) -> None:
+        self.state = _state_array(state, 4)
 
     def render(self) -> np.ndarray:  # type: ignore[override]
         assert self.state is not None, "call reset() before render()"
@@ -138,58 +166,74 @@ class SquareCartPole(CartPoleEnv):
 
 
 class SquareMountainCarContinuous(Continuous_MountainCarEnv):
-    """MountainCarContinuous-v0 dynamics with a square renderer.
+    """MountainCarContinuous-v0 dynamics with a square renderer; reaching the flag is ``info["is_success"]``."""
 
-    ``terminate_at_goal`` is off by default: with a dense VLM reward that peaks at the goal,
-    ending the episode there would take away the reward the agent is meant to collect.
-    ``textured`` draws the realistic look of :mod:`vlmrm.envs.mountaincar_textured` (sky, grassy
-    hill, red car) instead of Gymnasium's flat black-and-white one.
-    """
-
-    def __init__(self, render_size: int = 224, terminate_at_goal: bool = False, textured: bool = False):
+    def __init__(self, render_size: int = 224, options: MountainCarOptions | None = None):
         super().__init__(render_mode="rgb_array")
         self.render_size = render_size
-        self.terminate_at_goal = terminate_at_goal
-        self.textured = textured
+        self.options = options or MountainCarOptions()
 
-    def step(self, action: np.ndarray):  # type: ignore[override]
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         obs, reward, terminated, truncated, info = super().step(action)
         info["is_success"] = bool(terminated)
-        if not self.terminate_at_goal:
+        if not self.options.terminate_at_goal:
             terminated = False
-        return obs, reward, terminated, truncated, info
+        return obs, float(reward), bool(terminated), bool(truncated), info
 
-    def set_state(self, state: np.ndarray) -> None:
-        self.state = np.asarray(state, dtype=np.float64)
+    def get_sim_state(self) -> SimState:
+        return {"state": np.array(self.state, dtype=np.float64)}
+
+    def set_sim_state(self, state: Mapping[str, Any]) -> None:
+        self.state = _state_array(state, 2)
 
     def render(self) -> np.ndarray:  # type: ignore[override]
         assert self.state is not None, "call reset() before render()"
-        if self.textured:
-            from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
-
-            return render_mountaincar_textured(float(self.state[0]), self.render_size, self.goal_position)
-        return render_mountaincar(float(self.state[0]), self.render_size, self.goal_position)
+        draw = render_mountaincar_textured if self.options.textured else render_mountaincar
+        return draw(float(self.state[0]), self.render_size, self.goal_position)
 
 
-def make_cartpole(render_size: int, episode_length: int, terminate_on_fall: bool = True) -> gym.Env:
-    return TimeLimit(SquareCartPole(render_size, terminate_on_fall), max_episode_steps=episode_length)
+def make_cartpole(render_size: int, episode_length: int, options: CartPoleOptions) -> gym.Env:
+    return TimeLimit(SquareCartPole(render_size, options), max_episode_steps=episode_length)
 
 
-def make_mountaincar(
-    render_size: int, episode_length: int, terminate_at_goal: bool = False, textured: bool = False
-) -> gym.Env:
-    return TimeLimit(
-        SquareMountainCarContinuous(render_size, terminate_at_goal, textured), max_episode_steps=episode_length
-    )
+def make_mountaincar(render_size: int, episode_length: int, options: MountainCarOptions) -> gym.Env:
+    return TimeLimit(SquareMountainCarContinuous(render_size, options), max_episode_steps=episode_length)
 
 
-register_env(EnvSpec("cartpole", make_cartpole, 200, "CartPole-v1 (discrete actions), square renderer"))
-register_env(
-    EnvSpec(
-        "mountaincar",
-        make_mountaincar,
-        200,
-        "MountainCarContinuous-v0, square renderer",
-        episode_success=any_step_succeeds,
-    )
+def cartpole_sweep(options: CartPoleOptions, points: int, max_angle: float = math.pi / 2) -> StateSweep:
+    """The pole angle from ``-max_angle`` (leaning left) to ``+max_angle``, cart centred; goal: upright."""
+    values = np.linspace(-max_angle, max_angle, points)
+    return StateSweep("pole angle (rad)", values, 0.0, [{"state": [0.0, 0.0, theta, 0.0]} for theta in values])
+
+
+def mountaincar_sweep(options: MountainCarOptions, points: int) -> StateSweep:
+    """The car position over the whole track, at rest, in both looks; goal: the flag at 0.45."""
+    values = np.linspace(MOUNTAIN_MIN_X, MOUNTAIN_MAX_X, points)
+    looks = {"flat": {"textured": False}, "textured": {"textured": True}}
+    return StateSweep("car position", values, 0.45, [{"state": [x, 0.0]} for x in values], looks)
+
+
+CARTPOLE_SPEC = EnvSpec(
+    name="cartpole",
+    description="CartPole-v1 (discrete actions), square renderer",
+    entry_point="vlmrm.envs.classic_control:make_cartpole",
+    options=CartPoleOptions,
+    default_episode_length=200,
+    action_kind="discrete",
+    prompts=lambda options: Prompts(("pole vertically upright on top of the cart",), ("pole and cart",)),
+    sweep=cartpole_sweep,
+)
+
+MOUNTAINCAR_SPEC = EnvSpec(
+    name="mountaincar",
+    description="MountainCarContinuous-v0, square renderer",
+    entry_point="vlmrm.envs.classic_control:make_mountaincar",
+    options=MountainCarOptions,
+    default_episode_length=200,
+    action_kind="continuous",
+    prompts=lambda options: Prompts(
+        ("a car at the peak of the mountain, next to the yellow flag",), ("a car in the mountain",)
+    ),
+    sweep=mountaincar_sweep,
+    episode_success=any_step_succeeds,
 )

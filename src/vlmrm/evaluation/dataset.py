@@ -74,20 +74,18 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 
 def known_tasks(env: str | None = None) -> dict[str, str]:
-    """Task names and their sentences: each env's config goal, plus the humanoid's tasks if available."""
-    from vlmrm.evaluation.landscape import DEFAULT_PROMPTS
+    """Task names and their sentences: each env's default goal, plus the humanoid's tasks."""
+    from vlmrm.envs.registry import ENV_REGISTRY
 
-    tasks = {name: prompts[0][0] for name, prompts in DEFAULT_PROMPTS.items()}
+    tasks = {name: spec.default_prompts().target[0] for name, spec in ENV_REGISTRY.items() if name != "humanoid"}
     if env is None or env.lower().startswith("humanoid"):
         tasks.update(_humanoid_tasks())
     return tasks
 
 
 def _humanoid_tasks() -> dict[str, str]:
-    try:
-        from vlmrm.envs.humanoid_tasks import TASK_PROMPTS
-    except ImportError:  # the humanoid env is optional (MuJoCo)
-        return {}
+    from vlmrm.envs.humanoid.tasks import TASK_PROMPTS
+
     return dict(TASK_PROMPTS)
 
 
@@ -271,14 +269,9 @@ def load_sb3_policy(path: str | Path, env: Any, deterministic: bool = False) -> 
 
 def simulator_state(env: Any) -> dict[str, list[float]]:
     """The state that reproduces the current frame: ``qpos``/``qvel`` (MuJoCo) or ``state`` (classic control)."""
-    unwrapped = env.unwrapped
-    data = getattr(unwrapped, "data", None)
-    if data is not None and hasattr(data, "qpos"):
-        return {"qpos": np.asarray(data.qpos, float).tolist(), "qvel": np.asarray(data.qvel, float).tolist()}
-    state = getattr(unwrapped, "state", None)
-    if state is None:
-        raise ConfigError(f"Cannot read the simulator state of {type(unwrapped).__name__}.")
-    return {"state": np.asarray(state, float).ravel().tolist()}
+    from vlmrm.envs.states import sim_state
+
+    return {key: np.asarray(value, float).ravel().tolist() for key, value in sim_state(env).items()}
 
 
 def collect_dataset(

@@ -1,8 +1,9 @@
 """Reward landscapes: how a VLM reward changes along one state variable.
 
-A *sweep* puts the simulator in a sequence of states that move towards the goal along one
-variable (CartPole's pole angle, MountainCar's car position, a straight line in joint space
-between two humanoid poses), renders each state, and the landscape is the reward of every frame
+A *sweep* (each env's spec defines its own, :attr:`vlmrm.envs.spec.EnvSpec.sweep`) puts the
+simulator in a sequence of states that move towards the goal along one variable (CartPole's pole
+angle, MountainCar's car position, a straight line in joint space between two humanoid poses),
+renders each state, and the landscape is the reward of every frame
 for each model and each goal-baseline strength ``alpha``. A useful reward rises towards the goal
 state; Rocamonde et al. (2023, Fig. 2) show that ``alpha`` smooths the MountainCar landscape.
 
@@ -12,15 +13,17 @@ Frames are embedded once per model (and look); each ``alpha`` only re-projects t
 from __future__ import annotations
 
 import logging
-import math
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vlmrm.envs.registry import get_env_spec, parse_options
+from vlmrm.envs.spec import StateSweep
+from vlmrm.envs.states import render_states
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
 
@@ -29,46 +32,49 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Prompts of configs/cartpole.yaml and configs/mountaincar.yaml (a test keeps them in step), so
-# the landscape works from an installed package without the repository's configs/.
-DEFAULT_PROMPTS: dict[str, tuple[list[str], list[str]]] = {
-    "cartpole": (["pole vertically upright on top of the cart"], ["pole and cart"]),
-    "mountaincar": (["a car at the peak of the mountain, next to the yellow flag"], ["a car in the mountain"]),
-}
-
 LOOKS = ("flat", "textured")
-DEFAULT_HUMANOID_TASK = "kneeling"
 CSV_COLUMNS = ("env", "look", "model", "alpha", "state_index", "variable", "state_value", "goal_value", "reward")
 
 
 @dataclass
 class Sweep:
-    """A sequence of simulator states along one variable, and how to render them.
+    """An env's :class:`~vlmrm.envs.spec.StateSweep` with the options it is drawn with, frames cached.
 
     Attributes:
         env: environment name.
-        variable: the swept variable, for axis labels (e.g. ``"pole angle (rad)"``).
-        values: the variable's value in each state, ``(N,)``.
-        goal: the variable's value at the goal state (marked in plots).
-        render: ``render(size, look) -> (N, size, size, 3) uint8`` frames of every state.
-        looks: the looks this sweep can render.
+        states: the sweep (variable, values, goal, simulator states, looks).
+        options: the env options every frame is drawn with (a look adds its own overrides).
     """
 
     env: str
-    variable: str
-    values: np.ndarray
-    goal: float
-    render: Callable[[int, str], np.ndarray]
-    looks: tuple[str, ...] = ("flat",)
+    states: StateSweep
+    options: Mapping[str, Any] = field(default_factory=dict)
     _cache: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def variable(self) -> str:
+        return self.states.variable
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.states.values
+
+    @property
+    def goal(self) -> float:
+        return self.states.goal
+
+    @property
+    def looks(self) -> tuple[str, ...]:
+        return tuple(self.states.looks)
 
     def frames(self, size: int, look: str = "flat") -> np.ndarray:
         """Rendered frames at ``size`` in ``look``, cached (several models share a size)."""
-        if look not in self.looks:
+        if look not in self.states.looks:
             raise ConfigError(f"Environment {self.env!r} has no {look!r} look; looks: {', '.join(self.looks)}.")
         key = (size, look)
         if key not in self._cache:
-            self._cache[key] = self.render(size, look)
+            options = {**self.options, **self.states.looks[look]}
+            self._cache[key] = render_states(self.env, self.states.states, size, options)
         return self._cache[key]
 
     def thumbnails(self, look: str = "flat", size: int = 96) -> np.ndarray:
@@ -83,118 +89,32 @@ class Sweep:
         )
 
 
-def _render_states(env_name: str, size: int, states: Sequence[np.ndarray], **options: Any) -> np.ndarray:
-    from vlmrm.envs import make_env
-
-    env = make_env(env_name, render_size=size, **options)
-    try:
-        env.reset(seed=0)
-        frames = []
-        for state in states:
-            env.unwrapped.set_state(np.asarray(state, dtype=np.float64))  # type: ignore[attr-defined]
-            frames.append(env.render())
-        return np.stack(frames).astype(np.uint8, copy=False)
-    finally:
-        env.close()
-
-
-def cartpole_sweep(points: int = 41, max_angle: float = math.pi / 2) -> Sweep:
-    """The pole angle from ``-max_angle`` (leaning left) to ``+max_angle``, cart centred; goal: upright."""
-    values = np.linspace(-max_angle, max_angle, points)
-    states = [np.array([0.0, 0.0, theta, 0.0]) for theta in values]
-    return Sweep(
-        "cartpole",
-        "pole angle (rad)",
-        values,
-        0.0,
-        lambda size, look: _render_states("cartpole", size, states),
-    )
-
-
-def mountaincar_sweep(points: int = 41) -> Sweep:
-    """The car position over the whole track, at rest; goal: the flag at position 0.45."""
-    from vlmrm.envs.classic_control import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X
-
-    values = np.linspace(MOUNTAIN_MIN_X, MOUNTAIN_MAX_X, points)
-    states = [np.array([x, 0.0]) for x in values]
-    return Sweep(
-        "mountaincar",
-        "car position",
-        values,
-        0.45,
-        lambda size, look: _render_states("mountaincar", size, states, textured=look == "textured"),
-        looks=LOOKS,
-    )
-
-
-def interpolate_qpos(start: np.ndarray, goal: np.ndarray, t: float) -> np.ndarray:
-    """A straight line in joint space; the root quaternion (``qpos[3:7]``) is re-normalised."""
-    qpos = (1.0 - t) * np.asarray(start, dtype=np.float64) + t * np.asarray(goal, dtype=np.float64)
-    if qpos.size >= 7:
-        quaternion = qpos[3:7]
-        norm = float(np.linalg.norm(quaternion))
-        if norm > 0:
-            qpos[3:7] = quaternion / norm
-    return qpos
-
-
-def humanoid_sweep(points: int = 41, task: str | None = None, env_name: str = "humanoid") -> Sweep:
-    """Interpolate the humanoid's joint positions from the reset pose (t=0) to the task's success pose (t=1)."""
-    from vlmrm.envs.gl import ensure_gl_backend
-
-    ensure_gl_backend()  # before humanoid_pose imports MuJoCo
-    try:
-        from vlmrm.envs.humanoid_success import humanoid_pose, validate_task
-    except ImportError as exc:
-        raise ConfigError(f"The humanoid environment is not available ({exc}).") from exc
-    task = validate_task(task or DEFAULT_HUMANOID_TASK)
-    start = np.asarray(humanoid_pose(task, "start"), dtype=np.float64)
-    goal = np.asarray(humanoid_pose(task, "success"), dtype=np.float64)
-    values = np.linspace(0.0, 1.0, points)
-
-    def render(size: int, look: str) -> np.ndarray:
-        from vlmrm.envs import make_env
-
-        env = make_env(env_name, render_size=size)
-        try:
-            env.reset(seed=0)
-            frames = []
-            for t in values:
-                env.unwrapped.set_qpos(interpolate_qpos(start, goal, float(t)))  # type: ignore[attr-defined]
-                frames.append(env.render())
-            return np.stack(frames).astype(np.uint8, copy=False)
-        finally:
-            env.close()
-
-    return Sweep(env_name, f"pose interpolation, start → {task}", values, 1.0, render)
+def _task_options(env: str, task: str | None) -> dict[str, Any]:
+    """``{"task": task}`` for an env with tasks (the humanoid), an error for one without."""
+    if task is None:
+        return {}
+    spec = get_env_spec(env)
+    if "task" not in spec.option_names():
+        raise ConfigError(f"Environment {spec.name!r} has no tasks; --task applies to humanoid.")
+    return {"task": task}
 
 
 def make_sweep(env: str, points: int = 41, task: str | None = None) -> Sweep:
-    """The standard sweep of ``env``: ``cartpole``, ``mountaincar`` or ``humanoid``."""
+    """The landscape sweep of ``env`` (from its spec); ``task`` picks the humanoid task whose pose ends it."""
     if points < 2:
         raise ConfigError(f"A landscape needs at least 2 points, got {points}.")
-    key = env.lower()
-    if key == "cartpole":
-        return cartpole_sweep(points)
-    if key == "mountaincar":
-        return mountaincar_sweep(points)
-    if key.startswith("humanoid"):
-        return humanoid_sweep(points, task, env_name=key)
-    raise ConfigError(f"No landscape sweep for environment {env!r}; choose cartpole, mountaincar or humanoid.")
+    spec = get_env_spec(env)
+    if spec.sweep is None:
+        raise ConfigError(f"Environment {spec.name!r} has no landscape sweep.")
+    options = parse_options(spec, _task_options(spec.name, task))
+    return Sweep(spec.name, spec.sweep(options, points), options.model_dump())
 
 
 def default_prompts(env: str, task: str | None = None) -> tuple[list[str], list[str]]:
-    """Target and baseline prompts for ``env``: those of its config in ``configs/`` (or the humanoid task's)."""
-    key = env.lower()
-    if key in DEFAULT_PROMPTS:
-        target, baseline = DEFAULT_PROMPTS[key]
-        return list(target), list(baseline)
-    if key.startswith("humanoid"):
-        from vlmrm.envs.humanoid_success import validate_task
-        from vlmrm.envs.humanoid_tasks import BASELINE_PROMPT, TASK_PROMPTS
-
-        return [TASK_PROMPTS[validate_task(task or DEFAULT_HUMANOID_TASK)]], [BASELINE_PROMPT]
-    raise ConfigError(f"No default prompts for environment {env!r}; give --prompt and --baseline.")
+    """The env's default target and baseline prompts (for a humanoid task, the paper's sentence)."""
+    spec = get_env_spec(env)
+    prompts = spec.default_prompts(_task_options(spec.name, task))
+    return list(prompts.target), list(prompts.baseline)
 
 
 def _to_numpy(values: Any) -> np.ndarray:
@@ -364,9 +284,10 @@ def run_landscape(
     points: int = 41,
     task: str | None = None,
     title: str | None = None,
+    sweep: Sweep | None = None,
 ) -> tuple[Path, Path, list[dict[str, Any]]]:
-    """Sweep ``env``, score the frames, and write ``landscape.csv`` and ``landscape.png`` to ``out_dir``."""
-    sweep = make_sweep(env, points, task)
+    """Sweep ``env`` (or take ``sweep``), score the frames, write landscape.csv and landscape.png to ``out_dir``."""
+    sweep = sweep or make_sweep(env, points, task)
     for look in looks:
         if look not in sweep.looks:
             raise ConfigError(f"Environment {env!r} has no {look!r} look; looks: {', '.join(sweep.looks)}.")

@@ -1,5 +1,6 @@
 """Vision-language reward models: encoders, preprocessing, and :class:`VLMReward`."""
 
+from vlmrm.reward.contract import FunctionReward, RewardFunction, as_reward_function
 from vlmrm.reward.encoders import ImageTextEncoder, OpenCLIPEncoder, TransformersEncoder, load_encoder
 from vlmrm.reward.preprocessing import FramePreprocessor, ImageSpec
 from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
@@ -7,11 +8,14 @@ from vlmrm.reward.vlm_reward import VLMReward
 
 __all__ = [
     "FramePreprocessor",
+    "FunctionReward",
     "ImageSpec",
     "ImageTextEncoder",
     "OpenCLIPEncoder",
+    "RewardFunction",
     "TransformersEncoder",
     "VLMReward",
+    "as_reward_function",
     "goal_baseline_projection",
     "load_encoder",
     "mean_direction",

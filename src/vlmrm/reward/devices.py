@@ -14,6 +14,11 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``fp32`` (the config's spelling)."""
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else the CPU."""
     if isinstance(device, torch.device):

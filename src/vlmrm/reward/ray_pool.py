@@ -1,8 +1,12 @@
 """Score frames on a pool of Ray actors: many GPUs, many machines (``reward.backend: ray``).
 
 Each actor holds the reward model once, built from the ``reward`` config by
-:func:`vlmrm.reward.backend.build_reward`. :class:`RayRewardPool` is a drop-in for the local reward
-function: ``pool(frames) -> float32 rewards``, any batch size. A batch is cut into one contiguous
+:meth:`vlmrm.reward.VLMReward.from_config`. :class:`RayRewardPool` implements the reward contract
+(:class:`~vlmrm.reward.contract.RewardFunction`) like a local :class:`~vlmrm.reward.VLMReward`:
+``pool(frames) -> float32 rewards``, any batch size; its ``batch_size`` is one full batch per actor
+(``reward.batch_size`` times the number of actors), so a vector env hands it enough frames to keep
+every actor busy, and frames are expected on the host (``device`` is the CPU). The training
+process loads no model of its own. A batch is cut into one contiguous
 shard per actor (sizes differ by at most one frame; no divisibility rules), each shard is put into
 Ray's object store once (shared memory on one machine: the actor reads it without a copy), and the
 rewards are put back together in frame order.
@@ -30,15 +34,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from vlmrm.config import RewardConfig
 from vlmrm.errors import ConfigError
+from vlmrm.reward.devices import dtype_name
 from vlmrm.reward.preprocessing import frames_to_array
+from vlmrm.reward.vlm_reward import VLMReward
 
 logger = logging.getLogger(__name__)
-
-# Fields that only mean something with ``backend: ray``.
-RAY_ONLY_FIELDS: tuple[str, ...] = ("num_workers", "cpus_per_worker", "ray_address")
 
 DEFAULT_MAX_RESTARTS = 3
 
@@ -76,31 +80,26 @@ def plan_workers(config: RewardConfig, cluster_cpus: float, cluster_gpus: float,
     """
     device = config.device
     gpus = int(cluster_gpus)
-    if device.startswith("cuda:"):
-        raise ConfigError(
-            f"reward.device={device!r} names one GPU, but with reward.backend: ray Ray gives each worker its own "
-            "GPU; use device: cuda (or auto)."
-        )
     if device == "cuda" and gpus == 0:
         raise ConfigError(
             "reward.device=cuda, but the Ray cluster has no GPUs; use device: cpu (or auto), or a cluster with GPUs."
         )
     use_gpu = gpus > 0 and device in ("auto", "cuda")
-    num_workers = config.num_workers or (gpus if use_gpu else 1)
+    num_workers = config.ray.num_workers or (gpus if use_gpu else 1)
     if use_gpu:
         num_gpus = 1.0 / math.ceil(num_workers / gpus)  # a whole GPU each, or an even share of one
-        num_cpus = config.cpus_per_worker or 1
+        num_cpus = config.ray.cpus_per_worker or 1
     else:
         num_gpus = 0.0
-        num_cpus = config.cpus_per_worker or max(1, min(int(cluster_cpus) // num_workers, int(node_cpus)))
+        num_cpus = config.ray.cpus_per_worker or max(1, min(int(cluster_cpus) // num_workers, int(node_cpus)))
     if num_cpus > node_cpus:
         raise ConfigError(
-            f"reward.cpus_per_worker={num_cpus}, but the largest node of the Ray cluster has {node_cpus:g} CPUs."
+            f"reward.ray.cpus_per_worker={num_cpus}, but the largest node of the Ray cluster has {node_cpus:g} CPUs."
         )
     if num_workers * num_cpus > cluster_cpus:
         raise ConfigError(
             f"{num_workers} reward workers with {num_cpus} CPU(s) each need {num_workers * num_cpus} CPUs; the Ray "
-            f"cluster has {cluster_cpus:g}. Lower reward.num_workers or reward.cpus_per_worker."
+            f"cluster has {cluster_cpus:g}. Lower reward.ray.num_workers or reward.ray.cpus_per_worker."
         )
     return WorkerPlan(num_workers, "cuda" if use_gpu else ("cpu" if device == "auto" else device), num_cpus, num_gpus)
 
@@ -124,23 +123,17 @@ class RewardWorker:
     """What runs inside each Ray actor: one reward model, built once, scoring shards of frames."""
 
     def __init__(self, config: dict[str, Any], device: str, num_threads: int):
-        import torch
-
-        from vlmrm.reward.backend import build_reward
-
         torch.set_num_threads(max(1, num_threads))
-        local = {**config, "backend": "local", "device": device, **dict.fromkeys(RAY_ONLY_FIELDS)}
-        self.reward = build_reward(RewardConfig.model_validate(local))
+        self.reward = VLMReward.from_config(RewardConfig.model_validate(config), device=device)
 
     def describe(self) -> dict[str, Any]:
-        import ray
-        import torch
+        import ray  # inside the actor's process, where Ray is running
 
         return {
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
             "device": str(self.reward.device),
-            "dtype": str(self.reward.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.reward.dtype),
             "threads": torch.get_num_threads(),
             "model": self.reward.encoder.name,
             "image_size": self.reward.image_size,
@@ -187,7 +180,7 @@ class RayRewardPool:
         self._lock = threading.Lock()
         with _cluster_lock:
             if not ray.is_initialized():
-                address = config.ray_address or os.environ.get("RAY_ADDRESS") or None
+                address = config.ray.address or os.environ.get("RAY_ADDRESS") or None
                 if address:
                     logger.info("vlmrm: joining the Ray cluster at %s", address)
                     ray.init(address=address)
@@ -199,8 +192,8 @@ class RayRewardPool:
                     _owned_cluster_users = 0
             elif _owned_cluster_users > 0:
                 self._owns_cluster = True  # another pool of this process started it: share it
-            elif config.ray_address:
-                logger.warning("vlmrm: Ray is already initialised in this process; reward.ray_address is not used")
+            elif config.ray.address:
+                logger.warning("vlmrm: Ray is already initialised in this process; reward.ray.address is not used")
             if self._owns_cluster:
                 _owned_cluster_users += 1
         atexit.register(self.close)
@@ -273,8 +266,29 @@ class RayRewardPool:
         return int(self.workers[0]["image_size"])
 
     @property
-    def model_name(self) -> str:
+    def name(self) -> str:
+        """The model's spec, as the workers loaded it."""
         return str(self.workers[0]["model"])
+
+    @property
+    def batch_size(self) -> int:
+        """One full ``reward.batch_size`` batch per actor: what a call should carry to keep them all busy."""
+        return self.config.batch_size * max(1, self.num_workers)
+
+    @property
+    def device(self) -> torch.device:
+        """Frames go to the actors through Ray's object store, from host memory."""
+        return torch.device("cpu")
+
+    @property
+    def worker_device(self) -> str:
+        """Where the actors run the model (``cuda`` or ``cpu``)."""
+        return self.plan.device if self.plan else "cpu"
+
+    @property
+    def worker_dtype(self) -> str:
+        """The model's dtype in the actors (``fp32``, ``bf16``, ``fp16``)."""
+        return str(self.workers[0]["dtype"])
 
     @property
     def closed(self) -> bool:

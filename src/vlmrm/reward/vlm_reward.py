@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.encoders import ImageTextEncoder, load_encoder
 from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
 from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
+
+if TYPE_CHECKING:
+    from vlmrm.config import RewardConfig
 
 
 def _check_prompts(prompts: Sequence[str] | str | None, kind: str, required: bool) -> list[str]:
@@ -92,6 +96,19 @@ class VLMReward:
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
 
+    @classmethod
+    def from_config(cls, config: RewardConfig, device: str | torch.device | None = None) -> VLMReward:
+        """The reward described by a config's ``reward`` section (``device`` overrides ``config.device``)."""
+        return cls.from_pretrained(
+            config.model,
+            target_prompts=config.target_prompts or [],
+            baseline_prompts=config.baseline_prompts or None,
+            alpha=config.alpha,
+            device=config.device if device is None else device,
+            dtype=config.dtype,
+            batch_size=config.batch_size,
+        )
+
     # -- configuration ---------------------------------------------------------------------------
 
     @property
@@ -105,6 +122,11 @@ class VLMReward:
             raise PromptError(f"alpha={value} needs baseline prompts; give baseline_prompts or use alpha=0.")
         self._projection = goal_baseline_projection(self.target_embedding, self.baseline_embedding, value)
         self._alpha = value
+
+    @property
+    def name(self) -> str:
+        """The model's spec (e.g. ``openai/clip-vit-base-patch32``)."""
+        return self.encoder.name
 
     @property
     def image_size(self) -> int:
@@ -156,6 +178,9 @@ class VLMReward:
         """One float32 reward per frame."""
         rewards = self.reward_from_embeddings(self.embed_images(frames))
         return rewards.cpu().numpy().astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        """Nothing to release: the model lives as long as this object (part of the reward contract)."""
 
     def __repr__(self) -> str:
         return (

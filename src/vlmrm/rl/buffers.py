@@ -2,16 +2,14 @@
 
 With episode-end batching the rewards stored for the transitions of a running episode are
 placeholders. This buffer remembers where each env's running episode was stored; when
-``infos[i]["vlm_episode_rewards"]`` arrives with the episode's last transition, it writes the
-rewards in place and marks those transitions ready. ``sample`` draws only ready transitions, so
-no gradient step ever sees a placeholder.
-
-With :class:`~vlmrm.rl.vec_env.VecVLMReward` ``overlap=True`` the rewards of a finished episode
-are still being computed when its last transition is stored: ``info["vlm_episode_rewards"]`` is
-then a :class:`~vlmrm.rl.vec_env.PendingRewards`. The buffer remembers that episode's positions
-and writes the rewards when they are known (checked at every ``add`` and ``sample``; ``sample``
-waits for them when nothing else is ready). A position overwritten in the meantime (a ring
-buffer smaller than the delay) is left alone, so a late reward never lands on another transition.
+``infos[i]["vlm_episode_rewards"]`` (a :class:`~vlmrm.rl.vec_env.PendingRewards`) arrives with the
+episode's last transition, it remembers that episode's positions and writes the rewards when they
+are known: at once when the vector env scored them inline, later when a background thread scores
+them (``overlap=True``; checked at every ``add`` and ``sample``, and ``sample`` waits for them when
+nothing else is ready). Written transitions are marked ready; ``sample`` draws only ready
+transitions, so no gradient step ever sees a placeholder. A position overwritten in the meantime
+(a ring buffer smaller than the delay) is left alone, so a late reward never lands on another
+transition.
 """
 
 from __future__ import annotations
@@ -74,11 +72,8 @@ class RelabelingReplayBuffer(ReplayBuffer):
                 )
             positions = np.asarray(pending, dtype=np.int64)
             pending.clear()
-            if isinstance(episode_rewards, PendingRewards):
-                self._in_flight.append((env_index, positions, self._written_by[positions].copy(), episode_rewards))
-            else:
-                self.rewards[positions, env_index] = episode_rewards
-                self.ready[positions, env_index] = True
+            self._in_flight.append((env_index, positions, self._written_by[positions].copy(), episode_rewards))
+        self.receive_rewards()  # rewards scored inline are known already
 
     def receive_rewards(self, wait: bool = False) -> int:
         """Write the rewards of finished episodes that have been scored (all of them with ``wait``).

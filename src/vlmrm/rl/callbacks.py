@@ -13,9 +13,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from vlmrm.rl.checkpoints import atomic_write
-from vlmrm.rl.evaluation import EvaluationResult, evaluate
+from vlmrm.rl.logs import StepLogger
+from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.video import write_video
+from vlmrm.rl.video import video_encoder_problem, write_video
 from vlmrm.rl.wrappers import EPISODE_KEY
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,21 @@ class EpisodeReturnLogger(BaseCallback):
         return {"vlm_returns": list(self.vlm_returns), "env_returns": list(self.env_returns), "episodes": self.episodes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.vlm_returns.extend(state["vlm_returns"])
-        self.env_returns.extend(state["env_returns"])
-        self.episodes = int(state["episodes"])
+        self.vlm_returns.extend(state.get("vlm_returns", []))
+        self.env_returns.extend(state.get("env_returns", []))
+        self.episodes = int(state.get("episodes", 0))
+
+
+class LogReleaser(BaseCallback):
+    """Write the logger's held row once the step moves on (see :class:`~vlmrm.rl.logs.StepLogger`)."""
+
+    def __init__(self, step_logger: StepLogger):
+        super().__init__()
+        self.step_logger = step_logger
+
+    def _on_step(self) -> bool:
+        self.step_logger.release_before(self.num_timesteps)
+        return True
 
 
 class StopAtTotalSteps(BaseCallback):
@@ -129,6 +142,7 @@ class EvaluationCallback(BaseCallback):
         self.final_step = final_step
         self.history: list[dict[str, Any]] = []
         self._previous = 0
+        self._said_no_videos = False
 
     def _on_training_start(self) -> None:
         # The step learning (re)starts at: 0, or a resumed run's checkpoint step.
@@ -147,7 +161,7 @@ class EvaluationCallback(BaseCallback):
             "vlm_return": result.mean_vlm_return,
             "success_rate": result.success_rate,
         }
-        if video and result.frames:
+        if video and result.frames and not self._videos_skipped():
             # Atomic: a kill or a full disk mid-encode leaves no truncated mp4 behind.
             path = self.video_dir / f"step_{step:010d}.mp4"
             atomic_write(path, lambda tmp: write_video(result.frames, tmp, fps=self.fps), tmp_suffix=".mp4")
@@ -156,11 +170,19 @@ class EvaluationCallback(BaseCallback):
         self.logger.dump(step)
         return result
 
+    def _videos_skipped(self) -> bool:
+        """Without a video encoder, say so once and train on: a run is never lost to its video."""
+        problem = video_encoder_problem()
+        if problem is not None and not self._said_no_videos:
+            logger.warning("vlmrm: policy videos are skipped: %s", problem)
+            self._said_no_videos = True
+        return problem is not None
+
     def state_dict(self) -> dict[str, Any]:
         return {"history": list(self.history)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.history = list(state["history"])
+        self.history = list(state.get("history", []))
 
     def _on_step(self) -> bool:
         due_eval = crossed(self._previous, self.num_timesteps, self.eval_freq)

@@ -234,14 +234,20 @@ def verify_checkpoint(path: Path) -> CheckpointInfo:
     raise CheckpointError(f"Checkpoint {path} is unusable: {why}.{hint}")
 
 
-def find_latest_good_checkpoint(directory: Path) -> CheckpointInfo | None:
+def find_latest_good_checkpoint(
+    directory: Path, unusable: list[tuple[Path, str]] | None = None
+) -> CheckpointInfo | None:
     """The newest sound checkpoint in ``directory`` (``None`` when there is none at all).
 
-    Newer checkpoints that are truncated or corrupt are listed in ``skipped`` (the caller warns);
+    ``unusable`` lists checkpoints already found not to load, with why; they and newer checkpoints
+    that are truncated or corrupt are listed in ``skipped`` (the caller warns and sets them aside);
     when every checkpoint is unusable, :class:`CheckpointError` lists them.
     """
-    skipped: list[tuple[Path, str]] = []
+    skipped: list[tuple[Path, str]] = list(unusable or [])
+    known = {path for path, _ in skipped}
     for step, path in reversed(list_checkpoints(directory)):
+        if path in known:
+            continue
         state, replay, why = _problem(path)
         if why is None:
             return CheckpointInfo(step, path, state, replay, skipped)
@@ -255,11 +261,24 @@ def find_latest_good_checkpoint(directory: Path) -> CheckpointInfo | None:
     return None
 
 
+def _unused_name(path: Path) -> Path:
+    """``path`` if nothing is there, else ``path.1``, ``path.2``, ...: never replace what a user may need."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
 def set_aside(path: Path) -> Path:
-    """Rename a corrupt checkpoint (and its replay buffer) to ``*.corrupt``: out of the way, not deleted."""
-    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    """Rename a corrupt checkpoint (and its replay buffer) to ``*.corrupt`` (``*.corrupt.1``, ... when taken).
+
+    Out of the way, never deleted, and an earlier corrupt copy of the same step is kept too.
+    """
+    target = _unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
     os.replace(path, target)
     replay = replay_path(path)
     if replay.exists():
-        os.replace(replay, replay.with_name(replay.name + CORRUPT_SUFFIX))
+        suffix = target.name.removeprefix(path.name)  # ".corrupt" or ".corrupt.N", the same for both files
+        os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
     return target

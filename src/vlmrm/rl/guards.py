@@ -23,8 +23,10 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
+import torch
 
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
+from vlmrm.reward.contract import Frames, RewardFunction
 from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -39,17 +41,17 @@ def resume_command(run_dir: Path) -> str:
 
 
 class RewardGuard:
-    """``frames -> rewards`` that refuses NaN and infinite rewards.
+    """A :class:`~vlmrm.reward.contract.RewardFunction` that refuses NaN and infinite rewards of another.
 
     ``step()`` gives the step number to report. ``per_env``: the frames of one call are one per
     env (step mode), so the saved files say which env; otherwise (episode-end batching) they are
-    whole episodes and the files are numbered by their position in the batch. Other attributes
-    (``close()``, ``image_size``, ...) are those of the wrapped function.
+    whole episodes and the files are numbered by their position in the batch. Name, image size,
+    batch size and device are those of the guarded reward.
     """
 
     def __init__(
         self,
-        reward_fn: Callable[[np.ndarray], np.ndarray],
+        reward_fn: RewardFunction,
         bad_frame_dir: Path,
         step: Callable[[], int] = lambda: 0,
         per_env: bool = True,
@@ -61,7 +63,7 @@ class RewardGuard:
         self.per_env = per_env
         self.label = label
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
+    def __call__(self, frames: Frames) -> np.ndarray:
         rewards = np.asarray(self.reward_fn(frames), dtype=np.float32)
         if rewards.shape != (len(frames),):
             raise RewardError(
@@ -101,15 +103,24 @@ class RewardGuard:
             "Check the reward model on these frames (reward.model; reward.dtype=fp16 can overflow, try fp32)."
         )
 
-    def close(self) -> None:
-        close = getattr(self.reward_fn, "close", None)
-        if close is not None:
-            close()
+    @property
+    def name(self) -> str:
+        return self.reward_fn.name
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "reward_fn":
-            raise AttributeError(name)
-        return getattr(self.reward_fn, name)
+    @property
+    def image_size(self) -> int:
+        return self.reward_fn.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.reward_fn.batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.reward_fn.device
+
+    def close(self) -> None:
+        self.reward_fn.close()
 
 
 def _save_png(frame: np.ndarray, path: Path) -> None:

@@ -2,9 +2,9 @@
 
 A run directory holds::
 
-    config.yaml        the resolved config
+    config.yaml        the resolved config (vlmrm.config.resolve)
     logs/              TensorBoard events and progress.csv (rollout/vlm_return, rollout/env_return, eval/...)
-    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay.pkl replay buffers), written atomically
+    checkpoints/       step_<N>.zip checkpoints (+ their replay buffers), written atomically
     videos/            step_<N>.mp4 of the policy
     summary.json       evaluation returns, success rate, steps/s
     bad_frames/        only after a NaN/infinite reward: the frames that caused it
@@ -15,9 +15,23 @@ What survives what:
 - SIGINT/SIGTERM: the current step finishes, a checkpoint is written, :class:`TrainingInterrupted`
   says how to resume (exit status 130/143 from the CLI).
 - A kill at any moment: every file is written atomically, so the newest checkpoint is complete
-  or absent; ``resume`` falls back past a corrupt one.
+  or absent; ``resume`` falls back past a corrupt one, or one that does not load.
 - A full disk: :class:`WriteError` names the file and the intact checkpoint.
 - A NaN or infinite reward: :class:`RewardError` names the step and saves the frame.
+
+Any reward function of the reward contract trains, for example a plain function of the pixels:
+
+>>> import numpy as np, tempfile, vlmrm
+>>> def upright(frames):  # CartPole: how much of the pole colour sits in the middle column band
+...     middle = frames[:, : frames.shape[1] // 2, 40:88].astype(float)
+...     return (middle[..., 0] > 150).mean(axis=(1, 2)) - (middle[..., 2] > 150).mean(axis=(1, 2))
+>>> config = vlmrm.config_from_dict({
+...     "env": {"name": "cartpole", "episode_length": 20, "render_size": 128},
+...     "rl": {"algorithm": "dqn", "total_steps": 60},
+...     "logging": {"eval_episodes": 1, "video_freq": 0, "progress_bar": False}})
+>>> result = vlmrm.train(config, run_dir=tempfile.mkdtemp() + "/run", reward_fn=upright)
+>>> result.summary["total_steps"], result.summary["model"]
+(60, 'upright')
 """
 
 from __future__ import annotations
@@ -26,28 +40,33 @@ import contextlib
 import json
 import logging
 import shutil
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from vlmrm import __version__
-from vlmrm.config import TrainConfig, check_config, dump_config
+from vlmrm.config import (
+    TrainConfig,
+    algorithm_class,
+    check_config,
+    default_run_dir,
+    dump_config,
+    is_off_policy,
+    resolve,
+)
 from vlmrm.envs import get_env_spec
-from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError, TrainingInterrupted
-from vlmrm.reward.backend import build_reward, make_reward_fn
-from vlmrm.rl.algorithms import ALGORITHMS, is_off_policy, make_algorithm
+from vlmrm.errors import CheckpointError, ConfigError, RewardError, TrainingInterrupted, WriteError
+from vlmrm.reward.backend import build_reward_function, reward_facts
+from vlmrm.reward.contract import RewardFunction, as_reward_function
+from vlmrm.rl.algorithms import make_algorithm
 from vlmrm.rl.callbacks import (
     CheckpointCallback,
     EpisodeReturnLogger,
     EvaluationCallback,
+    LogReleaser,
     ProgressBar,
     StopAtTotalSteps,
     StopOnInterrupt,
@@ -63,34 +82,23 @@ from vlmrm.rl.checkpoints import (
     set_aside,
     write_checkpoint,
 )
-from vlmrm.rl.guards import (
-    BAD_FRAMES_DIR,
-    GracefulInterrupt,
-    RewardGuard,
-    RunLock,
-    is_storage_error,
-    resume_command,
-    write_error,
+from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
+from vlmrm.rl.guards import write_error as storage_error
+from vlmrm.rl.logs import StepLogger, make_logger, truncate_logs
+from vlmrm.rl.resume import capture_rng, close_last_transitions, drop_unfinished_episodes, load_run_config, restore_rng
+from vlmrm.rl.run_dir import (
+    CONFIG_FILE,
+    SUBDIRECTORIES,
+    SUMMARY_FILE,
+    check_run_dir_free,
+    holds_nothing_to_keep,
+    prepare_run_dir,
 )
-from vlmrm.rl.resume import (
-    capture_rng,
-    check_resume_changes,
-    close_last_transitions,
-    drop_unfinished_episodes,
-    load_run_config,
-    make_logger,
-    restore_rng,
-    truncate_logs,
-)
+from vlmrm.rl.trainer_state import TrainerState
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
 logger = logging.getLogger(__name__)
-
-# What vlmrm writes at the top of a run directory; --overwrite refuses directories holding anything else.
-RUN_ARTEFACTS = frozenset(
-    {"config.yaml", "logs", "checkpoints", "videos", "summary.json", BAD_FRAMES_DIR, RunLock.NAME}
-)
 
 
 @dataclass
@@ -99,94 +107,55 @@ class TrainResult:
     summary: dict[str, Any]
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    return Path("runs") / f"{config.env.name}-{datetime.now():%Y%m%d-%H%M%S}"
+def train(
+    config: TrainConfig, run_dir: str | Path | None = None, overwrite: bool = False, reward_fn: Any = None
+) -> TrainResult:
+    """Train a policy on the reward described by ``config``; return the run directory and summary.
 
-
-def check_run_dir_free(path: Path, overwrite: bool) -> None:
-    """Refuse a run directory that holds anything, unless ``overwrite`` and it holds only a vlmrm run."""
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise RunDirectoryError(f"Run directory {str(path)!r} exists and is not a directory.")
-    entries = sorted(entry.name for entry in path.iterdir())
-    if not entries:
-        return
-    foreign = [name for name in entries if name not in RUN_ARTEFACTS]
-    if foreign:
-        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise RunDirectoryError(
-            f"Run directory {str(path)!r} already exists and holds files vlmrm did not write ({listed}). "
-            "Choose another logging.run_dir or --run-dir; vlmrm does not --overwrite a directory holding other files."
-        )
-    if not overwrite:
-        raise RunDirectoryError(
-            f"Run directory {str(path)!r} already holds a run. Continue it with:\n  {resume_command(path)}\n"
-            "or pass --overwrite to delete it and start over, or choose another logging.run_dir or --run-dir."
-        )
-
-
-def prepare_run_dir(path: Path, overwrite: bool) -> Path:
-    """Create the run directory; never silently reuse one that holds a run."""
-    check_run_dir_free(path, overwrite)
-    if path.exists() and any(path.iterdir()):
-        with RunLock(path):  # refuse to delete a run another process is writing
-            pass
-        shutil.rmtree(path)
-    for sub in ("logs", "checkpoints", "videos"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def use_episode_end_batching(config: TrainConfig) -> bool:
-    choice = config.reward.episode_end_batching
-    return is_off_policy(config.rl.algorithm) if choice is None else choice
-
-
-def use_overlap_scoring(config: TrainConfig, episode_batching: bool, reward_device: torch.device) -> bool:
-    """Overlap needs episode-end batching; by default it is on where scoring does not share the env's CPU cores.
-
-    Measured on a 2-core CPU (``vlmrm bench``): overlap changed CartPole by -3% and Humanoid by +7%,
-    because the model and the envs compete for the same cores; a GPU or Ray workers run beside them.
-    """
-    choice = config.reward.overlap_scoring
-    if not episode_batching:
-        return False
-    if choice is None:
-        return reward_device.type != "cpu" or config.reward.backend == "ray"
-    return choice
-
-
-def use_replay_buffer_saving(config: TrainConfig) -> bool:
-    choice = config.logging.save_replay_buffer
-    return is_off_policy(config.rl.algorithm) if choice is None else choice
-
-
-def train(config: TrainConfig, run_dir: str | Path | None = None, overwrite: bool = False) -> TrainResult:
-    """Train a policy on the VLM reward described by ``config``; return the run directory and summary.
-
+    ``reward_fn``: train on this reward instead of the config's model: a
+    :class:`~vlmrm.reward.contract.RewardFunction`, or a plain function of the frames (uint8
+    ``(N, H, W, 3)`` -> ``N`` rewards; it then gets frames of ``env.render_size``, default 224).
     Raises :class:`TrainingInterrupted` after SIGINT/SIGTERM (a checkpoint is written first).
     """
-    check_config(config)
+    config = check_config(config)
+    if run_dir is not None and not str(run_dir).strip():
+        raise ConfigError("The run directory is empty; give a path or leave it out (default runs/<env>-<date>).")
     path = Path(run_dir or config.logging.run_dir or default_run_dir(config))
     check_run_dir_free(path, overwrite)
-    return _Run(config, path).execute(start=None, overwrite=overwrite)
+    existed = path.exists()
+    try:
+        return _Run(config, path, reward_fn).execute(start=None, overwrite=overwrite)
+    except (TrainingInterrupted, WriteError, RewardError):
+        raise  # their messages refer to the run directory: keep it
+    except BaseException:
+        if not existed and path.is_dir() and holds_nothing_to_keep(path):
+            shutil.rmtree(path, ignore_errors=True)  # the same command can run again
+        raise
 
 
-def resume(run_dir: str | Path, overrides: list[str] | None = None) -> TrainResult:
+def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: Any = None) -> TrainResult:
     """Continue the run in ``run_dir`` from its newest sound checkpoint (see :mod:`vlmrm.rl.resume`).
 
-    ``overrides`` (``"rl.total_steps=100000"``, ...) may change only
-    :data:`~vlmrm.rl.resume.RESUME_SAFE_FIELDS`. Without any checkpoint the run starts again from step 0.
+    ``overrides`` (``"rl.total_steps=100000"``, ...) may change only resume-safe fields
+    (:func:`vlmrm.config.resume_safe_fields`). Without any checkpoint the run starts again from step 0.
+    A finished run whose ``summary.json`` is unreadable evaluates its final checkpoint again.
     """
     path = Path(run_dir)
     config = load_run_config(path, overrides)
     lock = RunLock(path).acquire()
     try:
         start = _resume_point(config, path)
-        return _Run(config, path).execute(start=start, overwrite=False, lock=lock)
+        return _Run(config, path, reward_fn).execute(start=start, overwrite=False, lock=lock)
     finally:
         lock.release()
+
+
+def _finished_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads((path / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _resume_point(config: TrainConfig, path: Path) -> CheckpointInfo | None:
@@ -194,37 +163,21 @@ def _resume_point(config: TrainConfig, path: Path) -> CheckpointInfo | None:
     if start is None:
         logger.warning("vlmrm: %s has no checkpoint yet: training starts again from step 0", path)
         return None
-    for bad, why in start.skipped:
-        logger.warning("vlmrm: checkpoint %s is unusable (%s); resuming from %s instead", bad, why, start.path)
-    if start.state is not None and "config" in start.state:
-        check_resume_changes(start.state["config"], config, f"checkpoint {start.path.name}")
     total = config.rl.total_steps
     if start.step > total:
         raise ConfigError(
             f"rl.total_steps={total} is below the step of the checkpoint to resume from ({start.step}); "
             f"pass --set rl.total_steps=N with N >= {start.step}."
         )
-    if start.step == total and (path / "summary.json").is_file():
-        raise ConfigError(
-            f"The run in {str(path)!r} already finished its {total} steps. To train longer:\n"
-            f"  {resume_command(path)} --set rl.total_steps={2 * total}"
-        )
+    if start.step == total and (path / SUMMARY_FILE).exists():
+        summary = _finished_summary(path)
+        if summary is not None and summary.get("total_steps") == total:
+            raise ConfigError(
+                f"The run in {str(path)!r} already finished its {total} steps. To train longer:\n"
+                f"  {resume_command(path)} --set rl.total_steps={2 * total}"
+            )
+        logger.warning("vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", SUMMARY_FILE)
     return start
-
-
-@contextlib.contextmanager
-def _workers_ignore_signals(active: bool) -> Iterator[None]:
-    """Env worker processes started here ignore SIGINT/SIGTERM: Ctrl-C in a terminal reaches the whole
-    process group, and the workers must outlive the main process's checkpoint (it closes them)."""
-    if not active:
-        yield
-        return
-    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _quietly(close: Any, what: str) -> None:
@@ -238,17 +191,20 @@ def _quietly(close: Any, what: str) -> None:
 class _Run:
     """One training session in ``path``: a fresh run (``start=None``, step 0) or a resumed one."""
 
-    def __init__(self, config: TrainConfig, path: Path):
-        self.config = config.model_copy(deep=True)
-        self.config.logging.run_dir = str(path)  # config.yaml names where the run is
+    def __init__(self, config: TrainConfig, path: Path, reward_fn: Any = None):
+        self.config = config
         self.path = path
+        self.user_reward = reward_fn
         self.model: BaseAlgorithm | None = None
+        self.state: TrainerState | None = None  # of the checkpoint the session started from
         self.last_saved_step: int | None = None
         self.train_seconds = 0.0
         self.segment_start: float | None = None
         self.resumed_at: list[int] = []
         self.learning_starts: int | None = None
-        self.overlap = False
+        self.returns = EpisodeReturnLogger()
+        self.evaluation: EvaluationCallback | None = None
+        self.run_logger: StepLogger | None = None
 
     # -- the step numbers guards report --------------------------------------------------------------------
 
@@ -258,111 +214,53 @@ class _Run:
     def _train_step(self) -> int:
         return self._steps() + self.config.rl.n_envs  # the step being taken, as logs and checkpoints count
 
-    # -- checkpoints ----------------------------------------------------------------------------------------
-
     def _elapsed(self) -> float:
         running = 0.0 if self.segment_start is None else time.perf_counter() - self.segment_start
         return self.train_seconds + running
 
-    def save(self, step: int) -> Path:
-        path = checkpoint_path(self.path / "checkpoints", step)
-        if step == self.last_saved_step and path.exists():
-            return path  # the model has not changed since
-        model = self.model
-        assert model is not None
-        state = {
-            "step": step,
-            "vlmrm_version": __version__,
-            "config": self.config.model_dump(mode="json"),
-            "rng": capture_rng(model),
-            "learning_starts": self.learning_starts,
-            "trainer": {
-                "train_seconds": self._elapsed(),
-                "resumed_at": self.resumed_at,
-                "episode_returns": self.returns.state_dict(),
-                "evaluation": self.evaluation.state_dict(),
-            },
-        }
-        write_checkpoint(model, path, state, use_replay_buffer_saving(self.config))
-        prune_checkpoints(self.path / "checkpoints", self.config.logging.keep_checkpoints)
-        self.last_saved_step = step
-        logger.debug("vlmrm: checkpoint written: %s", path)
-        return path
+    # -- building ---------------------------------------------------------------------------------------------
 
-    # -- the session ----------------------------------------------------------------------------------------
+    def _reward(self, stack: contextlib.ExitStack) -> RewardFunction:
+        if self.user_reward is not None:
+            reward = as_reward_function(self.user_reward, image_size=self.config.env.render_size or 224)
+        else:
+            reward = build_reward_function(self.config.reward)
+        stack.callback(_quietly, reward.close, "the reward function")
+        return reward
 
-    def execute(self, start: CheckpointInfo | None, overwrite: bool, lock: RunLock | None = None) -> TrainResult:
-        config, path = self.config, self.path
-        resuming = lock is not None
-        start_step = start.step if start else 0
-        spec = get_env_spec(config.env.name)
-        torch.manual_seed(config.rl.seed)
-        with contextlib.ExitStack() as stack:
-            reward = build_reward(config.reward)
-            reward_fn = make_reward_fn(config.reward, reward)
-            if hasattr(reward_fn, "close"):
-                stack.callback(_quietly, reward_fn.close, "the reward function")
-            episode_batching = use_episode_end_batching(config)
-            bad_frames = path / BAD_FRAMES_DIR
-            train_fn = RewardGuard(reward_fn, bad_frames, self._train_step, per_env=not episode_batching)
-            eval_fn = RewardGuard(reward_fn, bad_frames, self._steps, per_env=True, label="eval_env")
-            render_size = config.env.render_size or reward.image_size
-            episode_length = config.env.episode_length or spec.default_episode_length
-            env_kwargs = dict(
-                name=config.env.name, render_size=render_size, episode_length=episode_length, options=config.env.options
-            )
-            subproc = config.rl.vec_env == "subproc" and config.rl.n_envs > 1
-            with _workers_ignore_signals(subproc):
-                inner = make_vec_env(
-                    n_envs=config.rl.n_envs, seed=config.rl.seed + start_step, kind=config.rl.vec_env, **env_kwargs
-                )
-            stack.callback(_quietly, inner.close, "the training envs")
-            self.overlap = use_overlap_scoring(config, episode_batching, reward.device)
-            venv = VecVLMReward(inner, train_fn, mode="episode" if episode_batching else "step", overlap=self.overlap)
-            eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **env_kwargs), eval_fn)
-            stack.callback(_quietly, eval_env.close, "the evaluation env")
-            device = "cpu" if reward.device.type == "cpu" else "auto"
-            if start is None:
-                self.model = make_algorithm(config.rl, venv, episode_batching, episode_length, device=device)
-            else:
-                self.model = self._load(start, venv, device)
-            # Everything that can be wrong has been found: only now touch the disk.
-            try:
-                if resuming:
-                    self._tidy(start)
-                else:
-                    prepare_run_dir(path, overwrite)
-                    stack.enter_context(RunLock(path))
-                atomic_write_text(path / "config.yaml", dump_config(config))
-                return self._learn(start, spec, venv, eval_env, reward, episode_batching, stack)
-            except OSError as exc:
-                if is_storage_error(exc, path):
-                    raise write_error(exc, path) from exc
-                raise
+    def _envs(self, reward: RewardFunction, start_step: int, stack: contextlib.ExitStack) -> tuple[Any, Any]:
+        config = self.config
+        bad_frames = self.path / BAD_FRAMES_DIR
+        batching = bool(config.reward.episode_end_batching)
+        train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
+        eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=True, label="eval_env")
+        env = config.env
+        assert env.render_size is not None and env.episode_length is not None  # resolved
+        kwargs = dict(
+            name=env.name, render_size=env.render_size, episode_length=env.episode_length, options=env.options
+        )
+        inner = make_vec_env(
+            n_envs=config.rl.n_envs, seed=config.rl.seed + start_step, kind=config.rl.vec_env, **kwargs
+        )
+        stack.callback(_quietly, inner.close, "the training envs")
+        mode = "episode" if batching else "step"
+        venv = VecVLMReward(inner, train_fn, mode=mode, overlap=bool(config.reward.overlap_scoring))
+        eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **kwargs), eval_fn)
+        stack.callback(_quietly, eval_env.close, "the evaluation env")
+        return venv, eval_env
 
     def _load(self, start: CheckpointInfo, venv: VecVLMReward, device: str) -> BaseAlgorithm:
-        cls = ALGORITHMS[self.config.rl.algorithm]
         try:
-            model = cls.load(start.path, env=venv, device=device, print_system_info=False)
-        except Exception as exc:
-            raise CheckpointError(f"Checkpoint {start.path} could not be loaded: {exc}") from exc
-        restored = False
-        if start.replay is not None and hasattr(model, "load_replay_buffer"):
-            try:
+            model = algorithm_class(self.config.rl.algorithm).load(start.path, env=venv, device=device)
+            if start.replay is not None and hasattr(model, "load_replay_buffer"):
                 model.load_replay_buffer(start.replay)
-            except Exception as exc:
-                raise CheckpointError(f"Replay buffer {start.replay} could not be loaded: {exc}") from exc
+        except Exception as exc:
+            raise CheckpointError(f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
+        if start.replay is not None:
             dropped = drop_unfinished_episodes(model.replay_buffer)
             close_last_transitions(model.replay_buffer)
-            restored = True
-            logger.info(
-                "vlmrm: replay buffer restored (%d transitions of episodes unfinished at step %d will not be used)",
-                dropped,
-                start.step,
-            )
-        state = start.state or {}
-        self.learning_starts = state.get("learning_starts") or getattr(model, "learning_starts", None)
-        if not restored and is_off_policy(self.config.rl.algorithm) and model.num_timesteps > 0:
+            logger.info("vlmrm: replay buffer restored (%d transitions of unfinished episodes dropped)", dropped)
+        elif is_off_policy(self.config.rl.algorithm) and model.num_timesteps > 0:
             # An empty buffer: collect as many steps as at the start before the first gradient step.
             model.learning_starts = model.num_timesteps + int(self.learning_starts or 0)
             logger.warning(
@@ -373,75 +271,133 @@ class _Run:
             )
         return model
 
+    def _model(self, start: CheckpointInfo | None, venv: VecVLMReward, device: str) -> CheckpointInfo | None:
+        """Build the algorithm, or load the newest checkpoint that loads (setting aside those that do not)."""
+        if start is None:
+            self.model = make_algorithm(self.config, venv, device=device)
+            return None
+        while True:
+            self.state = TrainerState.from_dict(start.state)
+            self.learning_starts = self.state.learning_starts if self.state else None
+            try:
+                self.model = self._load(start, venv, device)
+                return start
+            except CheckpointError as exc:
+                logger.warning("vlmrm: checkpoint %s %s; trying an older one", start.path.name, exc)
+                found = find_latest_good_checkpoint(start.path.parent, [*start.skipped, (start.path, str(exc))])
+                if found is None:
+                    raise
+                start = found
+
+    # -- the session ----------------------------------------------------------------------------------------
+
+    def execute(self, start: CheckpointInfo | None, overwrite: bool, lock: RunLock | None = None) -> TrainResult:
+        with contextlib.ExitStack() as stack:
+            reward = self._reward(stack)
+            self.config = resolve(self.config, reward_facts(reward), run_dir=self.path)
+            start_step = start.step if start else 0
+            venv, eval_env = self._envs(reward, start_step, stack)
+            device = "cpu" if self.config.reward.device == "cpu" else "auto"
+            start = self._model(start, venv, device)
+            # Everything that can be wrong has been found: only now touch the disk.
+            try:
+                if lock is not None:
+                    self._tidy(start)
+                else:
+                    prepare_run_dir(self.path, overwrite)
+                    stack.enter_context(RunLock(self.path))
+                atomic_write_text(self.path / CONFIG_FILE, dump_config(self.config))
+                self.run_logger = make_logger(self.path / "logs")
+                stack.callback(_quietly, self.run_logger.close, "the logs")
+                return self._learn(start, eval_env, reward, stack)
+            except OSError as exc:
+                if is_storage_error(exc, self.path):
+                    raise storage_error(exc, self.path) from exc
+                raise
+
     def _tidy(self, start: CheckpointInfo | None) -> None:
-        """Before a resumed session writes: set corrupt checkpoints aside, drop leftovers, cut the logs."""
+        """Before a resumed session writes: set bad checkpoints aside, drop leftovers, cut the logs."""
         checkpoints = self.path / "checkpoints"
-        for bad, _ in start.skipped if start else []:
+        for bad, why in start.skipped if start else []:
             if bad.exists():
-                logger.warning("vlmrm: %s moved aside as %s", bad.name, set_aside(bad).name)
+                aside = set_aside(bad)
+                logger.warning(
+                    "vlmrm: checkpoint %s is unusable (%s); resuming from %s instead (%s kept as %s)",
+                    bad, why, start.path if start else None, bad.name, aside.name,
+                )  # fmt: skip
         for directory in (checkpoints, self.path / "videos", self.path / BAD_FRAMES_DIR, self.path / "logs", self.path):
             remove_temp_files(directory)
         remove_orphan_companions(checkpoints)
-        for sub in ("logs", "checkpoints", "videos"):
+        for sub in SUBDIRECTORIES:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
-        cut = start.step if start else 0
-        if start is not None and start.step >= self.config.rl.total_steps:
-            # Only the final evaluation is left to do; what is logged at the final step is that evaluation's.
-            cut = start.step - 1
-        truncate_logs(self.path / "logs", cut)
+        truncate_logs(self.path / "logs", self._log_cut(start))
 
-    def _history_from_summary(self, step: int) -> None:
-        """A run that finished at ``step`` evaluated once more after its last checkpoint: keep that entry."""
-        try:
-            summary = json.loads((self.path / "summary.json").read_text())
-        except (OSError, ValueError):
-            return
-        if summary.get("total_steps") == step and isinstance(summary.get("eval_history"), list):
-            self.evaluation.history = summary["eval_history"]
+    def _log_cut(self, start: CheckpointInfo | None) -> int:
+        """The last step whose logged rows stay: the checkpoint step's own row is written again, whole, from what
+        the checkpoint carries (checkpoints of vlmrm 0.1 carry nothing: their row stays, unless only the final
+        evaluation is left to do)."""
+        if start is None:
+            return 0
+        if self._finished_at(start.step):
+            return start.step  # the run ended here: its final rows are complete
+        carries_logs = self.state is not None and self.state.logs is not None
+        if carries_logs or start.step >= self.config.rl.total_steps:
+            return start.step - 1
+        return start.step
 
-    def _learn(
-        self,
-        start: CheckpointInfo | None,
-        spec: Any,
-        venv: VecVLMReward,
-        eval_env: VecVLMReward,
-        reward: Any,
-        episode_batching: bool,
-        stack: contextlib.ExitStack,
-    ) -> TrainResult:
-        config, path, model = self.config, self.path, self.model
-        assert model is not None
-        log = config.logging
-        total = config.rl.total_steps
-        run_logger = make_logger(path / "logs")
-        stack.callback(_quietly, run_logger.close, "the logs")
-        model.set_logger(run_logger)
-        self.returns = EpisodeReturnLogger()
-        self.evaluation = EvaluationCallback(
-            eval_env,
-            log.eval_freq,
-            log.eval_episodes,
-            log.video_freq,
-            path / "videos",
-            spec.episode_success,
-            final_step=total,
+    def _finished_at(self, step: int) -> bool:
+        """Whether the run finished at ``step`` (its summary says so), before this session extends it."""
+        summary = _finished_summary(self.path)
+        return summary is not None and summary.get("total_steps") == step
+
+    def save(self, step: int) -> Path:
+        path = checkpoint_path(self.path / "checkpoints", step)
+        if step == self.last_saved_step and path.exists():
+            return path  # the model has not changed since
+        assert self.model is not None and self.evaluation is not None and self.run_logger is not None
+        state = TrainerState(
+            step=step,
+            config=self.config.model_dump(mode="json"),
+            rng=capture_rng(self.model),
+            learning_starts=self.learning_starts,
+            train_seconds=self._elapsed(),
+            resumed_at=self.resumed_at,
+            episode_returns=self.returns.state_dict(),
+            evaluation=self.evaluation.state_dict(),
+            logs=self.run_logger.state_dict(),
         )
+        write_checkpoint(self.model, path, state.to_dict(), bool(self.config.logging.save_replay_buffer))
+        prune_checkpoints(self.path / "checkpoints", self.config.logging.keep_checkpoints)
+        self.last_saved_step = step
+        return path
+
+    def _restore(self, start: CheckpointInfo | None) -> None:
+        """Carry the checkpoint's trainer state into this session (return windows, history, logs, RNG)."""
+        assert self.model is not None and self.evaluation is not None and self.run_logger is not None
         if self.learning_starts is None:
-            self.learning_starts = getattr(model, "learning_starts", None)
-        start_step = start.step if start else 0
-        state = (start.state or {}) if start else {}
-        if "trainer" in state:
-            trainer_state = state["trainer"]
-            self.returns.load_state_dict(trainer_state["episode_returns"])
-            self.evaluation.load_state_dict(trainer_state["evaluation"])
-            self.train_seconds = float(trainer_state["train_seconds"])
-            self.resumed_at = list(trainer_state["resumed_at"])
-        if start is not None:
-            self.resumed_at.append(start_step)
-            self.last_saved_step = start_step
-            self._history_from_summary(start_step)
-        interrupt = stack.enter_context(GracefulInterrupt())
-        callbacks: list[Any] = [
+            self.learning_starts = getattr(self.model, "learning_starts", None)
+        if start is None:
+            return
+        state, finished = self.state, self._finished_at(start.step)
+        if state is not None:
+            self.returns.load_state_dict(state.episode_returns or {})
+            self.evaluation.load_state_dict(state.evaluation or {})
+            if not finished:  # a finished run wrote everything it held
+                self.run_logger.load_state_dict(state.logs or {})
+            self.train_seconds, self.resumed_at = state.train_seconds, list(state.resumed_at)
+            restore_rng(state.rng, self.model)
+        summary = _finished_summary(self.path)
+        if finished and summary is not None and isinstance(summary.get("eval_history"), list):
+            # A run that finished at this step evaluated once more after its last checkpoint: keep that entry.
+            self.evaluation.history = summary["eval_history"]
+        self.resumed_at.append(start.step)
+        self.last_saved_step = start.step
+
+    def _callbacks(self, start_step: int, interrupt: GracefulInterrupt) -> list[BaseCallback]:
+        log, total = self.config.logging, self.config.rl.total_steps
+        assert self.evaluation is not None and self.run_logger is not None
+        callbacks: list[BaseCallback] = [
+            LogReleaser(self.run_logger),
             self.returns,
             self.evaluation,
             StopAtTotalSteps(total),
@@ -450,57 +406,70 @@ class _Run:
         ]
         if log.progress_bar:
             callbacks.insert(0, ProgressBar(total, initial_steps=start_step))
+        return callbacks
+
+    def _learn(
+        self, start: CheckpointInfo | None, eval_env: VecVLMReward, reward: RewardFunction, stack: contextlib.ExitStack
+    ) -> TrainResult:
+        config, model = self.config, self.model
+        assert model is not None and self.run_logger is not None
+        total, start_step = config.rl.total_steps, start.step if start else 0
+        model.set_logger(self.run_logger)
+        spec = get_env_spec(config.env.name)
+        log = config.logging
+        self.evaluation = EvaluationCallback(
+            eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.path / "videos", spec.episode_success,
+            final_step=total,
+        )  # fmt: skip
+        self._restore(start)
+        interrupt = stack.enter_context(GracefulInterrupt())
         logger.info(
             "vlmrm: %s %s on %s with %s%s; run directory %s",
-            "resuming" if start else "training",
-            config.rl.algorithm,
-            config.env.name,
-            reward.encoder.name,
-            f" at step {start_step} of {total}" if start else "",
-            path,
-        )
-        if "rng" in state:
-            restore_rng(state["rng"], model)
+            "resuming" if start else "training", config.rl.algorithm, config.env.name, reward.name,
+            f" at step {start_step} of {total}" if start else "", self.path,
+        )  # fmt: skip
         self.segment_start = time.perf_counter()
         if model.num_timesteps < total:
-            model.learn(
-                total_timesteps=total - model.num_timesteps,
-                callback=CallbackList(callbacks),
-                reset_num_timesteps=start is None,
-            )
+            callbacks = CallbackList(self._callbacks(start_step, interrupt))
+            model.learn(total_timesteps=total - model.num_timesteps, callback=callbacks, reset_num_timesteps=not start)
         else:  # finished training, but not the final evaluation
             self.evaluation.init_callback(model)
-        self.train_seconds = self._elapsed()
-        self.segment_start = None
+        self.train_seconds, self.segment_start = self._elapsed(), None
         steps = int(model.num_timesteps)
         if interrupt.received is not None and steps < total:
             checkpoint = self.save(steps)
             raise TrainingInterrupted(
                 f"Training interrupted by {interrupt.signal_name} at step {steps} of {total}; "
-                f"checkpoint written: {checkpoint}\nResume with:\n  {resume_command(path)}",
+                f"checkpoint written: {checkpoint}\nResume with:\n  {resume_command(self.path)}",
                 exit_code=interrupt.exit_code,
                 step=steps,
                 checkpoint=str(checkpoint),
             )
+        return self._finish(steps, reward)
+
+    def _finish(self, steps: int, reward: RewardFunction) -> TrainResult:
+        """The final checkpoint, the final evaluation (with a video) and ``summary.json``."""
+        assert self.evaluation is not None
+        config = self.config
         final_checkpoint = self.save(steps)
-        final = self.evaluation.run(steps, log.eval_episodes, video=True)
+        final = self.evaluation.run(steps, config.logging.eval_episodes, video=True)
         seconds = max(self.train_seconds, 1e-9)
         summary: dict[str, Any] = {
             "env": config.env.name,
-            "model": reward.encoder.name,
+            "model": reward.name,
             "algorithm": config.rl.algorithm,
             "total_steps": steps,
             "train_seconds": round(self.train_seconds, 3),
             "steps_per_second": round(steps / seconds, 2),
-            "episode_end_batching": episode_batching,
-            "overlap_scoring": self.overlap,
+            "episode_end_batching": config.reward.episode_end_batching,
+            "overlap_scoring": config.reward.overlap_scoring,
             "eval_episodes": len(final.env_returns),
             "eval_env_return": final.mean_env_return,
             "eval_vlm_return": final.mean_vlm_return,
             "eval_success_rate": final.success_rate,
             "eval_history": self.evaluation.history,
-            "final_checkpoint": str(final_checkpoint.relative_to(path)),
+            "final_checkpoint": str(final_checkpoint.relative_to(self.path)),
             "resumed_at_steps": self.resumed_at,
         }
-        atomic_write_text(path / "summary.json", json.dumps(summary, indent=2))
-        return TrainResult(path, summary)
+        atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
+        return TrainResult(self.path, summary)

@@ -11,16 +11,18 @@ Two modes:
   rewards (0) stored for that episode's transitions. Large batches use the model far better
   than one frame per env per step.
 
-Episode mode with ``overlap=True`` scores finished episodes in a background thread while the
-envs keep stepping and rendering, so a run goes at the pace of the slower of rendering and the
-model instead of their sum (torch releases the GIL inside its kernels). The episode's rewards
-are then not known when it ends: ``info["vlm_episode_rewards"]`` holds a
+Finished episodes go to a scorer, and ``info["vlm_episode_rewards"]`` holds a
 :class:`PendingRewards` (a future of that episode's rewards, one per step, in order) which the
-replay buffer resolves when it completes, and ``info["vlm_episode"]`` (the returns) arrives in
-the info of a later step of the same env. The step that ends an episode returns the
-placeholder 0 like the others. Queued work is bounded by ``max_in_flight_frames`` (by default
-two batches, or one round of episodes of all envs if that is more): when the model falls behind,
-stepping waits for it.
+replay buffer resolves when it completes. There is one path with two scorers: by default
+(:class:`InlineScorer`) the episodes are scored at once, so the future is already complete and
+``info["vlm_episode"]`` (the returns) arrives in the step that ends the episode; with
+``overlap=True`` (:class:`BackgroundScorer`) they are scored in a background thread while the
+envs keep stepping and rendering, so a run goes at the pace of the slower of rendering and the
+model instead of their sum (torch releases the GIL inside its kernels), and the returns arrive
+in the info of a later step of the same env. The step that ends an episode returns the episode's
+last reward when it is known by then, else the placeholder 0 like the others. Queued work is
+bounded by ``max_in_flight_frames`` (by default two batches, or one round of episodes of all
+envs if that is more): when the model falls behind, stepping waits for it.
 
 Frames are stacked and scored ``max_batch_frames`` at a time, so memory holds the running
 episodes' frames, the frames in flight and one stacked chunk, never a run's worth.
@@ -38,16 +40,14 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY, RewardFn
+from vlmrm.reward.contract import RewardFunction
+from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY
 
 EPISODE_REWARDS_KEY = "vlm_episode_rewards"
 RewardMode = Literal["step", "episode"]
 
-DEFAULT_MAX_BATCH_FRAMES = 256
-"""Frames stacked into one array for one scoring call when ``reward_fn`` has no ``batch_size``."""
 
-
-def score_frames(reward_fn: RewardFn, frames: Sequence[np.ndarray], max_batch_frames: int) -> np.ndarray:
+def score_frames(reward_fn: RewardFunction, frames: Sequence[np.ndarray], max_batch_frames: int) -> np.ndarray:
     """Score frames (a stacked array or a list), passing at most ``max_batch_frames`` at a time to ``reward_fn``."""
     stack = (lambda chunk: chunk) if isinstance(frames, np.ndarray) else np.stack
     scored = [
@@ -58,7 +58,7 @@ def score_frames(reward_fn: RewardFn, frames: Sequence[np.ndarray], max_batch_fr
 
 
 class PendingRewards:
-    """The rewards of one finished episode, still being computed by a background thread.
+    """The rewards of one finished episode: known already, or still being computed by a background thread.
 
     ``len()`` is the episode's length; :meth:`result` blocks until the rewards are known and
     returns them as float32 ``(length,)``, in step order (or raises the scorer's exception).
@@ -79,16 +79,50 @@ class PendingRewards:
         return self._job.result(timeout)[self._start : self._stop]
 
 
+def _split(job: Future, episodes: list[list[np.ndarray]]) -> list[PendingRewards]:
+    """One :class:`PendingRewards` per episode, all slices of the rewards ``job`` computes for their frames in order."""
+    pending, start = [], 0
+    for episode in episodes:
+        pending.append(PendingRewards(job, start, start + len(episode)))
+        start += len(episode)
+    return pending
+
+
+class InlineScorer:
+    """Scores finished episodes at once, in one batch per call, and hands back completed futures."""
+
+    def __init__(self, reward_fn: RewardFunction, max_batch_frames: int):
+        self.reward_fn = reward_fn
+        self.max_batch_frames = max_batch_frames
+        self.in_flight_frames = 0
+
+    def submit(self, episodes: list[list[np.ndarray]], limit: int) -> list[PendingRewards]:
+        job: Future = Future()
+        try:
+            job.set_result(
+                score_frames(self.reward_fn, [f for episode in episodes for f in episode], self.max_batch_frames)
+            )
+        except BaseException as exc:  # raised where the rewards are needed, as with the background scorer
+            job.set_exception(exc)
+        return _split(job, episodes)
+
+    def drain(self) -> None:
+        """Nothing is ever in flight."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
 class BackgroundScorer:
     """One thread that scores finished episodes, coalescing queued ones into one batch.
 
     While the thread is busy, episodes queue up; it then takes as many as fit into
-    ``max_batch_frames`` (at least one), so a slow model sees large batches and a fast one small
-    delays. :meth:`submit` waits while more than ``limit`` frames would be queued or being scored
-    (one episode is always accepted), which bounds memory.
+    ``max_batch_frames`` (at least one submission), so a slow model sees large batches and a fast
+    one small delays. :meth:`submit` waits while more than ``limit`` frames would be queued or
+    being scored (one submission is always accepted), which bounds memory.
     """
 
-    def __init__(self, reward_fn: RewardFn, max_batch_frames: int):
+    def __init__(self, reward_fn: RewardFunction, max_batch_frames: int):
         self.reward_fn = reward_fn
         self.max_batch_frames = max_batch_frames
         self._queue: deque[tuple[list[np.ndarray], Future]] = deque()
@@ -103,7 +137,8 @@ class BackgroundScorer:
         with self._condition:
             return self._in_flight_frames
 
-    def submit(self, frames: list[np.ndarray], limit: int) -> PendingRewards:
+    def submit(self, episodes: list[list[np.ndarray]], limit: int) -> list[PendingRewards]:
+        frames = [frame for episode in episodes for frame in episode]
         job: Future = Future()
         with self._condition:
             if self._closed:
@@ -113,7 +148,7 @@ class BackgroundScorer:
             self._queue.append((frames, job))
             self._in_flight_frames += len(frames)
             self._condition.notify_all()
-        return PendingRewards(job, 0, len(frames))
+        return _split(job, episodes)
 
     def drain(self) -> None:
         """Wait until every submitted episode has been scored."""
@@ -143,13 +178,13 @@ class BackgroundScorer:
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
-            frames = [frame for episode, _ in batch for frame in episode]
+            frames = [frame for submitted, _ in batch for frame in submitted]
             try:
                 rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
                 start = 0
-                for episode, job in batch:
-                    job.set_result(rewards[start : start + len(episode)])
-                    start += len(episode)
+                for submitted, job in batch:
+                    job.set_result(rewards[start : start + len(submitted)])
+                    start += len(submitted)
             except BaseException as exc:  # delivered to whoever waits on the rewards
                 for _, job in batch:
                     if not job.done():
@@ -167,12 +202,12 @@ class VecVLMReward(VecEnvWrapper):
 
     Args:
         venv: the vector env.
-        reward_fn: uint8 frames ``(N, H, W, 3)`` -> float32 rewards ``(N,)``.
+        reward_fn: a :class:`~vlmrm.reward.contract.RewardFunction` (uint8 frames ``(N, H, W, 3)`` ->
+            float32 rewards ``(N,)``).
         mode: ``"step"`` or ``"episode"`` (see the module docstring).
         overlap: in episode mode, score finished episodes in a background thread while the envs
-            keep stepping (rewards then arrive as :class:`PendingRewards`).
-        max_batch_frames: most frames stacked for one ``reward_fn`` call; default
-            ``reward_fn.batch_size`` when it has one, else 256.
+            keep stepping (rewards then arrive later, as :class:`PendingRewards` that complete).
+        max_batch_frames: most frames stacked for one ``reward_fn`` call; default ``reward_fn.batch_size``.
         max_in_flight_frames: with ``overlap``, most frames of finished episodes queued for or
             being scored before stepping waits; default the larger of ``2 * max_batch_frames`` and
             ``num_envs`` times the longest episode so far (so envs that end together do not stall).
@@ -181,7 +216,7 @@ class VecVLMReward(VecEnvWrapper):
     def __init__(
         self,
         venv: VecEnv,
-        reward_fn: RewardFn,
+        reward_fn: RewardFunction,
         mode: RewardMode = "step",
         overlap: bool = False,
         max_batch_frames: int | None = None,
@@ -192,8 +227,7 @@ class VecVLMReward(VecEnvWrapper):
             raise ValueError(f"mode must be 'step' or 'episode', got {mode!r}")
         if overlap and mode != "episode":
             raise ValueError("overlap=True needs mode='episode': in step mode each step's rewards are needed at once")
-        if max_batch_frames is None:
-            max_batch_frames = int(getattr(reward_fn, "batch_size", None) or DEFAULT_MAX_BATCH_FRAMES)
+        max_batch_frames = reward_fn.batch_size if max_batch_frames is None else max_batch_frames
         if max_batch_frames <= 0 or (max_in_flight_frames is not None and max_in_flight_frames <= 0):
             raise ValueError("max_batch_frames and max_in_flight_frames must be positive")
         self.reward_fn = reward_fn
@@ -207,8 +241,9 @@ class VecVLMReward(VecEnvWrapper):
         self._vlm_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._env_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
-        self._scorer = BackgroundScorer(reward_fn, max_batch_frames) if overlap else None
-        # Overlap: (env index, pending rewards, env return, length) of episodes whose returns are not reported yet.
+        scorer = BackgroundScorer if overlap else InlineScorer
+        self._scorer = scorer(reward_fn, max_batch_frames) if mode == "episode" else None
+        # Episode mode: (env index, pending rewards, env return, length) of episodes whose returns are not reported yet.
         self._unreported: deque[tuple[int, PendingRewards, float, int]] = deque()
 
     def reset(self) -> Any:
@@ -233,27 +268,29 @@ class VecVLMReward(VecEnvWrapper):
             info[ENV_REWARD_KEY] = float(env_rewards[i])
         self._env_returns += env_rewards
         self._lengths += 1
-        if self.mode == "step":
+        if self._scorer is None:
             rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
-        elif self._scorer is not None:
-            rewards = self._submit_finished_episodes(frames, dones, infos)
+            self._vlm_returns += rewards
+            for i in np.flatnonzero(dones):
+                infos[i][EPISODE_KEY] = self._episode_stats(float(self._vlm_returns[i]), i)
         else:
-            rewards = self._episode_end_rewards(frames, dones, infos)
-        self._vlm_returns += rewards
+            rewards = self._end_episodes(frames, dones, infos)
+            self._report_scored_episodes(infos)
         for i in np.flatnonzero(dones):
-            if self._scorer is None:
-                infos[i][EPISODE_KEY] = {
-                    "vlm_return": float(self._vlm_returns[i]),
-                    "env_return": float(self._env_returns[i]),
-                    "length": int(self._lengths[i]),
-                }
             self._vlm_returns[i] = self._env_returns[i] = 0.0
             self._lengths[i] = 0
-        if self._scorer is not None:
-            self._report_scored_episodes(infos)
         return obs, rewards, dones, infos
 
-    def _episode_end_rewards(self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    def _episode_stats(self, vlm_return: float, env: int) -> dict[str, Any]:
+        return {
+            "vlm_return": vlm_return,
+            "env_return": float(self._env_returns[env]),
+            "length": int(self._lengths[env]),
+        }
+
+    def _end_episodes(self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        """Keep each env's frame; hand the finished episodes to the scorer, in one submission."""
+        assert self._scorer is not None
         for i, frame in enumerate(frames):
             self._episode_frames[i].append(frame)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
@@ -261,35 +298,17 @@ class VecVLMReward(VecEnvWrapper):
         if finished.size == 0:
             return rewards
         episodes = [self._episode_frames[i] for i in finished]
-        scored = score_frames(self.reward_fn, [f for episode in episodes for f in episode], self.max_batch_frames)
-        start = 0
-        for i, episode in zip(finished, episodes, strict=True):
-            episode_rewards = scored[start : start + len(episode)]
-            start += len(episode)
-            infos[i][EPISODE_REWARDS_KEY] = episode_rewards
-            # The step that ends the episode gets its true reward now; the buffer relabels the rest.
-            rewards[i] = episode_rewards[-1]
-            # Until relabelled, the running return counts only the final reward: make it exact.
-            self._vlm_returns[i] = float(episode_rewards[:-1].sum(dtype=np.float64))
-            self._episode_frames[i] = []
-        return rewards
-
-    def _submit_finished_episodes(
-        self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]
-    ) -> np.ndarray:
-        assert self._scorer is not None
-        for i, frame in enumerate(frames):
-            self._episode_frames[i].append(frame)
-        for i in np.flatnonzero(dones):
-            self._longest_episode = max(self._longest_episode, len(self._episode_frames[i]))
-            limit = self.max_in_flight_frames or max(2 * self.max_batch_frames, self.num_envs * self._longest_episode)
-            pending = self._scorer.submit(self._episode_frames[i], limit)
-            self._episode_frames[i] = []
+        self._longest_episode = max(self._longest_episode, *map(len, episodes))
+        limit = self.max_in_flight_frames or max(2 * self.max_batch_frames, self.num_envs * self._longest_episode)
+        for i, pending in zip(finished, self._scorer.submit(episodes, limit), strict=True):
             infos[i][EPISODE_REWARDS_KEY] = pending
             self._unreported.append((int(i), pending, float(self._env_returns[i]), int(self._lengths[i])))
-        return np.zeros(self.num_envs, dtype=np.float32)
+            self._episode_frames[i] = []
+            if pending.done():  # the step that ends the episode gets its true reward when it is known
+                rewards[i] = pending.result()[-1]
+        return rewards
 
-    def _report_scored_episodes(self, infos: list[dict[str, Any]], wait: bool = False) -> None:
+    def _report_scored_episodes(self, infos: list[dict[str, Any]]) -> None:
         """Put the returns of scored episodes, oldest first, into ``info["vlm_episode"]`` of their env.
 
         One report per env and step; the rest wait for the next step. A scorer error is raised here.
@@ -298,7 +317,7 @@ class VecVLMReward(VecEnvWrapper):
         while self._unreported:
             entry = self._unreported.popleft()
             i, pending, env_return, length = entry
-            if (wait or pending.done()) and EPISODE_KEY not in infos[i]:
+            if pending.done() and EPISODE_KEY not in infos[i]:
                 episode_rewards = pending.result()
                 infos[i][EPISODE_KEY] = {
                     "vlm_return": float(episode_rewards.sum(dtype=np.float64)),

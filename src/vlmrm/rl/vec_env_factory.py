@@ -1,8 +1,18 @@
-"""Build vector envs whose every env renders frames for the reward model."""
+"""Build vector envs whose every env renders frames for the reward model.
+
+With ``kind="subproc"`` the envs step and render in worker processes. The workers ignore SIGINT
+and SIGTERM (Ctrl-C reaches the whole process group, and the workers must outlive the trainer's
+checkpoint; the trainer closes them), and on Linux they end with the trainer's process, even
+after a SIGKILL, without printing a traceback about the broken pipe.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -13,13 +23,31 @@ from vlmrm.envs import make_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
 
 
+def _end_with_parent() -> None:
+    """In a worker process: be killed when the process that started it dies (Linux's PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def env_builder(
-    name: str, render_size: int, episode_length: int | None, options: dict[str, Any], seed: int | None = None
+    name: str,
+    render_size: int,
+    episode_length: int | None,
+    options: Mapping[str, Any],
+    seed: int | None = None,
+    in_worker: bool = False,
 ) -> Callable[[], gym.Env]:
     """A picklable thunk that builds one monitored, frame-rendering env (for subprocess workers too)."""
 
     def build() -> gym.Env:
-        env = make_env(name, render_size=render_size, episode_length=episode_length, **options)
+        if in_worker:
+            _end_with_parent()
+        env = make_env(name, render_size=render_size, episode_length=episode_length, **dict(options))
         env = RenderFrameInInfo(Monitor(env))
         if seed is not None:
             env.action_space.seed(seed)
@@ -28,23 +56,40 @@ def env_builder(
     return build
 
 
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Workers started inside inherit SIG_IGN for SIGINT and SIGTERM (signals belong to the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def make_vec_env(
     name: str,
     n_envs: int,
     render_size: int,
     episode_length: int | None = None,
-    options: dict[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
     seed: int = 0,
     kind: Literal["dummy", "subproc"] = "dummy",
 ) -> VecEnv:
     """``n_envs`` copies of env ``name``; ``subproc`` steps and renders them in worker processes."""
     options = dict(options or {})
-    if kind == "subproc" and n_envs > 1:
+    subproc = kind == "subproc" and n_envs > 1
+    if subproc:
         # Build one env here first so that configuration errors surface in this process, clearly.
         make_env(name, render_size=render_size, episode_length=episode_length, **options).close()
-    builders = [env_builder(name, render_size, episode_length, options, seed + i) for i in range(n_envs)]
-    venv: VecEnv = (
-        SubprocVecEnv(builders, start_method="spawn") if kind == "subproc" and n_envs > 1 else DummyVecEnv(builders)
-    )
+    builders = [env_builder(name, render_size, episode_length, options, seed + i, subproc) for i in range(n_envs)]
+    if subproc:
+        with _signals_ignored():
+            venv: VecEnv = SubprocVecEnv(builders, start_method="spawn")
+    else:
+        venv = DummyVecEnv(builders)
     venv.seed(seed)
     return venv

@@ -14,9 +14,6 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-RewardFn = Callable[[np.ndarray], np.ndarray]
-"""Maps uint8 frames ``(N, H, W, 3)`` to float32 rewards ``(N,)``; a :class:`~vlmrm.reward.VLMReward` is one."""
-
 FRAME_KEY = "frame"
 ENV_REWARD_KEY = "env_reward"
 EPISODE_KEY = "vlm_episode"
@@ -39,11 +36,20 @@ class RenderFrameInInfo(gym.Wrapper):
 class VLMRewardWrapper(gym.Wrapper):
     """Replace the reward with ``reward_fn`` of the frame rendered after each step.
 
-    The environment's reward is kept in ``info["env_reward"]``; when an episode ends,
-    ``info["vlm_episode"]`` holds ``{"vlm_return", "env_return", "length"}``.
+    ``reward_fn`` maps uint8 frames ``(N, H, W, 3)`` to ``N`` rewards (a
+    :class:`~vlmrm.reward.contract.RewardFunction`, or any such function). The environment's
+    reward is kept in ``info["env_reward"]``; when an episode ends, ``info["vlm_episode"]`` holds
+    ``{"vlm_return", "env_return", "length"}``.
+
+    >>> from vlmrm.envs import make_env
+    >>> env = VLMRewardWrapper(make_env("cartpole", render_size=32), lambda frames: frames.mean(axis=(1, 2, 3)))
+    >>> _ = env.reset(seed=0)
+    >>> _, reward, _, _, info = env.step(0)
+    >>> round(reward, 2), info["env_reward"]
+    (243.68, 1.0)
     """
 
-    def __init__(self, env: gym.Env, reward_fn: RewardFn):
+    def __init__(self, env: gym.Env, reward_fn: Callable[[np.ndarray], np.ndarray]):
         super().__init__(env)
         if env.render_mode != "rgb_array":
             raise ValueError(f"the environment must render rgb_array frames, got render_mode={env.render_mode!r}")

@@ -3,10 +3,10 @@
 The dynamics are Gymnasium's Humanoid-v5 (same model, frame skip, observation and action spaces)
 with two changes the paper made: falling does not end the episode (``terminate_when_unhealthy``
 is off; only the time limit ends it, as truncation), and frames are square ``rgb_array`` images
-of a realistic scene (see :mod:`vlmrm.envs.humanoid_scene`) seen by a camera that follows the
-torso. With ``task`` set, every step reports ``info["is_success"]`` from that task's detector
-(:mod:`vlmrm.envs.humanoid_success`); an episode succeeds when the pose holds for at least half of
-its steps.
+of a realistic scene (see :mod:`vlmrm.envs.humanoid.scene`) seen by the paper's camera
+(:mod:`vlmrm.envs.humanoid.options`). With ``task`` set, every step reports ``info["is_success"]``
+from that task's detector (:mod:`vlmrm.envs.humanoid.success`); an episode succeeds when the pose
+holds for at least half of its steps (vlmrm's rule; the paper's raters judged videos by eye).
 
 MuJoCo chooses its OpenGL backend when it is imported, so this module picks an offscreen backend
 first (:func:`vlmrm.envs.gl.ensure_gl_backend`). Should no backend work, importing still succeeds
@@ -16,7 +16,7 @@ first (:func:`vlmrm.envs.gl.ensure_gl_backend`). Should no backend work, importi
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vlmrm.envs.gl import ensure_gl_backend
@@ -36,17 +36,11 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 from gymnasium.wrappers import TimeLimit
 
-from vlmrm.envs.humanoid_scene import build_humanoid_xml, gymnasium_humanoid_xml_path
-from vlmrm.envs.humanoid_success import TASKS, PoseCheck, check_task, validate_task
-from vlmrm.envs.registry import EnvSpec, half_of_steps_succeed, register_env
-
-PAPER_CAMERA: dict[str, Any] = {
-    "distance": 3.5,
-    "lookat": (0.0, 0.0, 1.0),
-    "elevation": -10.0,
-    "azimuth": 180.0,
-}
-"""The paper's camera: 3.5 m away, looking 10 degrees down at the humanoid's front, aimed 1 m up."""
+from vlmrm.envs.humanoid.options import HumanoidOptions
+from vlmrm.envs.humanoid.scene import build_humanoid_xml, gymnasium_humanoid_xml_path
+from vlmrm.envs.humanoid.success import PoseCheck, check_task
+from vlmrm.envs.humanoid.tasks import TASKS
+from vlmrm.envs.spec import SimState
 
 
 def _gl_context(width: int, height: int) -> Any:
@@ -131,80 +125,46 @@ class OffscreenRenderer:
 class VLMHumanoidEnv(HumanoidEnv):
     """Humanoid-v5 dynamics, no termination on falling, square frames of a realistic scene.
 
-    See :func:`make_humanoid` for the arguments.
+    Args:
+        render_size: frames are ``render_size`` x ``render_size`` RGB.
+        options: task, camera and look (:class:`~vlmrm.envs.humanoid.options.HumanoidOptions`).
     """
 
-    def __init__(
-        self,
-        render_size: int = 224,
-        task: str | None = None,
-        textured: bool = True,
-        shadows: bool = True,
-        reflections: bool = True,
-        skybox: bool = True,
-        antialiasing: bool = True,
-        camera_distance: float = PAPER_CAMERA["distance"],
-        camera_elevation: float = PAPER_CAMERA["elevation"],
-        camera_azimuth: float = PAPER_CAMERA["azimuth"],
-        camera_lookat: Sequence[float] = PAPER_CAMERA["lookat"],
-        camera_tracking: bool = True,
-        reset_noise_scale: float = 1e-2,
-    ):
+    def __init__(self, render_size: int = 224, options: HumanoidOptions | None = None):
         if render_size <= 0:
             raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
-        self.task = None if task is None else validate_task(task)
+        self.options = options = options or HumanoidOptions()
+        self.task = options.task
         self.render_size = int(render_size)
-        self.textured = bool(textured)
-        self.antialiasing = bool(antialiasing)
+        look = options.look
         self.render_flags = {
-            mujoco.mjtRndFlag.mjRND_SHADOW: bool(shadows),
-            mujoco.mjtRndFlag.mjRND_REFLECTION: bool(reflections),
-            mujoco.mjtRndFlag.mjRND_SKYBOX: bool(skybox),
+            mujoco.mjtRndFlag.mjRND_SHADOW: look.shadows,
+            mujoco.mjtRndFlag.mjRND_REFLECTION: look.reflections,
+            mujoco.mjtRndFlag.mjRND_SKYBOX: look.skybox,
         }
-        lookat = np.asarray(camera_lookat, dtype=np.float64)
-        if lookat.shape != (3,):
-            raise ConfigError(f"camera_lookat must be three numbers (x, y, z), got {camera_lookat!r}.")
-        if camera_distance <= 0:
-            raise ConfigError(f"camera_distance must be positive, got {camera_distance}.")
-        self.camera_lookat = lookat
-        self.camera_tracking = bool(camera_tracking)
         self.camera = mujoco.MjvCamera()
         self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-        self.camera.distance = float(camera_distance)
-        self.camera.elevation = float(camera_elevation)
-        self.camera.azimuth = float(camera_azimuth)
-        self.camera.lookat[:] = lookat
+        self.camera.distance = options.camera.distance
+        self.camera.elevation = options.camera.elevation
+        self.camera.azimuth = options.camera.azimuth
+        self.camera.lookat[:] = options.camera.lookat
         self._renderer: OffscreenRenderer | None = None
         HumanoidEnv.__init__(
             self,
             xml_file=str(gymnasium_humanoid_xml_path()),
             terminate_when_unhealthy=False,
-            reset_noise_scale=reset_noise_scale,
+            reset_noise_scale=options.reset_noise_scale,
             render_mode="rgb_array",
             width=self.render_size,
             height=self.render_size,
         )
-        utils.EzPickle.__init__(
-            self,
-            render_size=render_size,
-            task=task,
-            textured=textured,
-            shadows=shadows,
-            reflections=reflections,
-            skybox=skybox,
-            antialiasing=antialiasing,
-            camera_distance=camera_distance,
-            camera_elevation=camera_elevation,
-            camera_azimuth=camera_azimuth,
-            camera_lookat=tuple(lookat),
-            camera_tracking=camera_tracking,
-            reset_noise_scale=reset_noise_scale,
-        )
+        utils.EzPickle.__init__(self, render_size=render_size, options=options)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         """Build the model from the project's scene instead of reading Gymnasium's file."""
+        look = self.options.look
         xml, assets = build_humanoid_xml(
-            textured=self.textured, offscreen_size=self.render_size, antialiasing=self.antialiasing
+            textured=look.textured, offscreen_size=self.render_size, antialiasing=look.antialiasing
         )
         model = mujoco.MjModel.from_xml_string(xml, assets)
         return model, mujoco.MjData(model)
@@ -233,17 +193,29 @@ class VLMHumanoidEnv(HumanoidEnv):
 
     def set_qpos(self, qpos: Sequence[float] | np.ndarray) -> None:
         """Put the humanoid in the pose ``qpos`` (length ``model.nq``), at rest, and update positions."""
-        qpos = np.asarray(qpos, dtype=np.float64)
-        if qpos.shape != (self.model.nq,):
-            raise ConfigError(f"qpos must have {self.model.nq} numbers, got shape {qpos.shape}.")
-        self.set_state(qpos, np.zeros(self.model.nv))
+        self.set_sim_state({"qpos": qpos})
+
+    def get_sim_state(self) -> SimState:
+        """Joint positions and velocities (:class:`~vlmrm.envs.spec.StatefulEnv`)."""
+        return {"qpos": np.array(self.data.qpos, dtype=np.float64), "qvel": np.array(self.data.qvel, dtype=np.float64)}
+
+    def set_sim_state(self, state: Mapping[str, Any]) -> None:
+        """Put the humanoid in ``state["qpos"]`` with velocities ``state["qvel"]`` (zero when absent)."""
+        qpos = np.asarray(state["qpos"], dtype=np.float64)
+        qvel = np.asarray(state.get("qvel", np.zeros(self.model.nv)), dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or qvel.shape != (self.model.nv,):
+            raise ConfigError(
+                f"a humanoid state has qpos of {self.model.nq} and qvel of {self.model.nv} numbers, "
+                f"got shapes {qpos.shape} and {qvel.shape}."
+            )
+        self.set_state(qpos, qvel)
 
     # -- rendering ------------------------------------------------------------------------
 
     def update_camera(self) -> mujoco.MjvCamera:
-        """Aim the camera: with tracking, ``camera_lookat`` is offset by the torso's floor position."""
-        lookat = self.camera_lookat.copy()
-        if self.camera_tracking:
+        """Aim the camera: with tracking, ``camera.lookat`` is offset by the torso's floor position."""
+        lookat = np.array(self.options.camera.lookat, dtype=np.float64)
+        if self.options.camera.tracking:
             lookat[:2] += self.data.body("torso").xpos[:2]
         self.camera.lookat[:] = lookat
         return self.camera
@@ -278,72 +250,12 @@ class VLMHumanoidEnv(HumanoidEnv):
         super().close()
 
 
-def make_humanoid(
-    render_size: int = 224,
-    episode_length: int = 100,
-    task: str | None = None,
-    textured: bool = True,
-    shadows: bool = True,
-    reflections: bool = True,
-    skybox: bool = True,
-    antialiasing: bool = True,
-    camera_distance: float = PAPER_CAMERA["distance"],
-    camera_elevation: float = PAPER_CAMERA["elevation"],
-    camera_azimuth: float = PAPER_CAMERA["azimuth"],
-    camera_lookat: Sequence[float] = PAPER_CAMERA["lookat"],
-    camera_tracking: bool = True,
-    reset_noise_scale: float = 1e-2,
-) -> gym.Env:
-    """Humanoid-v5 that never terminates, truncated after ``episode_length`` steps.
+def make_humanoid(render_size: int, episode_length: int, options: HumanoidOptions) -> gym.Env:
+    """Humanoid-v5 that never terminates, truncated after ``episode_length`` steps (100 in the paper).
 
-    Args:
-        render_size: frames are ``render_size`` x ``render_size`` RGB.
-        episode_length: steps per episode (100 in the paper; a step is 15 ms of simulation).
-        task: one of ``kneeling, lotus, standing, arms-raised, splits, hands-on-hips,
-            arms-crossed, one-leg``, or ``None``. When set, ``info["is_success"]`` at each step
-            comes from the task's detector and ``info["success_margin"]`` holds its raw value;
-            without a task, ``info`` has no ``is_success``.
-        textured: the realistic scene (sky, stone-tile floor, light metallic body); ``False``
-            keeps Gymnasium's look.
-        shadows: render shadows (about half the frame rate on a CPU renderer).
-        reflections: render floor reflections (the textured floor reflects nothing anyway).
-        skybox: draw the sky; without it the background is black.
-        antialiasing: 4x multisampling; off renders 2-3 times faster on a CPU, with jagged edges.
-        camera_distance: metres from the point the camera looks at (paper: 3.5).
-        camera_elevation: degrees; negative looks down (paper: -10).
-        camera_azimuth: degrees; 180 looks at the humanoid's front as it starts (paper: 180).
-        camera_lookat: the point looked at, ``(x, y, z)`` in metres (paper: ``(0, 0, 1)``).
-        camera_tracking: add the torso's floor position (x, y) to ``camera_lookat`` at every
-            frame, so the camera follows the humanoid at a constant height.
-        reset_noise_scale: uniform noise on the initial joint positions and velocities.
+    With ``options.task`` set, ``info["is_success"]`` at each step comes from the task's detector and
+    ``info["success_margin"]`` holds its raw value; without a task, ``info`` has no ``is_success``.
     """
     if _GL_ERROR is not None:
         raise _GL_ERROR
-    env = VLMHumanoidEnv(
-        render_size=render_size,
-        task=task,
-        textured=textured,
-        shadows=shadows,
-        reflections=reflections,
-        skybox=skybox,
-        antialiasing=antialiasing,
-        camera_distance=camera_distance,
-        camera_elevation=camera_elevation,
-        camera_azimuth=camera_azimuth,
-        camera_lookat=camera_lookat,
-        camera_tracking=camera_tracking,
-        reset_noise_scale=reset_noise_scale,
-    )
-    return TimeLimit(env, max_episode_steps=episode_length)
-
-
-register_env(
-    EnvSpec(
-        name="humanoid",
-        factory=make_humanoid,
-        default_episode_length=100,
-        description="MuJoCo Humanoid-v5 without termination, realistic scene, tracking camera; option task=...",
-        uses_mujoco=True,
-        episode_success=half_of_steps_succeed,
-    )
-)
+    return TimeLimit(VLMHumanoidEnv(render_size, options), max_episode_steps=episode_length)

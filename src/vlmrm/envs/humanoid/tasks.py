@@ -1,6 +1,6 @@
 """The Humanoid tasks and their sentences: plain data, importable without MuJoCo or Gymnasium.
 
-``vlmrm --help`` and ``vlmrm render`` list the tasks from here without loading the simulator.
+``vlmrm --help``, ``vlmrm render`` and the env's options list the tasks from here without loading the simulator.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ TASK_PROMPTS: dict[str, str] = {
     "one-leg": "a humanoid robot standing up on one leg",
 }
 """The paper's goal sentence for each task."""
+
+DEFAULT_TASK = "kneeling"
+"""The task of landscapes and prompts when none is named."""
 
 BASELINE_PROMPT = "a humanoid robot"
 """The paper's baseline sentence for every Humanoid task."""

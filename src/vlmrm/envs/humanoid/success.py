@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vlmrm.envs.humanoid_tasks import TASKS
+from vlmrm.envs.humanoid.scene import gymnasium_humanoid_xml_path
+from vlmrm.envs.humanoid.tasks import TASKS
 from vlmrm.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------
@@ -482,8 +483,6 @@ def expected_success(task: str, pose: str) -> bool:
 def _kinematics_model() -> Any:
     """Gymnasium's humanoid model, used to build poses (only kinematics; never rendered)."""
     import mujoco
-
-    from vlmrm.envs.humanoid_scene import gymnasium_humanoid_xml_path
 
     return mujoco.MjModel.from_xml_path(str(gymnasium_humanoid_xml_path()))
 
