@@ -51,16 +51,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vlmrm.errors import ConfigError
-    from vlmrm.evaluation.dataset import load_dataset, task_sentence
+    from vlmrm.evaluation.dataset import dataset_task, load_dataset, task_sentence
     from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames, plot_bars, print_table, write_csv
     from vlmrm.evaluation.landscape import default_prompts, load_models
 
     dataset = load_dataset(args.dataset)
-    frames, labels, sentence = labelled_frames(dataset, "detector" if args.detector else "human", args.labels)
-    if sentence is None and dataset.metadata.get("task"):
-        sentence = task_sentence(str(dataset.metadata["task"]), dataset.env or None)
+    source = "detector" if args.detector else "human"
+    frames, labels, sentence = labelled_frames(dataset, source, args.labels)
+    task = dataset_task(dataset)
+    if sentence is None and task and not args.prompts:
+        sentence = task_sentence(task, dataset.env or None)
     try:
-        env_target, env_baseline = default_prompts(dataset.env, dataset.metadata.get("task"))
+        env_target, env_baseline = default_prompts(dataset.env, task)
     except ConfigError:
         env_target, env_baseline = [], []
     target = args.prompts or ([sentence] if sentence else env_target)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     models = load_models(model_specs(args), target, baseline, args.device, args.dtype, args.batch_size)
     rows = epic_to_labels(models, frames, labels, chosen_alphas)
     out = Path(args.out) if args.out else Path(args.dataset) / "epic"
-    title = f"{dataset.root.name}: {target[0]!r} ({len(labels)} frames, {int(labels.sum())} yes)"
+    title = f"{dataset.root.name}, {source} labels ({len(labels)} frames, {int(labels.sum())} yes)"
     print_table(rows, title=title)
     csv_path = write_csv(rows, out / "epic.csv")
     png_path = plot_bars(rows, out / "epic.png", title=title)

@@ -202,6 +202,28 @@ def read_labels(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def dataset_task(dataset: Dataset) -> str | None:
+    """The task a dataset was collected for: ``collect --task``, else its env's ``task`` option."""
+    task = dataset.metadata.get("task") or (dataset.metadata.get("env_options") or {}).get("task")
+    return str(task) if task else None
+
+
+def detector_sentence(dataset: Dataset) -> str | None:
+    """The sentence of the task whose success detector labelled ``dataset`` (``None`` when unknown).
+
+    The detector labels a task *name* (``kneeling``); the reward must score that task's sentence
+    (``a humanoid robot kneeling``), the same one :func:`task_sentence` gives the labeller.
+    """
+    task = dataset_task(dataset)
+    if task is None:
+        return None
+    try:
+        return task_sentence(task, dataset.env or None)
+    except ConfigError as exc:
+        logger.warning("The dataset's task has no known sentence (%s)", exc)
+        return None
+
+
 def binary_labels(
     dataset: Dataset, source: str = "human", labels_file: str | Path | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray, str | None]:
@@ -217,7 +239,7 @@ def binary_labels(
                 f"{dataset.root} has no detector labels; collect with --label-with-detector "
                 "(needs an env that reports info['is_success'])."
             )
-        return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), dataset.metadata.get("task")
+        return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), detector_sentence(dataset)
     if source != "human":
         raise ConfigError(f"Unknown label source {source!r}; use human or detector.")
     data = read_labels(labels_path(dataset.root, labels_file))
