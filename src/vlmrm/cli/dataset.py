@@ -63,7 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="A task name (cartpole, mountaincar, a humanoid task) or a sentence in quotes; "
         "default: the dataset's task or its env's goal.",
     )
-    label.add_argument("--labels", help="Labels file (default: DIR/labels.json); use one file per task.")
+    label.add_argument(
+        "--labels",
+        help="Labels file (default: DIR/labels.json; a relative path is relative to the working directory); "
+        "use one file per task, e.g. --labels DIR/labels-lotus.json.",
+    )
     label.add_argument("--port", type=int, default=8765, help="Port on 127.0.0.1 (default: 8765; 0: any free port).")
     label.add_argument("--no-browser", action="store_true", help="Do not open a browser; print the address only.")
     label.set_defaults(handler=run_label)

@@ -39,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("dataset", help="Dataset directory (from `vlmrm dataset collect`, labelled).")
     add_model_arguments(parser, default_alphas=[0.0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--labels", help="Labels file (default: DATASET/labels.json).")
+    source.add_argument(
+        "--labels",
+        help="Labels file (default: DATASET/labels.json; a relative path is relative to the working directory).",
+    )
     source.add_argument(
         "--detector", action="store_true", help="Use the env's success detector labels (collect --label-with-detector)."
     )

@@ -179,11 +179,11 @@ def load_dataset(root: str | Path) -> Dataset:
 
 
 def labels_path(root: str | Path, labels: str | Path | None = None) -> Path:
-    """The labels file: ``labels`` (relative to ``root`` unless absolute), default ``root/labels.json``."""
+    """The labels file: ``labels`` as given (a relative path is relative to the working directory, like
+    any path on a command line), default ``root/labels.json``."""
     if labels is None:
         return Path(root) / LABELS
-    labels = Path(labels)
-    return labels if labels.is_absolute() else Path(root) / labels
+    return Path(labels).absolute()
 
 
 def read_labels(path: str | Path) -> dict[str, Any]:

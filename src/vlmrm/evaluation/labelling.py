@@ -79,7 +79,8 @@ class LabelStore:
             if data.get("sentence") not in (None, sentence):
                 raise DatasetError(
                     f"{path} holds labels for another task ({data.get('task')!r}: {data.get('sentence')!r}). "
-                    f"Label this task into another file with --labels, e.g. --labels labels-{_slug(task)}.json."
+                    f"Label this task into another file with --labels, e.g. "
+                    f"--labels {path.parent / f'labels-{_slug(task)}.json'}."
                 )
             self.labels = {k: v for k, v in data["labels"].items() if v in ANSWERS}
         else:
