@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="EPIC distance of reward models (and alphas) to a dataset's yes/no labels.",
         description="Score the labelled frames of a dataset with each reward model and alpha, and compute the EPIC "
         "distance to the labels: sqrt((1 - r) / 2) with r the (point-biserial) correlation of rewards and labels; "
-        "0 is perfect, 0.707 is chance. Writes epic.csv and epic.png and prints a table. The target prompt is "
-        "the labelled task's sentence unless --prompt is given.",
+        "0 is perfect, 0.707 is chance. Writes epic.csv and epic.png and prints a table, each naming the target and "
+        "baseline prompts. The target prompt is the labelled task's sentence (with --detector: the sentence of the "
+        "dataset's task) unless --prompt is given.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

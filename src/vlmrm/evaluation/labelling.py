@@ -251,6 +251,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad label request: {exc!r}"})
             return
+        except _HANG_UPS as exc:  # the browser went away while sending the request
+            self.close_connection = True
+            _log_hang_up(self.client_address, exc)
+            return
         except OSError as exc:
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"could not save the label: {exc}"})
             return
