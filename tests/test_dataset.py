@@ -364,6 +364,7 @@ def test_collect_with_a_run_directory_uses_its_newest_good_checkpoint(
     from vlmrm.rl.checkpoints import checkpoint_path
 
     run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
     env = make_env("cartpole", render_size=32)
     for step in (50, 100):
         DQN("MlpPolicy", env, buffer_size=64, learning_starts=0, seed=step, device="cpu").save(
