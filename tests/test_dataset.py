@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -264,3 +265,129 @@ def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "KEY=VALUE" in capsys.readouterr().err
     code = main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "y"), "--option", "textured=true"])
     assert code == 2 and "textured: unknown field. Valid fields here: terminate_on_fall." in capsys.readouterr().err
+
+
+def write_detector_dataset(root: Path, task: str = "kneeling", n: int = 16) -> None:
+    """A hand-written humanoid dataset labelled by the success detector (collecting one needs MuJoCo and minutes)."""
+    write_colour_dataset(root, n=n)
+    records = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    for record in records:
+        record["is_success"] = record["index"] % 3 == 0
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_json(
+        root / "dataset.json",
+        {"env": "humanoid", "env_options": {"task": task}, "task": task, "label_with_detector": True},
+    )
+
+
+def epic_rows(dataset: Path, out: Path, *extra: str) -> list[dict[str, str]]:
+    args = ["epic", str(dataset), "--model", "tiny-random", "--alpha", "0", "--alpha", "1", "--out", str(out)]
+    assert main([*args, *extra]) == 0
+    with (out / "epic.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_epic_with_the_detector_scores_the_tasks_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "kneeling"
+    write_detector_dataset(root)
+    detector = epic_rows(root, tmp_path / "a", "--detector")
+    printed = " ".join(capsys.readouterr().out.split())
+    sentence = epic_rows(root, tmp_path / "b", "--detector", "--prompt", "a humanoid robot kneeling")
+    bare = epic_rows(root, tmp_path / "c", "--detector", "--prompt", "kneeling")
+    assert detector == sentence
+    for row, other in zip(detector, bare, strict=True):
+        assert row["epic_distance"] != other["epic_distance"]
+    assert {(r["target_prompt"], r["baseline_prompt"]) for r in detector} == {
+        ("a humanoid robot kneeling", "a humanoid robot")
+    }
+    assert {r["target_prompt"] for r in bare} == {"kneeling"}
+    # The table's title names both prompts.
+    assert "'a humanoid robot kneeling'" in printed and "'a humanoid robot'" in printed
+
+
+def test_epic_titles_name_the_target_and_baseline_prompts() -> None:
+    from vlmrm.evaluation.epic_study import epic_title
+
+    rows = [
+        {"model": "m", "target_prompt": "a red square | a crimson square", "baseline_prompt": "a square"},
+        {"model": "n", "target_prompt": "a red square | a crimson square", "baseline_prompt": "a square"},
+    ]
+    title = epic_title(rows, "ds (10 frames, 4 yes)")
+    assert title.startswith("ds (10 frames, 4 yes)")
+    assert "'a red square', 'a crimson square'" in title and "'a square'" in title
+    unlike = [{**rows[0], "baseline_prompt": ""}, rows[1]]
+    assert "m: " in epic_title(unlike, "ds") and "baseline: none" in epic_title(unlike, "ds")
+
+
+def test_relative_labels_paths_resolve_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "ds"
+    write_colour_dataset(root)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    dataset = load_dataset(root)
+    answers = {r["frame"]: ("yes" if r["index"] % 2 else "no") for r in dataset.records}
+    atomic_write_json(work / "rel.json", {"task": "t", "sentence": "a red square", "labels": answers})
+    rows = epic_rows(root, tmp_path / "out", "--labels", "rel.json", "--baseline", "a blue square")
+    assert {int(r["frames"]) for r in rows} == {len(answers)}
+    # The labeller writes a relative --labels file into the working directory too; the default stays DIR/labels.json.
+    server, store = make_label_server(root, "t", "a red square", labels="new.json", port=0)
+    server.server_close()
+    assert store.path.resolve() == (work / "new.json").resolve() and store.path.is_file()
+    assert not (root / "new.json").exists()
+    server, store = make_label_server(root, "t", "a red square", port=0)
+    server.server_close()
+    assert store.path.resolve() == (root / "labels.json").resolve()
+
+
+def test_collect_shows_a_progress_bar_over_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--episode-length", "5", "--render-size", "32"]
+    assert main(["dataset", "collect", "mountaincar", "--episodes", "2", *args, "--out", str(tmp_path / "m")]) == 0
+    last = capsys.readouterr().err.split("\r")[-1]
+    assert "100%" in last and "10.0/10.0" in last and "step/s" in last
+    # Episodes that end early (a falling pole) shorten the bar, which still ends full.
+    args = ["--episode-length", "200", "--render-size", "32", "--every", "50"]
+    assert main(["dataset", "collect", "cartpole", "--episodes", "2", *args, "--out", str(tmp_path / "c")]) == 0
+    last = capsys.readouterr().err.split("\r")[-1]
+    counts = re.search(r"([\d.]+)/([\d.]+) \[", last)
+    assert counts is not None and "100%" in last, last
+    assert counts[1] == counts[2] and float(counts[2]) < 400
+
+
+def test_collect_with_a_run_directory_uses_its_newest_good_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stable_baselines3 import DQN
+
+    from vlmrm.rl.checkpoints import checkpoint_path
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    env = make_env("cartpole", render_size=32)
+    for step in (50, 100):
+        DQN("MlpPolicy", env, buffer_size=64, learning_starts=0, seed=step, device="cpu").save(
+            checkpoint_path(run / "checkpoints", step)
+        )
+    checkpoint_path(run / "checkpoints", 200).write_bytes(b"")  # a write cut short: skipped
+    newest = checkpoint_path(run / "checkpoints", 100)
+    args = ["--episodes", "1", "--episode-length", "4", "--render-size", "32"]
+    assert main(["dataset", "collect", "cartpole", "--policy", str(run), *args, "--out", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    assert str(newest) in captured.out
+    assert load_dataset(tmp_path / "d").metadata["policy"] == str(newest.resolve())
+    # The checkpoints folder itself works too.
+    out = str(tmp_path / "e")
+    assert main(["dataset", "collect", "cartpole", "--policy", str(run / "checkpoints"), *args, "--out", out]) == 0
+    assert load_dataset(tmp_path / "e").metadata["policy"] == str(newest.resolve())
+    capsys.readouterr()
+    # An unpadded name (as the docs once showed) says which checkpoints exist.
+    wrong = run / "checkpoints" / "step_100.zip"
+    assert main(["dataset", "collect", "cartpole", "--policy", str(wrong), *args, "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "step_0000000100.zip" in err and "step_0000000050.zip" in err and str(run) in err
+    (tmp_path / "empty").mkdir()
+    empty = str(tmp_path / "empty")
+    assert main(["dataset", "collect", "cartpole", "--policy", empty, *args, "--out", str(tmp_path / "g")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err.lower()

@@ -17,14 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     collect = commands.add_parser(
         "collect",
         help="Roll out a policy and save frames (PNG), simulator states and a manifest.",
-        description="Roll out a random policy or a stable-baselines3 checkpoint (SAC, DQN or PPO .zip) and save "
-        "each frame as PNG with the simulator state that produced it (state vector; qpos/qvel for MuJoCo) in "
-        "DIR/manifest.jsonl. Example: vlmrm dataset collect mountaincar --policy random --episodes 5 "
+        description="Roll out a random policy or a stable-baselines3 checkpoint (SAC, DQN or PPO .zip, or the "
+        "newest good checkpoint of a vlmrm run directory) and save each frame as PNG with the simulator state "
+        "that produced it (state vector; qpos/qvel for MuJoCo) in DIR/manifest.jsonl. A progress bar over the "
+        "steps shows on stderr. Example: vlmrm dataset collect mountaincar --policy runs/mc --episodes 5 "
         "--every 4 --out data/mc",
     )
     collect.add_argument("env", help="Environment name (cartpole, mountaincar, humanoid, ...).")
     collect.add_argument("--out", required=True, help="Dataset directory (must be empty unless --overwrite).")
-    collect.add_argument("--policy", default="random", help="random, or the path of a stable-baselines3 .zip.")
+    collect.add_argument(
+        "--policy",
+        default="random",
+        help="random (default), a stable-baselines3 .zip (e.g. runs/mc/checkpoints/step_0000100000.zip), or a "
+        "vlmrm run directory such as runs/mc (its newest good checkpoint).",
+    )
     collect.add_argument("--episodes", type=int, default=5, help="Number of episodes (default: 5).")
     collect.add_argument("--episode-length", type=int, help="Steps per episode (default: the env's).")
     collect.add_argument("--every", type=int, default=1, help="Keep one frame every N steps (default: 1).")
@@ -63,7 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="A task name (cartpole, mountaincar, a humanoid task) or a sentence in quotes; "
         "default: the dataset's task or its env's goal.",
     )
-    label.add_argument("--labels", help="Labels file (default: DIR/labels.json); use one file per task.")
+    label.add_argument(
+        "--labels",
+        help="Labels file (default: DIR/labels.json; a relative path is relative to the working directory); "
+        "use one file per task, e.g. --labels DIR/labels-lotus.json.",
+    )
     label.add_argument("--port", type=int, default=8765, help="Port on 127.0.0.1 (default: 8765; 0: any free port).")
     label.add_argument("--no-browser", action="store_true", help="Do not open a browser; print the address only.")
     label.set_defaults(handler=run_label)
@@ -84,16 +94,21 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from vlmrm.evaluation.dataset import collect_dataset
+    from vlmrm.evaluation.dataset import collect_dataset, policy_checkpoint
 
     options = _parse_options(args.options)
     if args.textured:
         options["textured"] = True
+    policy = args.policy
+    if policy != "random":
+        policy = str(policy_checkpoint(policy))
+        if policy != args.policy:  # a run directory: say which of its checkpoints acts
+            print(f"policy: {policy} (the newest good checkpoint of {args.policy})", flush=True)
     dataset = collect_dataset(
         args.env,
         args.out,
         episodes=args.episodes,
-        policy=args.policy,
+        policy=policy,
         render_size=args.render_size,
         episode_length=args.episode_length,
         every=args.every,

@@ -31,15 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="EPIC distance of reward models (and alphas) to a dataset's yes/no labels.",
         description="Score the labelled frames of a dataset with each reward model and alpha, and compute the EPIC "
         "distance to the labels: sqrt((1 - r) / 2) with r the (point-biserial) correlation of rewards and labels; "
-        "0 is perfect, 0.707 is chance. Writes epic.csv and epic.png and prints a table. The target prompt is "
-        "the labelled task's sentence unless --prompt is given.",
+        "0 is perfect, 0.707 is chance. Writes epic.csv and epic.png and prints a table, each naming the target and "
+        "baseline prompts. The target prompt is the labelled task's sentence (with --detector: the sentence of the "
+        "dataset's task) unless --prompt is given.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dataset", help="Dataset directory (from `vlmrm dataset collect`, labelled).")
     add_model_arguments(parser, default_alphas=[0.0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--labels", help="Labels file (default: DATASET/labels.json).")
+    source.add_argument(
+        "--labels",
+        help="Labels file (default: DATASET/labels.json; a relative path is relative to the working directory).",
+    )
     source.add_argument(
         "--detector", action="store_true", help="Use the env's success detector labels (collect --label-with-detector)."
     )
@@ -51,16 +55,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vlmrm.errors import ConfigError
-    from vlmrm.evaluation.dataset import load_dataset, task_sentence
+    from vlmrm.evaluation.dataset import dataset_task, load_dataset, task_sentence
     from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames, plot_bars, print_table, write_csv
     from vlmrm.evaluation.landscape import default_prompts, load_models
 
     dataset = load_dataset(args.dataset)
-    frames, labels, sentence = labelled_frames(dataset, "detector" if args.detector else "human", args.labels)
-    if sentence is None and dataset.metadata.get("task"):
-        sentence = task_sentence(str(dataset.metadata["task"]), dataset.env or None)
+    source = "detector" if args.detector else "human"
+    frames, labels, sentence = labelled_frames(dataset, source, args.labels)
+    task = dataset_task(dataset)
+    if sentence is None and task and not args.prompts:
+        sentence = task_sentence(task, dataset.env or None)
     try:
-        env_target, env_baseline = default_prompts(dataset.env, dataset.metadata.get("task"))
+        env_target, env_baseline = default_prompts(dataset.env, task)
     except ConfigError:
         env_target, env_baseline = [], []
     target = args.prompts or ([sentence] if sentence else env_target)
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     models = load_models(model_specs(args), target, baseline, args.device, args.dtype, args.batch_size)
     rows = epic_to_labels(models, frames, labels, chosen_alphas)
     out = Path(args.out) if args.out else Path(args.dataset) / "epic"
-    title = f"{dataset.root.name}: {target[0]!r} ({len(labels)} frames, {int(labels.sum())} yes)"
+    title = f"{dataset.root.name}, {source} labels ({len(labels)} frames, {int(labels.sum())} yes)"
     print_table(rows, title=title)
     csv_path = write_csv(rows, out / "epic.csv")
     png_path = plot_bars(rows, out / "epic.png", title=title)

@@ -177,11 +177,11 @@ def load_dataset(root: str | Path) -> Dataset:
 
 
 def labels_path(root: str | Path, labels: str | Path | None = None) -> Path:
-    """The labels file: ``labels`` (relative to ``root`` unless absolute), default ``root/labels.json``."""
+    """The labels file: ``labels`` as given (a relative path is relative to the working directory, like
+    any path on a command line), default ``root/labels.json``."""
     if labels is None:
         return Path(root) / LABELS
-    labels = Path(labels)
-    return labels if labels.is_absolute() else Path(root) / labels
+    return Path(labels).absolute()
 
 
 def read_labels(path: str | Path) -> dict[str, Any]:
@@ -200,6 +200,28 @@ def read_labels(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def dataset_task(dataset: Dataset) -> str | None:
+    """The task a dataset was collected for: ``collect --task``, else its env's ``task`` option."""
+    task = dataset.metadata.get("task") or (dataset.metadata.get("env_options") or {}).get("task")
+    return str(task) if task else None
+
+
+def detector_sentence(dataset: Dataset) -> str | None:
+    """The sentence of the task whose success detector labelled ``dataset`` (``None`` when unknown).
+
+    The detector labels a task *name* (``kneeling``); the reward must score that task's sentence
+    (``a humanoid robot kneeling``), the same one :func:`task_sentence` gives the labeller.
+    """
+    task = dataset_task(dataset)
+    if task is None:
+        return None
+    try:
+        return task_sentence(task, dataset.env or None)
+    except ConfigError as exc:
+        logger.warning("The dataset's task has no known sentence (%s)", exc)
+        return None
+
+
 def binary_labels(
     dataset: Dataset, source: str = "human", labels_file: str | Path | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray, str | None]:
@@ -215,7 +237,7 @@ def binary_labels(
                 f"{dataset.root} has no detector labels; collect with --label-with-detector "
                 "(needs an env that reports info['is_success'])."
             )
-        return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), dataset.metadata.get("task")
+        return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), detector_sentence(dataset)
     if source != "human":
         raise ConfigError(f"Unknown label source {source!r}; use human or detector.")
     data = read_labels(labels_path(dataset.root, labels_file))
@@ -234,11 +256,61 @@ def binary_labels(
 Policy = Callable[[Any], Any]
 
 
+def policy_checkpoint(policy: str | Path) -> Path:
+    """The checkpoint file that ``policy`` names: a ``.zip`` file, or a vlmrm run directory (or its
+    ``checkpoints`` folder), which stands for its newest good checkpoint.
+
+    Checkpoints are named ``checkpoints/step_<N>.zip`` with ``N`` zero-padded (``step_0000100000.zip``),
+    so a path typed from memory often misses; the error then lists the checkpoints that exist.
+    """
+    from vlmrm.rl.checkpoints import find_latest_good_checkpoint
+
+    path = Path(policy)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(_missing_policy_message(path))
+    directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    try:
+        found = find_latest_good_checkpoint(directory)
+    except CheckpointError as exc:
+        raise CheckpointError(f"Cannot use --policy {path}: {exc}") from None
+    if found is None:
+        raise CheckpointError(
+            f"No checkpoint in {directory} (checkpoints are saved as checkpoints/step_<N>.zip during training); "
+            "give --policy random, a stable-baselines3 .zip or a vlmrm run directory that has checkpoints."
+        )
+    for bad, why in found.skipped:
+        logger.warning("checkpoint %s is unusable (%s); using %s instead", bad, why, found.path)
+    logger.debug("policy: %s (step %d), the newest good checkpoint in %s", found.path, found.step, directory)
+    return found.path
+
+
+def _missing_policy_message(path: Path) -> str:
+    """Say what exists near a ``--policy`` path that does not: the checkpoints, or the run directories."""
+    from vlmrm.rl.checkpoints import list_checkpoints
+
+    existing = next(parent for parent in path.parents if parent.is_dir()) if path.parents else Path(".")
+    found = list_checkpoints(existing) or list_checkpoints(existing / "checkpoints")
+    if found:
+        folder = found[0][1].parent
+        run = folder.parent if folder.name == "checkpoints" else folder
+        names = ", ".join(p.name for _, p in found[-6:])
+        more = f" (and {len(found) - 6} older)" if len(found) > 6 else ""
+        return (
+            f"No checkpoint at {path}. {folder} holds: {names}{more}. Give one of these, or --policy {run} "
+            "for its newest good checkpoint."
+        )
+    runs = sorted(d.name for d in existing.iterdir() if (d / "checkpoints").is_dir())
+    if runs:
+        return f"No checkpoint at {path}. Run directories in {existing}: {', '.join(runs)}; give --policy RUN_DIR."
+    return f"No checkpoint at {path}; give --policy random, a stable-baselines3 .zip or a vlmrm run directory."
+
+
 def load_sb3_policy(path: str | Path, env: Any, deterministic: bool = False) -> Policy:
-    """A policy ``obs -> action`` from a stable-baselines3 ``.zip`` checkpoint (SAC, DQN or PPO)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}; give --policy random or the path of a .zip checkpoint.")
+    """A policy ``obs -> action`` from a stable-baselines3 checkpoint (SAC, DQN or PPO): a ``.zip`` file,
+    or a vlmrm run directory (its newest good checkpoint, see :func:`policy_checkpoint`)."""
+    path = policy_checkpoint(path)
     from stable_baselines3 import DQN, PPO, SAC
 
     problems = []
@@ -288,6 +360,7 @@ def collect_dataset(
     task: str | None = None,
     env_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    progress_bar: bool = True,
 ) -> Dataset:
     """Roll out ``policy`` in ``env_name`` and save every ``every``-th frame with its state.
 
@@ -295,7 +368,8 @@ def collect_dataset(
         env_name: a registered environment.
         out_dir: the dataset directory (created; must be empty unless ``overwrite``).
         episodes: number of episodes.
-        policy: ``random`` (uniform actions) or a stable-baselines3 checkpoint path.
+        policy: ``random`` (uniform actions), a stable-baselines3 ``.zip`` checkpoint, or a vlmrm run
+            directory (its newest good checkpoint; see :func:`policy_checkpoint`).
         render_size: frame size in pixels (use the reward model's input size, usually 224).
         episode_length: steps per episode (default: the env's).
         every: keep one frame in ``every`` steps.
@@ -305,8 +379,10 @@ def collect_dataset(
         task: the task name the detector (and later labelling) refers to; stored in dataset.json.
         env_options: options for :func:`vlmrm.envs.make_env` (e.g. ``{"textured": True}``).
         overwrite: replace an existing dataset in ``out_dir``.
+        progress_bar: show a tqdm bar over the steps on stderr (collecting can take minutes).
     """
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from vlmrm.envs import get_env_spec, make_env
 
@@ -318,51 +394,66 @@ def collect_dataset(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite.")
     options = dict(env_options or {})
-    if task is not None and "task" in get_env_spec(env_name).option_names() and "task" not in options:
+    spec = get_env_spec(env_name)
+    if task is not None and "task" in spec.option_names() and "task" not in options:
         options["task"] = task  # e.g. the humanoid's success detector
+    checkpoint = None if policy == "random" else policy_checkpoint(policy)
     env = make_env(env_name, render_size=render_size, episode_length=episode_length, **options)
+    length = spec.default_episode_length if episode_length is None else episode_length
     try:
         act: Policy
-        if policy == "random":
+        if checkpoint is None:
             env.action_space.seed(seed)
             act = lambda obs: env.action_space.sample()  # noqa: E731
         else:
-            act = load_sb3_policy(policy, env, deterministic)
+            act = load_sb3_policy(checkpoint, env, deterministic)
         frames_dir = out / FRAMES
         frames_dir.mkdir(parents=True, exist_ok=True)
         for stale in frames_dir.glob("*.png"):
             stale.unlink()
         records: list[dict[str, Any]] = []
         detector_seen = False
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            step, done = 0, False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(act(obs))
-                step += 1
-                done = bool(terminated or truncated)
-                if (step - 1) % every:
-                    continue
-                name = f"{FRAMES}/e{episode:04d}_s{step:05d}.png"
-                Image.fromarray(np.asarray(env.render(), dtype=np.uint8)).save(out / name, optimize=False)
-                record: dict[str, Any] = {
-                    "index": len(records),
-                    "frame": name,
-                    "episode": episode,
-                    "step": step,
-                    **simulator_state(env),
-                }
-                if label_with_detector:
-                    if "is_success" in info:
-                        detector_seen = True
-                        record["is_success"] = bool(info["is_success"])
-                    else:
-                        record["is_success"] = None
-                records.append(record)
+        with tqdm(
+            total=episodes * length,
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            desc=f"collect {env_name}",
+            disable=not progress_bar,
+        ) as bar:
+            for episode in range(episodes):
+                obs, _ = env.reset(seed=seed + episode)
+                step, done = 0, False
+                while not done:
+                    obs, _, terminated, truncated, info = env.step(act(obs))
+                    step += 1
+                    bar.update(1)
+                    done = bool(terminated or truncated)
+                    if done and step < length:  # ended early (a pole fell): the bar's total shrinks to match
+                        bar.total -= length - step
+                        bar.refresh()
+                    if (step - 1) % every:
+                        continue
+                    name = f"{FRAMES}/e{episode:04d}_s{step:05d}.png"
+                    Image.fromarray(np.asarray(env.render(), dtype=np.uint8)).save(out / name, optimize=False)
+                    record: dict[str, Any] = {
+                        "index": len(records),
+                        "frame": name,
+                        "episode": episode,
+                        "step": step,
+                        **simulator_state(env),
+                    }
+                    if label_with_detector:
+                        if "is_success" in info:
+                            detector_seen = True
+                            record["is_success"] = bool(info["is_success"])
+                        else:
+                            record["is_success"] = None
+                    records.append(record)
         if label_with_detector and not detector_seen:
             hint = (
                 " (give the task whose detector to use, e.g. --task kneeling)"
-                if "task" in options or ("task" in get_env_spec(env_name).option_names())
+                if "task" in options or ("task" in spec.option_names())
                 else ""
             )
             raise ConfigError(
@@ -380,7 +471,7 @@ def collect_dataset(
         "episode_length": episode_length,
         "episodes": episodes,
         "every": every,
-        "policy": policy if policy == "random" else str(Path(policy).resolve()),
+        "policy": "random" if checkpoint is None else str(checkpoint.resolve()),
         "deterministic": deterministic,
         "seed": seed,
         "task": task,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,12 @@ CSV_COLUMNS = (
     "correlation",
     "mean_reward_yes",
     "mean_reward_no",
+    "target_prompt",
+    "baseline_prompt",
 )
+"""Columns of ``epic.csv``; a model's several prompts are joined with :data:`PROMPT_SEPARATOR`."""
+
+PROMPT_SEPARATOR = " | "
 
 PAPER_MODEL_SIZE_STUDY = (
     "open_clip:RN50/openai",
@@ -110,9 +116,31 @@ def epic_to_labels(
                     "correlation": rho,
                     "mean_reward_yes": float(values[labels == 1].mean()),
                     "mean_reward_no": float(values[labels == 0].mean()),
+                    "target_prompt": PROMPT_SEPARATOR.join(reward.target_prompts),
+                    "baseline_prompt": PROMPT_SEPARATOR.join(reward.baseline_prompts),
                 }
             )
     return rows
+
+
+def _quoted(prompts: str) -> str:
+    return ", ".join(repr(p) for p in prompts.split(PROMPT_SEPARATOR)) if prompts else "none"
+
+
+def epic_title(rows: Sequence[Mapping[str, Any]], heading: str | None = None) -> str:
+    """``heading`` and the prompts the rows were scored with: the target and the baseline prompt(s).
+
+    Every EPIC table and plot carries this title, so a result is never read without knowing which
+    sentence it scored (a task name such as ``kneeling`` scores very differently from its sentence).
+    Models scored with different prompts are listed one by one.
+    """
+    prompts = {str(r["model"]): (str(r["target_prompt"]), str(r["baseline_prompt"])) for r in rows}
+    described = {model: f"target: {_quoted(t)}; baseline: {_quoted(b)}" for model, (t, b) in prompts.items()}
+    if len(set(described.values())) <= 1:
+        lines = list(dict.fromkeys(described.values()))
+    else:
+        lines = [f"{model}: {text}" for model, text in described.items()]
+    return "\n".join([heading, *lines] if heading else lines)
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -121,7 +149,10 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
 
 
 def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | None = None) -> Path:
-    """Grouped bars: EPIC distance per model (groups, in the given order), one bar per alpha."""
+    """Grouped bars: EPIC distance per model (groups, in the given order), one bar per alpha.
+
+    The figure's title is ``title`` followed by the prompts (see :func:`epic_title`).
+    """
     plt = headless_pyplot()
 
     models = list(dict.fromkeys(r["model"] for r in rows))
@@ -154,18 +185,20 @@ def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | 
     ax.set_ylim(0, 1.0)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    if title:
-        ax.set_title(title, fontsize=10)
+    width = int(fig.get_figwidth() * 11)  # characters of a 10-point title that fit across the figure
+    wrapped = "\n".join(textwrap.fill(line, width) for line in epic_title(rows, title).splitlines())
+    ax.set_title(wrapped, fontsize=9 if wrapped.count("\n") > 2 else 10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
-    """Print the rows as a rich table on the terminal."""
+    """Print the rows as a rich table on the terminal, titled ``title`` and the prompts (see :func:`epic_title`)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title)
+    table = Table(title=Text(epic_title(rows, title)))  # Text: brackets in a prompt are not rich markup
     table.add_column("model", overflow="fold")
     for column in ("alpha", "frames", "yes", "EPIC distance", "correlation"):
         table.add_column(column, justify="right")

@@ -14,12 +14,19 @@ small JSON API:
     frame ``index`` as PNG (frames are addressed by index, never by a client-supplied path).
 ``POST /api/label`` with ``{"frame": <path>, "answer": "yes"|"no"|"skip"}``
     saves one answer; replies with the updated counts.
+
+Only the page itself may use the API: every request must name this server in its ``Host`` header
+(``127.0.0.1:PORT`` or ``localhost:PORT``) and, when it has an ``Origin`` header, come from the
+page's own origin. Anything else gets 403, so another web site open in the same browser cannot
+write labels, neither by a cross-site request nor by DNS rebinding (a foreign name that resolves to
+127.0.0.1). A browser that goes away mid-transfer is normal and is not reported as an error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import webbrowser
@@ -72,7 +79,8 @@ class LabelStore:
             if data.get("sentence") not in (None, sentence):
                 raise DatasetError(
                     f"{path} holds labels for another task ({data.get('task')!r}: {data.get('sentence')!r}). "
-                    f"Label this task into another file with --labels, e.g. --labels labels-{_slug(task)}.json."
+                    f"Label this task into another file with --labels, e.g. "
+                    f"--labels {path.parent / f'labels-{_slug(task)}.json'}."
                 )
             self.labels = {k: v for k, v in data["labels"].items() if v in ANSWERS}
         else:
@@ -134,6 +142,29 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40] or "task"
 
 
+LOCAL_NAMES = ("127.0.0.1", "localhost")
+"""Host names the page may be opened at, besides the address the server listens on (127.0.0.1 by default)."""
+
+_HANG_UPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+"""What a write or read raises when the browser closed the connection (a page closed while images load)."""
+
+
+def _log_hang_up(client: Any, exc: BaseException) -> None:
+    logger.debug("labeller: %s closed the connection (%s)", client, exc)
+
+
+class _LabelServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A closed connection is normal (the browser went away); anything else is reported as usual."""
+        error = sys.exc_info()[1]
+        if isinstance(error, _HANG_UPS):
+            _log_hang_up(client_address, error)
+        else:
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     store: LabelStore  # set on the subclass made per server
     server_version = "vlmrm-labeller"
@@ -142,17 +173,48 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("labeller: " + format, *args)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except _HANG_UPS as exc:
+            self.close_connection = True
+            _log_hang_up(self.client_address, exc)
 
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
 
+    def _foreign(self) -> str | None:
+        """Why this request does not come from the labelling page itself, or ``None`` when it does."""
+        address, port = self.server.server_address[:2]
+        names = {*LOCAL_NAMES, str(address)}
+        allowed = {f"{name}:{port}" for name in names}
+        if port == 80:
+            allowed.update(names)
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in allowed:
+            return f"Host {host!r} is not this server; open the labeller at http://127.0.0.1:{port}/"
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.strip().lower() != f"http://{host}":
+            return f"requests from {origin!r} are not accepted; open the labeller at http://{host}/"
+        return None
+
+    def _refuse_foreign(self) -> bool:
+        """Answer 403 to a request from another site (cross-site or DNS rebinding); True when refused."""
+        why = self._foreign()
+        if why is None:
+            return False
+        logger.warning("labeller: refused %s %s: %s", self.command, self.path, why)
+        self.close_connection = True  # an unread request body must not be taken for the next request
+        self._json(HTTPStatus.FORBIDDEN, {"error": f"refused: {why}"})
+        return True
+
     def do_GET(self) -> None:
+        if self._refuse_foreign():
+            return
         path = urlparse(self.path).path
         if path in STATIC_FILES:
             name, content_type = STATIC_FILES[path]
@@ -176,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {path}"})
 
     def do_POST(self) -> None:
+        if self._refuse_foreign():
+            return
         if urlparse(self.path).path != "/api/label":
             self._json(HTTPStatus.NOT_FOUND, {"error": "unknown endpoint"})
             return
@@ -186,6 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.store.set(frame, answer)
         except (ValueError, KeyError, TypeError) as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad label request: {exc!r}"})
+            return
+        except _HANG_UPS as exc:  # the browser went away while sending the request
+            self.close_connection = True
+            _log_hang_up(self.client_address, exc)
             return
         except OSError as exc:
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"could not save the label: {exc}"})
@@ -213,10 +281,9 @@ def make_label_server(
     store = LabelStore(dataset, task, sentence, labels_path(root, labels))
     handler = type("LabelHandler", (_Handler,), {"store": store})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = _LabelServer((host, port), handler)
     except OSError as exc:
         raise DatasetError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another --port.") from exc
-    server.daemon_threads = True
     return server, store
 
 
