@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vlmrm.cli.main import main
+from vlmrm.device_options import AUTO_DTYPE_RULE
 
 ROOT = Path(__file__).parents[1]
+CARTPOLE = str(ROOT / "configs" / "cartpole.yaml")
 
 
 def test_help_lists_train(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,3 +58,74 @@ def test_readme_quickstart_command(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["total_steps"] == 400
     assert "steps/s" in result.stdout
+
+
+def labelled_dataset(root: Path) -> Path:
+    """Four flat-coloured frames labelled yes, yes, no, no, written the way ``vlmrm dataset`` writes them."""
+    from PIL import Image
+
+    (root / "frames").mkdir(parents=True)
+    records = []
+    for i, colour in enumerate([(255, 0, 0), (200, 0, 0), (0, 0, 255), (0, 0, 200)]):
+        name = f"frames/{i:04d}.png"
+        Image.new("RGB", (16, 16), colour).save(root / name)
+        records.append({"index": i, "frame": name, "episode": 0, "step": i + 1, "state": list(colour)})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (root / "dataset.json").write_text(json.dumps({"env": "colours", "render_size": 16}))
+    labels = {r["frame"]: "yes" if i < 2 else "no" for i, r in enumerate(records)}
+    (root / "labels.json").write_text(json.dumps({"task": "t", "sentence": "a red square", "labels": labels}))
+    return root
+
+
+def command(name: str, tmp_path: Path, model: str, device: str = "auto") -> list[str]:
+    """``vlmrm NAME`` loading ``model`` on ``device``, with everything else small."""
+    if name == "train":
+        return ["train", CARTPOLE, "--set", f"reward.model={model}", "--set", f"reward.device={device}",
+                "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    if name == "landscape":
+        return ["landscape", "cartpole", "--model", model, "--device", device, "--out", str(tmp_path / "out")]
+    if name == "epic":
+        return ["epic", str(labelled_dataset(tmp_path / "ds")), "--model", model, "--device", device]
+    return ["bench", "cartpole", "--model", model, "--device", device, "--steps", "1", "--repeats", "1"]
+
+
+def one_error_line(err: str) -> str:
+    """The message of the single ``error:`` line in ``err``; no traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("name", ["landscape", "epic", "bench", "train"])
+def test_cuda_on_a_machine_without_it(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(command(name, tmp_path, "tiny-random", device="cuda")) == 2
+    err = capsys.readouterr().err
+    line = one_error_line(err)
+    assert "device 'cuda' was requested but CUDA is not available" in line and "use cpu or auto" in line
+    assert err.rstrip().endswith(line)  # one line: nothing of the message follows it
+    assert not (tmp_path / "run").exists()  # train refused before touching the disk
+
+
+@pytest.mark.parametrize("name", ["landscape", "epic", "bench", "train"])
+def test_model_hint_names_the_option_of_the_command(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # HF_HUB_OFFLINE=1 (conftest) and nothing cached: the model cannot be had here.
+    assert main(command(name, tmp_path, "openai/clip-vit-base-patch32")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "Cannot load model 'openai/clip-vit-base-patch32': HF_HUB_OFFLINE is set" in err
+    expected = "--set reward.model=tiny-random" if name == "train" else "--model tiny-random"
+    assert f"  - or use {expected} to test the pipeline without weights" in err, err
+    assert err.count("tiny-random") == 1
+
+
+@pytest.mark.parametrize("name", ["landscape", "epic", "bench"])
+def test_dtype_help_states_the_auto_rule(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert AUTO_DTYPE_RULE in help_text and "bf16 on CPUs with AMX" in help_text
+    assert "support it" not in help_text

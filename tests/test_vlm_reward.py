@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from vlmrm.errors import ModelLoadError, PromptError
+from vlmrm.errors import ConfigError, DeviceError, ModelLoadError, PromptError, VLMRMError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.architectures import build_random_model
+from vlmrm.reward.devices import resolve_device
 from vlmrm.testing import ColorEmbedder, color_reward_reference
 
 
@@ -196,3 +198,115 @@ def test_unsupported_model_type_in_local_directory(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
     with pytest.raises(ModelLoadError, match="'bert' model"):
         VLMReward.from_pretrained(str(tmp_path), ["a red car"])
+
+
+# -- what a user can get wrong: one VLMRMError each, checked before the model loads ------------------------------
+
+
+@pytest.mark.parametrize("device", ["gpu", "GPU", "cuda0", "cpu:1", "cuda:x", "cuda:-1", ""])
+def test_unknown_device_is_named(device: str) -> None:
+    with pytest.raises(DeviceError, match=rf"unknown device '{device}'; use auto, cpu, cuda or cuda:N\."):
+        VLMReward.from_pretrained("tiny-random", ["a red car"], device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", torch.device("cuda")])
+def test_cuda_without_cuda_is_a_config_error(device: str | torch.device) -> None:
+    with pytest.raises(DeviceError, match="CUDA is not available") as info:
+        VLMReward.from_pretrained("tiny-random", ["a red car"], device=device)
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)  # old `except ValueError` holds
+
+
+def test_cuda_index_beyond_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(
+        DeviceError, match=r"'cuda:3' was requested but this machine has 2 CUDA devices \(cuda:0 to cuda:1\)"
+    ):
+        resolve_device("cuda:3")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"dtype": "int8"}, "unknown dtype 'int8'; use auto, fp32, bf16 or fp16"),
+        ({"dtype": torch.int8}, "unsupported dtype torch.int8"),
+        ({"batch_size": 0}, "batch_size must be a positive whole number of frames, got 0"),
+        ({"batch_size": -3}, "got -3"),
+        ({"batch_size": 2.5}, "got 2.5"),
+        ({"alpha": 1.5}, r"alpha must lie in \[0, 1\].*got 1.5"),
+        ({"alpha": -0.1}, r"alpha must lie in \[0, 1\]"),
+        ({"alpha": float("nan")}, r"alpha must lie in \[0, 1\]"),
+        ({"alpha": "high"}, r"alpha must be a number"),
+    ],
+)
+def test_bad_settings_are_config_errors_before_the_model_loads(settings: dict, message: str) -> None:
+    # openai/clip-vit-base-patch32 cannot load here (offline): the setting must be refused first.
+    with pytest.raises(ConfigError, match=message):
+        VLMReward.from_pretrained("openai/clip-vit-base-patch32", ["a red car"], ["a car"], **settings)
+
+
+def test_alpha_out_of_range_on_an_instance(color_embedder: ColorEmbedder) -> None:
+    reward = VLMReward(color_embedder, ["red"], ["blue"])
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        reward.alpha = 1.2
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        reward.reward_from_embeddings(reward.embed_images(random_frames(1)), alpha=-1.0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        VLMReward(color_embedder, ["red"], batch_size=0)
+    assert reward.alpha == 0.0
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ([123], r"A target prompt is not a string \(123, a int\)"),
+        (["a red car", None], r"not a string \(None, a NoneType\)"),
+        (123, "must be a sentence or a list of sentences, got 123"),
+    ],
+)
+def test_prompts_that_are_not_strings(color_embedder: ColorEmbedder, targets, message: str) -> None:
+    with pytest.raises(PromptError, match=message):
+        VLMReward(color_embedder, targets)
+    with pytest.raises(PromptError, match=message):
+        VLMReward.from_pretrained("tiny-random", targets)
+
+
+def test_baseline_that_embeds_like_the_target(color_embedder: ColorEmbedder) -> None:
+    # Checked at construction: evaluation code overrides alpha per call, after the model is built at alpha=0.
+    with pytest.raises(PromptError, match="embed to the same vector"):
+        VLMReward(color_embedder, ["a red car"], ["a red car"], alpha=0.0)
+
+
+@pytest.mark.parametrize("spec", ["./no/such/dir", "/abs/missing", "~/no-such-vlmrm-model", "a/b/c"])
+def test_missing_local_directory_is_named(spec: str) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist") as info:
+        VLMReward.from_pretrained(spec, ["a red car"])
+    assert f"Model directory {spec!r}" in str(info.value) and "Repo id" not in str(info.value)
+
+
+def test_a_file_is_not_a_model_directory(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="is a file, not a directory"):
+        VLMReward.from_pretrained(str(tmp_path / "model.bin"), ["a red car"])
+
+
+def test_load_from_a_directory_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save_checkpoint_dir(tmp_path / "ckpt", "clip")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert VLMReward.from_pretrained("~/ckpt", ["a red car"], dtype="fp32").encoder.name == str(tmp_path / "ckpt")
+
+
+def test_model_load_error_words_its_alternative_for_the_caller() -> None:
+    error = ModelLoadError("Cannot load model 'x': not cached.", alternative="tiny-random")
+    assert str(error).endswith(
+        "\n  - or use the model spec 'tiny-random' to test the pipeline without weights (meaningless rewards)."
+    )
+    assert "or use --model tiny-random to test" in error.describe("--model {spec}")
+    assert "or use --set reward.model=tiny-random to test" in error.describe("--set reward.model={spec}")
+    copy = pickle.loads(pickle.dumps(error))  # Ray carries errors between processes
+    assert str(copy) == str(error) and copy.alternative == "tiny-random"
+    plain = ModelLoadError("Unknown model 'x'.")
+    assert str(plain) == plain.describe("--model {spec}") == "Unknown model 'x'."
+    assert isinstance(error, VLMRMError)

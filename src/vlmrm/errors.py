@@ -15,12 +15,38 @@ class ConfigError(VLMRMError, ValueError):
     """A configuration file, a ``--set`` override or a CLI argument is invalid."""
 
 
+class DeviceError(ConfigError):
+    """A device name is unknown, or names hardware this machine lacks (CUDA, a GPU index, MPS)."""
+
+
 class ModelLoadError(VLMRMError):
-    """A vision-language model could not be found, downloaded or built."""
+    """A vision-language model could not be found, downloaded or built.
+
+    ``alternative``, when given, is a model spec that needs no download (``tiny-random``), for
+    when the model cannot be had here. The reward layer knows the spec, not how the caller's
+    command line names a model, so the hint is worded by :meth:`describe`: ``str(error)`` says
+    "the model spec 'tiny-random'", and each CLI subcommand passes its own option
+    (``--model {spec}``, ``--set reward.model={spec}``).
+    """
+
+    def __init__(self, message: str, alternative: str | None = None):
+        super().__init__(message, alternative)  # both in args, so the error pickles (Ray workers)
+        self.message = message
+        self.alternative = alternative
+
+    def describe(self, model_option: str = "the model spec '{spec}'") -> str:
+        """The message, with ``model_option`` (a template with ``{spec}``) naming the alternative."""
+        if self.alternative is None:
+            return self.message
+        option = model_option.replace("{spec}", self.alternative)
+        return f"{self.message}\n  - or use {option} to test the pipeline without weights (meaningless rewards)."
+
+    def __str__(self) -> str:
+        return self.describe()
 
 
 class PromptError(VLMRMError, ValueError):
-    """A prompt is empty or otherwise unusable."""
+    """A prompt is empty, not a string, or otherwise unusable."""
 
 
 class RenderBackendError(VLMRMError, RuntimeError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vlmrm.device_options import AUTO_DTYPE_RULE, DEVICE_CHOICES, DTYPE_CHOICES
+
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_alphas: list[float]) -> None:
     """``--model`` (repeatable), ``--alpha`` (repeatable), prompts, device, dtype, batch size."""
@@ -28,13 +30,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_alphas: list[fl
     parser.add_argument(
         "--baseline", dest="baselines", action="append", metavar="TEXT", help="Baseline prompt (repeatable)."
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
+    parser.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default: auto).")
     parser.add_argument(
         "--dtype",
         default="fp32",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="Model dtype (default: fp32, so small reward differences are not lost to rounding; "
-        "auto: fp16 on CUDA, bf16 on CPUs that support it).",
+        choices=DTYPE_CHOICES,
+        help=f"Model dtype (default: fp32, so small reward differences are not lost to rounding; {AUTO_DTYPE_RULE}).",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="Frames embedded at once (default: 64).")
     parser.set_defaults(default_alphas=default_alphas)

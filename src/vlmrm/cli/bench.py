@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from vlmrm.device_options import AUTO_DTYPE_RULE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, help="Model spec, e.g. tiny-random or random:openai/clip-vit-base-patch32."
     )
     parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="Model dtype (default: auto)."
+        "--dtype",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help=f"Model dtype (default: auto; {AUTO_DTYPE_RULE}).",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
     parser.add_argument("--n-envs", type=int, default=4, help="Envs in the vector env (default: 4).")

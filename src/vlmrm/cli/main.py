@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from vlmrm import __version__
-from vlmrm.errors import VLMRMError
+from vlmrm.errors import ModelLoadError, VLMRMError
 
 # One module per subcommand, in the order --help lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -41,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MODEL_OPTION: dict[str, str] = {"train": "--set reward.model={spec}"}
+"""How a subcommand's command line names a model spec, where it is not ``--model {spec}``."""
+
+
+def error_message(exc: VLMRMError, command: str) -> str:
+    """The message of ``exc``, with hints worded as options of ``command``'s command line."""
+    if isinstance(exc, ModelLoadError):
+        return exc.describe(MODEL_OPTION.get(command, "--model {spec}"))
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except VLMRMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_message(exc, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,8 +1,20 @@
-"""Resolve ``device="auto"`` and ``dtype="auto"`` to what this machine runs fastest."""
+"""Resolve ``device="auto"`` and ``dtype="auto"`` to what this machine runs fastest.
+
+A device or dtype this machine cannot use is a :class:`~vlmrm.errors.ConfigError` (a
+:class:`~vlmrm.errors.DeviceError` for devices) that says what to write instead, so the CLI
+prints one line rather than torch's traceback.
+"""
 
 from __future__ import annotations
 
+import re
+
 import torch
+
+from vlmrm.device_options import AUTO_DTYPE_RULE, DEVICE_CHOICES, DTYPE_CHOICES
+from vlmrm.errors import ConfigError, DeviceError
+
+__all__ = ["AUTO_DTYPE_RULE", "DTYPES", "resolve_device", "resolve_dtype"]
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -13,6 +25,8 @@ DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
 }
 
+_DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
+
 
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.float32`` -> ``fp32`` (the config's spelling)."""
@@ -20,15 +34,40 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU; other devices must exist on this machine."""
     if isinstance(device, torch.device):
+        check_device_available(device)
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    match = _DEVICE.fullmatch(device) if isinstance(device, str) else None
+    if match is None or (match[1] != "cuda" and match[2] is not None):
+        raise DeviceError(f"unknown device {device!r}; use {DEVICE_CHOICES}.")
     resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; use device='cpu' or 'auto'.")
+    check_device_available(resolved)
     return resolved
+
+
+def check_device_available(device: torch.device) -> None:
+    """Raise :class:`DeviceError` when ``device`` does not exist here (no CUDA, too few GPUs, no MPS)."""
+    name = str(device)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = (
+                f"this torch build ({torch.__version__}) has no CUDA support"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES)"
+            )
+            raise DeviceError(f"device {name!r} was requested but CUDA is not available: {why}; use cpu or auto.")
+        if device.index is not None and device.index >= count:
+            visible = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise DeviceError(
+                f"device {name!r} was requested but this machine has {count} CUDA "
+                f"device{'s' if count > 1 else ''} ({visible}); use one of them, cuda or auto."
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {name!r} was requested but MPS (Apple GPU) is not available; use cpu or auto.")
 
 
 def cpu_supports_bf16() -> bool:
@@ -48,7 +87,10 @@ def cpu_has_amx() -> bool:
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """``auto``: fp16 on CUDA, bf16 on a CPU with AMX (and bf16 kernels), else fp32.
+    """A dtype name (``fp32``, ``bf16``, ``fp16``) or ``auto``, which follows :data:`AUTO_DTYPE_RULE`.
+
+    The rule's wording lives in :mod:`vlmrm.device_options` so the CLI help can quote it without
+    importing torch; change both together.
 
     Without AMX, bf16 is slower than fp32 on a CPU even where it is "supported": on a 2-core
     Xeon with AVX512-BF16 but no AMX (torch 2.13), oneDNN's bf16 matmul ran at 175 GFLOP/s
@@ -56,6 +98,8 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     fp32 (``vlmrm bench``, README "Benchmark"). AMX's bf16 tiles are several times faster than fp32.
     """
     if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ConfigError(f"unsupported dtype {dtype}; use torch.float32, torch.bfloat16 or torch.float16.")
         return dtype
     if dtype == "auto":
         if device.type == "cuda":
@@ -65,5 +109,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         return torch.float32
     try:
         return DTYPES[dtype]
-    except KeyError:
-        raise ValueError(f"Unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16.") from None
+    except (KeyError, TypeError):  # TypeError: an unhashable value
+        raise ConfigError(
+            f"unknown dtype {dtype!r}; use {', '.join(DTYPE_CHOICES[:-1])} or {DTYPE_CHOICES[-1]}."
+        ) from None

@@ -14,8 +14,9 @@ import abc
 import difflib
 import json
 import logging
-import os
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from vlmrm.reward.preprocessing import ImageSpec
 logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip")
+OFFLINE_ALTERNATIVE = "tiny-random"
+"""The model suggested when a checkpoint cannot be had here: it needs no download."""
+HUB_PROBE_TIMEOUT_S = 3.0
+"""How long to wait for the hub to answer before calling it unreachable (instead of retrying for ~40 s)."""
 RANDOM_WEIGHTS_WARNING = (
     "vlmrm: model {spec!r} has RANDOM weights: its rewards are meaningless. Use it only to test the "
     "pipeline; for learning, use a pretrained model such as openai/clip-vit-base-patch32."
@@ -127,25 +132,80 @@ class TransformersEncoder(ImageTextEncoder):
 
     @classmethod
     def from_pretrained(cls, spec: str, device: torch.device, dtype: torch.dtype) -> TransformersEncoder:
-        """Load a CLIP or SigLIP checkpoint from the hub or a local directory."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        """Load a CLIP or SigLIP checkpoint from a local directory, the hub cache, or the hub.
 
+        The cache is tried first, without network. Only a model that is not cached is downloaded,
+        and only after the hub has answered one quick request: unreachable, it is a
+        :class:`ModelLoadError` within seconds instead of half a minute of retries.
+        """
         with _explain_load_errors(spec):
-            config = AutoConfig.from_pretrained(spec)
-            model_type = config.model_type
-            if model_type not in SUPPORTED_MODEL_TYPES:
-                raise ModelLoadError(
-                    f"Model {spec!r} is a {model_type!r} model; vlmrm's transformers backend supports "
-                    f"{', '.join(SUPPORTED_MODEL_TYPES)} (SigLIP 2 fixed-resolution checkpoints are 'siglip'). "
-                    "For other architectures try open_clip:ARCH/PRETRAINED."
-                )
-            model = AutoModel.from_pretrained(spec, dtype=dtype)
-            tokenizer = AutoTokenizer.from_pretrained(spec)
-            image_spec = _image_spec_from_preprocessor(spec, model_type, config)
-        return cls(model, tokenizer, image_spec, model_type, device, dtype, name=spec)
+            try:
+                return cls(*_load_checkpoint(spec, dtype, local_files_only=True), device, dtype, name=spec)
+            except (OSError, ValueError) as exc:
+                if Path(spec).is_dir() or not _is_cache_miss(exc) or _offline():
+                    raise
+                unreachable = hub_unreachable()
+                if unreachable is not None:
+                    raise ModelLoadError(
+                        _not_available_message(spec, f"the Hugging Face hub could not be reached ({unreachable})"),
+                        alternative=OFFLINE_ALTERNATIVE,
+                    ) from exc
+            return cls(*_load_checkpoint(spec, dtype, local_files_only=False), device, dtype, name=spec)
 
 
-def _image_spec_from_preprocessor(spec: str, model_type: str, config: Any) -> ImageSpec:
+def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any, ImageSpec, str]:
+    """``(model, tokenizer, image_spec, model_type)`` of a transformers CLIP or SigLIP checkpoint."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(spec, local_files_only=local_files_only)
+    model_type = config.model_type
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelLoadError(
+            f"Model {spec!r} is a {model_type!r} model; vlmrm's transformers backend supports "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (SigLIP 2 fixed-resolution checkpoints are 'siglip'). "
+            "For other architectures try open_clip:ARCH/PRETRAINED."
+        )
+    model = AutoModel.from_pretrained(spec, dtype=dtype, local_files_only=local_files_only)
+    tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local_files_only)
+    image_spec = _image_spec_from_preprocessor(spec, model_type, config, local_files_only)
+    return model, tokenizer, image_spec, model_type
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the hub is not to be asked."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the Hugging Face hub (``HF_ENDPOINT``) cannot be reached, or None when it answers at all.
+
+    One HEAD request to the endpoint through huggingface_hub's own HTTP client (so its proxies and
+    certificates apply); any HTTP status counts as an answer. It runs in a daemon thread, so a DNS
+    look-up that hangs (which no socket timeout bounds) costs ``timeout`` too.
+    """
+    from huggingface_hub import constants, get_session
+
+    endpoint = constants.ENDPOINT
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            get_session().head(endpoint, timeout=timeout)
+            outcome.append(None)
+        except Exception as exc:  # any failure to get an answer means: unreachable
+            outcome.append(f"{type(exc).__name__}: {exc}".rstrip(": "))
+
+    thread = threading.Thread(target=probe, name="vlmrm-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if not outcome:
+        return f"{endpoint} did not answer within {timeout:g} s"
+    return None if outcome[0] is None else f"{endpoint}: {outcome[0]}"
+
+
+def _image_spec_from_preprocessor(spec: str, model_type: str, config: Any, local_files_only: bool) -> ImageSpec:
     """Read size, crop and normalisation from ``preprocessor_config.json`` without an image processor.
 
     (The image processor classes may need torchvision, which the default install avoids.)
@@ -153,7 +213,19 @@ def _image_spec_from_preprocessor(spec: str, model_type: str, config: Any) -> Im
     from transformers.utils import cached_file
 
     size = int(config.vision_config.image_size)
-    path = cached_file(spec, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+    if local_files_only and not _offline() and not Path(spec).is_dir():
+        # Missing files are not errors below: tell "not cached" (download it) from "not in the repo".
+        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        if try_to_load_from_cache(spec, "preprocessor_config.json") is None:
+            raise LocalEntryNotFoundError(f"preprocessor_config.json of {spec!r} is not in the local cache")
+    path = cached_file(
+        spec,
+        "preprocessor_config.json",
+        local_files_only=local_files_only,
+        _raise_exceptions_for_missing_entries=False,
+    )
     settings: dict[str, Any] = json.loads(Path(path).read_text()) if path else {}
     squash = model_type == "siglip" or not settings.get("do_center_crop", True)
     default_mean, default_std = ((0.5,) * 3, (0.5,) * 3) if model_type == "siglip" else (CLIP_MEAN, CLIP_STD)
@@ -181,27 +253,53 @@ class _explain_load_errors:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         if exc is None or isinstance(exc, ModelLoadError) or not isinstance(exc, (OSError, ValueError)):
             return False
-        text = str(exc)
-        from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
 
-        causes = [exc, exc.__cause__, exc.__context__]
         spec = self.spec
-        if any(isinstance(c, RepositoryNotFoundError) for c in causes) or "is not a local folder" in text:
+        if _caused_by(exc, RepositoryNotFoundError) or "is not a local folder" in str(exc):
             raise ModelLoadError(
                 f"Unknown model {spec!r}: it is neither a local directory nor a model on the Hugging Face hub.\n"
                 f"{_spec_help()}"
             ) from exc
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        if any(isinstance(c, LocalEntryNotFoundError) for c in causes) or "couldn't connect" in text:
-            reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub could not be reached"
+        invalid = _caused_by(exc, HFValidationError)
+        if invalid is not None:
             raise ModelLoadError(
-                f"Cannot load model {spec!r}: {reason} and it is not in the local cache.\n"
-                f"  - download it once on a machine with network (it is cached under ~/.cache/huggingface), "
-                f"then run with HF_HUB_OFFLINE=1;\n"
-                f"  - or pass a local directory that holds the checkpoint (config.json, weights, tokenizer);\n"
-                f"  - or use reward.model=tiny-random to test the pipeline without weights (meaningless rewards)."
+                f"Model spec {spec!r} is neither a local directory nor a valid hub id: {invalid}\n{_spec_help()}"
             ) from exc
-        raise ModelLoadError(f"Cannot load model {spec!r}: {text}") from exc
+        if _is_cache_miss(exc):
+            reason = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face hub could not be reached"
+            raise ModelLoadError(_not_available_message(spec, reason), alternative=OFFLINE_ALTERNATIVE) from exc
+        raise ModelLoadError(f"Cannot load model {spec!r}: {exc}") from exc
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    return next((e for e in _chain(exc) if isinstance(e, kind)), None)
+
+
+def _is_cache_miss(exc: BaseException) -> bool:
+    """The files are not in the local cache and the hub was not (or could not be) asked for them."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    return _caused_by(exc, LocalEntryNotFoundError) is not None or "couldn't connect" in str(exc)
+
+
+def _not_available_message(spec: str, reason: str) -> str:
+    return (
+        f"Cannot load model {spec!r}: {reason} and it is not in the local cache.\n"
+        "  - download it once on a machine with network (it is cached under ~/.cache/huggingface), "
+        "then run with HF_HUB_OFFLINE=1;\n"
+        "  - or pass a local directory that holds the checkpoint (config.json, weights, tokenizer);"
+    )
 
 
 def _spec_help() -> str:
@@ -277,7 +375,28 @@ def load_encoder(spec: str, device: torch.device, dtype: torch.dtype) -> ImageTe
                 f"Model spec {spec!r} must look like open_clip:ARCH/PRETRAINED, e.g. open_clip:ViT-B-32/openai."
             )
         return OpenCLIPEncoder(arch, pretrained, device, dtype)
+    if looks_like_path(spec) or Path(spec).exists():
+        return TransformersEncoder.from_pretrained(str(_existing_directory(spec)), device, dtype)
     prefix, sep, _ = spec.partition(":")
     if sep and not Path(spec).exists() and "/" not in prefix:
         raise ModelLoadError(f"Unknown model spec prefix {prefix + ':'!r} in {spec!r}.\n{_spec_help()}")
     return TransformersEncoder.from_pretrained(spec, device, dtype)
+
+
+def looks_like_path(spec: str) -> bool:
+    """A spec that starts with ``/``, ``.`` or ``~``, or has more than one ``/``, names a directory, not a hub id."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1
+
+
+def _existing_directory(spec: str) -> Path:
+    """The directory ``spec`` names (``~`` expanded), or a :class:`ModelLoadError` that says it is missing."""
+    path = Path(spec).expanduser()
+    shown = repr(spec) if str(path.absolute()) == spec else f"{spec!r} ({path.absolute()})"
+    what = "a local directory that holds a checkpoint (config.json, weights, tokenizer)"
+    if not path.exists():
+        raise ModelLoadError(
+            f"Model directory {shown} does not exist. Give {what}, or a hub id such as openai/clip-vit-base-patch32."
+        )
+    if not path.is_dir():
+        raise ModelLoadError(f"Model path {shown} is a file, not a directory. Give {what}.")
+    return path

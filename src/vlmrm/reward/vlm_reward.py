@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from vlmrm.errors import PromptError
+from vlmrm.errors import ConfigError, PromptError
 from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.encoders import ImageTextEncoder, load_encoder
 from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
@@ -23,13 +24,36 @@ def _check_prompts(prompts: Sequence[str] | str | None, kind: str, required: boo
         prompts = []
     if isinstance(prompts, str):
         prompts = [prompts]
+    if not isinstance(prompts, Iterable):
+        raise PromptError(f"The {kind} prompts must be a sentence or a list of sentences, got {prompts!r}.")
     prompts = list(prompts)
     if required and not prompts:
         raise PromptError(f"At least one {kind} prompt is needed: a sentence that describes the goal.")
     for prompt in prompts:
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(prompt, str):
+            raise PromptError(
+                f"A {kind} prompt is not a string ({prompt!r}, a {type(prompt).__name__}); "
+                "write a sentence that describes the scene."
+            )
+        if not prompt.strip():
             raise PromptError(f"A {kind} prompt is empty ({prompt!r}); write a sentence that describes the scene.")
     return prompts
+
+
+def _check_alpha(alpha: float) -> float:
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}.") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ConfigError(f"alpha must lie in [0, 1] (0: plain CLIP reward, 1: full projection), got {alpha!r}.")
+    return value
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive whole number of frames, got {batch_size!r}.")
+    return int(batch_size)
 
 
 class VLMReward:
@@ -60,10 +84,8 @@ class VLMReward:
         alpha: float = 0.0,
         batch_size: int = 64,
     ):
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.encoder = encoder
-        self.batch_size = batch_size
+        self.batch_size = _check_batch_size(batch_size)
         self.preprocess = FramePreprocessor(encoder.image_spec, encoder.device, encoder.dtype)
         self.target_prompts = _check_prompts(target_prompts, "target", required=True)
         self.baseline_prompts = _check_prompts(baseline_prompts, "baseline", required=False)
@@ -72,6 +94,14 @@ class VLMReward:
         self.baseline_embedding: torch.Tensor | None = (
             mean_direction(self.embed_text(self.baseline_prompts)) if self.baseline_prompts else None
         )
+        if self.baseline_embedding is not None:
+            try:  # alpha may change later (setter, per-call override): check the strongest projection now
+                goal_baseline_projection(self.target_embedding, self.baseline_embedding, 1.0)
+            except ValueError:  # the only failure left: target and baseline embed alike
+                raise PromptError(
+                    "The target and baseline prompts embed to the same vector, which leaves alpha > 0 no direction; "
+                    "write baseline prompts that describe the scene without the goal (e.g. 'a humanoid robot')."
+                ) from None
         self._alpha = 0.0
         self._projection = goal_baseline_projection(self.target_embedding, None, 0.0)
         self.alpha = alpha
@@ -89,9 +119,11 @@ class VLMReward:
     ) -> VLMReward:
         """Load the model named by ``spec`` (hub id, local directory, ``open_clip:ARCH/TAG``,
         ``tiny-random``, ``random:<id>``) and embed the prompts."""
-        # Check prompts before a possibly long model load.
+        # Check what the user gave before a possibly long model load.
         _check_prompts(target_prompts, "target", required=True)
         _check_prompts(baseline_prompts, "baseline", required=False)
+        _check_alpha(alpha)
+        _check_batch_size(batch_size)
         torch_device = resolve_device(device)
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
@@ -117,11 +149,14 @@ class VLMReward:
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        value = float(value)
+        self._projection = self._projection_for(value)
+        self._alpha = float(value)
+
+    def _projection_for(self, alpha: float) -> torch.Tensor:
+        value = _check_alpha(alpha)
         if value > 0 and self.baseline_embedding is None:
             raise PromptError(f"alpha={value} needs baseline prompts; give baseline_prompts or use alpha=0.")
-        self._projection = goal_baseline_projection(self.target_embedding, self.baseline_embedding, value)
-        self._alpha = value
+        return goal_baseline_projection(self.target_embedding, self.baseline_embedding, value)
 
     @property
     def name(self) -> str:
@@ -166,11 +201,7 @@ class VLMReward:
 
     def reward_from_embeddings(self, image_embeddings: torch.Tensor, alpha: float | None = None) -> torch.Tensor:
         """Rewards ``(N,)`` from normalised image embeddings; ``alpha`` overrides :attr:`alpha` for this call."""
-        projection = (
-            self._projection
-            if alpha is None or alpha == self._alpha
-            else goal_baseline_projection(self.target_embedding, self.baseline_embedding, alpha)
-        )
+        projection = self._projection if alpha is None or alpha == self._alpha else self._projection_for(alpha)
         embeddings = image_embeddings.to(device=projection.device, dtype=projection.dtype)
         return projected_reward(embeddings, self.target_embedding, projection)
 
