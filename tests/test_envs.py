@@ -73,3 +73,40 @@ def test_classic_control_envs_do_not_load_mujoco() -> None:
         "assert get_env_spec('humanoid').uses_mujoco\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_cartpole_has_the_paper_authors_dynamics() -> None:
+    """No early end: a random policy's episode lasts exactly 200 steps; the angle is wrapped into [-pi, pi] and
+    the cart held on the track; per-step success is Gymnasium's own "would not have ended" rule, reported only."""
+    env = make_env("cartpole", render_size=32)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    steps, upright, fell = 0, [], False
+    while True:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        x, _, theta, _ = env.unwrapped.state
+        assert -2.4 <= x <= 2.4 and -np.pi <= theta < np.pi and env.observation_space.contains(obs)
+        gymnasium_ends = abs(x) >= 2.4 or abs(theta) > 12 * 2 * np.pi / 360
+        fell = fell or gymnasium_ends
+        assert info["is_success"] is (not gymnasium_ends) and reward == float(info["is_success"])
+        upright.append(info["is_success"])
+        assert not terminated
+        if truncated:
+            break
+    assert steps == 200 and fell and not all(upright)  # a random policy drops the pole, and goes on
+    gym_like = make_env("cartpole", render_size=32, terminate_on_fall=True)
+    gym_like.reset(seed=0)
+    assert any(gym_like.step(1)[2] for _ in range(200))  # Gymnasium's CartPole-v1 ends when the pole falls
+
+
+def test_mountaincar_stops_at_the_flag_once_reached_and_goes_on() -> None:
+    env = make_env("mountaincar", render_size=32, episode_length=50)
+    env.reset(seed=0)
+    env.unwrapped.set_sim_state({"state": [0.44, 0.05]})
+    _, _, terminated, _, info = env.step(np.array([1.0], dtype=np.float32))
+    assert info["is_success"] and not terminated
+    assert env.unwrapped.state[0] == pytest.approx(0.45)  # clipped at the flag, not past it
+    for _ in range(5):
+        _, _, terminated, _, _ = env.step(np.array([1.0], dtype=np.float32))
+        assert env.unwrapped.state[0] <= 0.45 and not terminated

@@ -41,14 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MODEL_OPTION: dict[str, str] = {"train": "--set reward.model={spec}"}
-"""How a subcommand's command line names a model spec, where it is not ``--model {spec}``."""
+def error_message(exc: VLMRMError, model_option: str = "--model {spec}") -> str:
+    """The message of ``exc``, with hints worded as options of the subcommand's command line.
 
-
-def error_message(exc: VLMRMError, command: str) -> str:
-    """The message of ``exc``, with hints worded as options of ``command``'s command line."""
+    ``model_option`` is how the subcommand names a model (each sets it with ``set_defaults``; ``train``
+    says ``--set reward.model={spec}``).
+    """
     if isinstance(exc, ModelLoadError):
-        return exc.describe(MODEL_OPTION.get(command, "--model {spec}"))
+        return exc.describe(model_option)
     return str(exc)
 
 
@@ -58,10 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     # PyOpenGL announces at INFO level that an optional accelerator module is missing: noise.
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
+    # huggingface_hub has a stderr handler of its own: without this each of its warnings prints twice.
+    logging.getLogger("huggingface_hub").propagate = False
     try:
         return int(args.handler(args) or 0)
     except VLMRMError as exc:
-        print(f"error: {error_message(exc, args.command)}", file=sys.stderr)
+        print(f"error: {error_message(exc, getattr(args, 'model_option', '--model {spec}'))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN_DIR",
         help="Continue the run in RUN_DIR from its newest good checkpoint, with its config.yaml.",
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, model_option="--set reward.model={spec}")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

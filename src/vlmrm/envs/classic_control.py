@@ -20,7 +20,7 @@ from gymnasium.wrappers import TimeLimit
 from PIL import Image, ImageDraw
 
 from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
-from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, any_step_succeeds
+from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, all_steps_succeed, any_step_succeeds
 
 _SUPERSAMPLE = 2
 
@@ -120,8 +120,10 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
 class CartPoleOptions(EnvOptions):
     """Options of ``cartpole``."""
 
-    terminate_on_fall: bool = True
-    """End the episode when the pole falls (Gymnasium's CartPole-v1 rule)."""
+    terminate_on_fall: bool = False
+    """End the episode when the pole falls (Gymnasium's CartPole-v1 rule). Off (the paper's authors): the
+    episode goes on to its time limit, the pole angle wrapped into [-pi, pi] and the cart held inside the
+    track after every step, so an early end cannot act as a survival bonus for a reward above 0."""
 
 
 class MountainCarOptions(EnvOptions):
@@ -129,6 +131,9 @@ class MountainCarOptions(EnvOptions):
 
     terminate_at_goal: bool = False
     """End the episode at the flag. Off: a dense reward that peaks at the goal should be collected there."""
+    clip_at_goal: bool = True
+    """Once the car has reached the flag, keep it from driving past (position at most 0.45), as the paper's
+    authors did; the episode goes on."""
     textured: bool = False
     """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
 
@@ -141,18 +146,33 @@ def _state_array(state: Mapping[str, Any], size: int) -> np.ndarray:
 
 
 class SquareCartPole(CartPoleEnv):
-    """CartPole-v1 dynamics with a square renderer; its state can be read and set (:class:`StatefulEnv`)."""
+    """CartPole-v1 dynamics with a square renderer; its state can be read and set (:class:`StatefulEnv`).
+
+    Every step reports ``info["is_success"]``: the pole is up, i.e. Gymnasium's CartPole-v1 would not
+    have ended the episode (cart within 2.4 m, pole within 12 degrees). Without ``terminate_on_fall``
+    (the default, the paper's authors' setting) the episode goes on after a fall: the angle is wrapped
+    into [-pi, pi], the cart position clipped to the track, and the env reward is 1 while the pole is up.
+    """
 
     def __init__(self, render_size: int = 224, options: CartPoleOptions | None = None):
         super().__init__(render_mode="rgb_array")
         self.render_size = render_size
         self.options = options or CartPoleOptions()
+        if not self.options.terminate_on_fall:
+            high = np.array([self.x_threshold * 2, np.inf, math.pi, np.inf], dtype=np.float32)
+            self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
-        obs, reward, terminated, truncated, info = super().step(action)
-        if not self.options.terminate_on_fall:
-            terminated = False
-        return obs, float(reward), bool(terminated), bool(truncated), info
+        obs, reward, fell, truncated, info = super().step(action)
+        info["is_success"] = not fell
+        if self.options.terminate_on_fall:
+            return obs, float(reward), bool(fell), bool(truncated), info
+        x, x_dot, theta, theta_dot = self.state
+        theta = (theta + math.pi) % (2 * math.pi) - math.pi
+        x = float(np.clip(x, -self.x_threshold, self.x_threshold))
+        self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float64)
+        self.steps_beyond_terminated = None  # the episode goes on: not an ended one stepped again
+        return np.array(self.state, dtype=np.float32), float(not fell), False, bool(truncated), info
 
     def get_sim_state(self) -> SimState:
         return {"state": np.array(self.state, dtype=np.float64)}
@@ -166,19 +186,28 @@ class SquareCartPole(CartPoleEnv):
 
 
 class SquareMountainCarContinuous(Continuous_MountainCarEnv):
-    """MountainCarContinuous-v0 dynamics with a square renderer; reaching the flag is ``info["is_success"]``."""
+    """MountainCarContinuous-v0 dynamics with a square renderer; being at the flag is ``info["is_success"]``."""
 
     def __init__(self, render_size: int = 224, options: MountainCarOptions | None = None):
         super().__init__(render_mode="rgb_array")
         self.render_size = render_size
         self.options = options or MountainCarOptions()
+        self.reached_goal = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        self.reached_goal = False
+        return super().reset(seed=seed, options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
-        obs, reward, terminated, truncated, info = super().step(action)
-        info["is_success"] = bool(terminated)
-        if not self.options.terminate_at_goal:
-            terminated = False
-        return obs, float(reward), bool(terminated), bool(truncated), info
+        obs, reward, at_goal, truncated, info = super().step(action)
+        info["is_success"] = bool(at_goal)
+        position, velocity = self.state
+        self.reached_goal = self.reached_goal or position >= self.goal_position
+        if self.options.clip_at_goal and self.reached_goal and position > self.goal_position:
+            self.state = np.array([self.goal_position, velocity], dtype=np.float64)
+            obs = np.array(self.state, dtype=np.float32)
+        terminated = bool(at_goal) and self.options.terminate_at_goal
+        return obs, float(reward), terminated, bool(truncated), info
 
     def get_sim_state(self) -> SimState:
         return {"state": np.array(self.state, dtype=np.float64)}
@@ -222,6 +251,7 @@ CARTPOLE_SPEC = EnvSpec(
     action_kind="discrete",
     prompts=lambda options: Prompts(("pole vertically upright on top of the cart",), ("pole and cart",)),
     sweep=cartpole_sweep,
+    episode_success=all_steps_succeed,
 )
 
 MOUNTAINCAR_SPEC = EnvSpec(

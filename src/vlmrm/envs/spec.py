@@ -76,6 +76,11 @@ def any_step_succeeds(step_success: Sequence[bool]) -> bool:
     return any(step_success)
 
 
+def all_steps_succeed(step_success: Sequence[bool]) -> bool:
+    """An episode succeeds if the flag is set at every step (CartPole: the pole never fell)."""
+    return len(step_success) > 0 and all(step_success)
+
+
 def half_of_steps_succeed(step_success: Sequence[bool]) -> bool:
     """An episode succeeds if the flag is set for at least half of its steps.
 

@@ -155,11 +155,13 @@ class EvaluationCallback(BaseCallback):
         self.logger.record("eval/episode_length", float(np.mean(result.lengths)))
         if result.success_rate is not None:
             self.logger.record("eval/success_rate", result.success_rate)
+            self.logger.record("eval/step_success_rate", result.step_success_rate)
         entry: dict[str, Any] = {
             "step": step,
             "env_return": result.mean_env_return,
             "vlm_return": result.mean_vlm_return,
             "success_rate": result.success_rate,
+            "step_success_rate": result.step_success_rate,
         }
         if video and result.frames and not self._videos_skipped():
             # Atomic: a kill or a full disk mid-encode leaves no truncated mp4 behind.

@@ -20,6 +20,7 @@ class EvaluationResult:
     vlm_returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     successes: list[bool] | None = None
+    step_successes: list[bool] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
 
     @property
@@ -32,7 +33,13 @@ class EvaluationResult:
 
     @property
     def success_rate(self) -> float | None:
+        """The share of episodes that succeeded (the env's rule), ``None`` for an env without success flags."""
         return None if self.successes is None else float(np.mean(self.successes))
+
+    @property
+    def step_success_rate(self) -> float | None:
+        """The share of steps whose ``info["is_success"]`` was set (CartPole: steps with the pole up)."""
+        return None if self.successes is None or not self.step_successes else float(np.mean(self.step_successes))
 
 
 def evaluate(
@@ -56,6 +63,8 @@ def evaluate(
         if record_frames and not result.env_returns and env.last_frames is not None:
             result.frames.append(env.last_frames[0])
         step_success.append(bool(info.get("is_success", False)))
+        if result.successes is not None:
+            result.step_successes.append(step_success[-1])
         if dones[0]:
             stats = info[EPISODE_KEY]
             result.env_returns.append(stats["env_return"])

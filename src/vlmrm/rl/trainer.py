@@ -467,6 +467,7 @@ class _Run:
             "eval_env_return": final.mean_env_return,
             "eval_vlm_return": final.mean_vlm_return,
             "eval_success_rate": final.success_rate,
+            "eval_step_success_rate": final.step_success_rate,
             "eval_history": self.evaluation.history,
             "final_checkpoint": str(final_checkpoint.relative_to(self.path)),
             "resumed_at_steps": self.resumed_at,
