@@ -74,7 +74,7 @@ def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path
     step, checkpoint = int(match.group(1)), Path(match.group(2))
     assert checkpoint == run_dir / "checkpoints" / f"step_{step:010d}.zip" and step >= 40
     assert DQN.load(checkpoint).num_timesteps == step
-    assert (run_dir / "checkpoints" / f"step_{step:010d}.replay.pkl").is_file()
+    assert (run_dir / "checkpoints" / f"step_{step:010d}.replay").is_file()
     resume_line = stderr.split("Resume with:\n", 1)[1].splitlines()[0].strip()
     assert resume_line == f"vlmrm train --resume {shlex.quote(str(run_dir))}"
 

@@ -60,6 +60,7 @@ from vlmrm.rl.checkpoints import (
     prune_checkpoints,
     remove_orphan_companions,
     remove_temp_files,
+    restore_replay_buffer,
     set_aside,
     write_checkpoint,
 )
@@ -349,7 +350,7 @@ class _Run:
         restored = False
         if start.replay is not None and hasattr(model, "load_replay_buffer"):
             try:
-                model.load_replay_buffer(start.replay)
+                restore_replay_buffer(model, start.replay)
             except Exception as exc:
                 raise CheckpointError(f"Replay buffer {start.replay} could not be loaded: {exc}") from exc
             dropped = drop_unfinished_episodes(model.replay_buffer)
