@@ -58,7 +58,7 @@ def assert_same(a: ReplayBuffer, b: ReplayBuffer, names: tuple[str, ...] = ARRAY
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-@pytest.mark.parametrize(("adds", "full"), [(37, False), (130, True)])
+@pytest.mark.parametrize(("adds", "full"), [(0, False), (37, False), (130, True)])
 def test_a_replay_buffer_round_trips(tmp_path: Path, adds: int, full: bool) -> None:
     saved = make(ReplayBuffer, 200)  # 100 positions of 2 envs
     fill(saved, adds)
