@@ -189,6 +189,9 @@ def test_other_buffers_and_old_checkpoints_use_the_pickle(tmp_path: Path) -> Non
     assert restore_replay_buffer(loaded, legacy) == 60
     assert isinstance(loaded.replay_buffer, OtherBuffer)
     assert_same(model.replay_buffer, loaded.replay_buffer)
+    # The same step written again in the compact format does not leave the pickle behind.
+    write_checkpoint(dqn(), path, {"step": 60}, save_replay_buffer=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_0000000060.replay", "step_0000000060.zip"]
 
 
 def test_pruning_orphans_and_set_aside_handle_both_suffixes(tmp_path: Path) -> None:

@@ -184,6 +184,12 @@ def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_
             archive.writestr(STATE_MEMBER, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
     atomic_write(path, write_zip, tmp_suffix=".zip")
+    # Written again at the same step (say, interrupted right after resuming from it), a checkpoint
+    # may leave a buffer file (of the other format, say) that its new zip does not name: delete it.
+    kept = (state["replay_buffer"] or {}).get("file")
+    for suffix in REPLAY_SUFFIXES:
+        if path.with_suffix(suffix).name != kept:
+            path.with_suffix(suffix).unlink(missing_ok=True)
     return path
 
 
