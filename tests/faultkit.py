@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from stable_baselines3 import DQN
 
+from vlmrm.rl.checkpoints import replay_path, restore_replay_buffer
 from vlmrm.testing import ColorEmbedder, color_reward  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).parents[1]
@@ -68,8 +69,9 @@ def run_config(run_dir: Path, total_steps: int, **logging: Any) -> dict[str, Any
 
 def load_dqn_checkpoint(run_dir: Path, step: int) -> DQN:
     """The DQN checkpoint of ``step`` in ``run_dir`` with its replay buffer."""
-    model = DQN.load(run_dir / "checkpoints" / f"step_{step:010d}.zip")
-    model.load_replay_buffer(run_dir / "checkpoints" / f"step_{step:010d}.replay.pkl")
+    checkpoint = run_dir / "checkpoints" / f"step_{step:010d}.zip"
+    model = DQN.load(checkpoint)
+    restore_replay_buffer(model, replay_path(checkpoint))
     return model
 
 

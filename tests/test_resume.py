@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -16,6 +18,7 @@ import sys
 import textwrap
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,13 @@ from faultkit import (
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
 from vlmrm.errors import CheckpointError
-from vlmrm.rl.checkpoints import find_latest_good_checkpoint, list_checkpoints, verify_checkpoint
+from vlmrm.rl.checkpoints import (
+    STATE_MEMBER,
+    find_latest_good_checkpoint,
+    list_checkpoints,
+    replay_path,
+    verify_checkpoint,
+)
 from vlmrm.rl.trainer import resume, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
@@ -74,7 +83,7 @@ def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path
     step, checkpoint = int(match.group(1)), Path(match.group(2))
     assert checkpoint == run_dir / "checkpoints" / f"step_{step:010d}.zip" and step >= 40
     assert DQN.load(checkpoint).num_timesteps == step
-    assert (run_dir / "checkpoints" / f"step_{step:010d}.replay.pkl").is_file()
+    assert (run_dir / "checkpoints" / f"step_{step:010d}.replay").is_file()
     resume_line = stderr.split("Resume with:\n", 1)[1].splitlines()[0].strip()
     assert resume_line == f"vlmrm train --resume {shlex.quote(str(run_dir))}"
 
@@ -149,6 +158,44 @@ def test_resume_restores_counters_replay_buffer_and_trainer_state(
     assert [entry["step"] for entry in summary["eval_history"]] == [25, 50, 75, 100, 125, 150, 175, 200]
     assert summary["resumed_at_steps"] == [150]
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=200)
+
+
+def as_written_before_replay_io(checkpoint: Path) -> Path:
+    """Turn a checkpoint into what older vlmrm versions wrote: the whole buffer pickled as step_<N>.replay.pkl."""
+    model = load_dqn_checkpoint(checkpoint.parents[1], int(checkpoint.stem.split("_")[1]))
+    legacy = replay_path(checkpoint, pickled=True)
+    legacy.write_bytes(pickle.dumps(model.replay_buffer, protocol=pickle.HIGHEST_PROTOCOL))
+    replay_path(checkpoint).unlink()
+    with zipfile.ZipFile(checkpoint) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    state = pickle.loads(members[STATE_MEMBER])
+    digest = hashlib.sha256(legacy.read_bytes()).hexdigest()
+    state["replay_buffer"] = {"file": legacy.name, "size": legacy.stat().st_size, "sha256": digest}
+    members[STATE_MEMBER] = pickle.dumps(state)
+    with zipfile.ZipFile(checkpoint, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return legacy
+
+
+def test_a_checkpoint_with_a_pickled_replay_buffer_still_resumes(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    legacy = as_written_before_replay_io(checkpoints / "step_0000000150.zip")
+    before = pickle.loads(legacy.read_bytes())
+    resume(run_dir, ["rl.total_steps=200"], reward_fn=color_reward())
+    after = load_dqn_checkpoint(run_dir, 200)
+    assert after.replay_buffer.pos == before.pos + 50 - 1  # the pickled transitions were restored
+    np.testing.assert_array_equal(after.replay_buffer.observations[: before.pos], before.observations[: before.pos])
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "step_0000000100.replay",
+        "step_0000000100.zip",
+        "step_0000000150.replay.pkl",
+        "step_0000000150.zip",
+        "step_0000000200.replay",
+        "step_0000000200.zip",
+    ]
 
 
 def test_resume_may_switch_on_overlapped_scoring(

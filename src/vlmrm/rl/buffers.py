@@ -96,6 +96,55 @@ class RelabelingReplayBuffer(ReplayBuffer):
     def num_ready(self) -> int:
         return int(self.ready.sum())
 
+    def drop_unfinished_episodes(self) -> int:
+        """Forget the stored transitions of the episodes running now (after a resume, say).
+
+        With episode-end batching their rewards are placeholders that arrive when the episode ends;
+        envs that start fresh episodes (a resumed run) never end these, so they never will. The
+        transitions stay unready (never sampled) and are overwritten as the buffer wraps, as
+        stable-baselines3's ``HerReplayBuffer.truncate_last_trajectory`` repairs its own state.
+        Returns how many transitions there were.
+        """
+        count = 0
+        for env_index, positions in enumerate(self._pending):
+            if positions:
+                self.ready[positions, env_index] = False
+                count += len(positions)
+                positions.clear()
+        return count
+
+    # -- checkpoints (vlmrm.rl.replay_io) -----------------------------------------------------------------------
+
+    def extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """What a checkpoint must hold beyond a ``ReplayBuffer``'s arrays, after every reward in flight has arrived.
+
+        Returns ``(arrays, values)``: ``arrays`` are this buffer's own per-position arrays (first axis
+        ``buffer_size``, like ``observations``), so a loader can read saved rows straight into them;
+        ``values`` are JSON-serialisable (the add counter and the positions of each env's running
+        episode). Futures do not outlive the process, so the rewards in flight are waited for.
+        """
+        self.receive_rewards(wait=True)
+        arrays = {"ready": self.ready, "written_by": self._written_by}
+        values = {"adds": int(self._adds), "pending": [[int(pos) for pos in positions] for positions in self._pending]}
+        return arrays, values
+
+    def load_extra_state(self, values: dict[str, Any], rows: int) -> None:
+        """Finish a restore whose loader has read rows ``[0, rows)`` of the :meth:`extra_state` arrays in place.
+
+        The rows after ``rows`` were never written in the saved buffer: they are reset to unready
+        and unwritten, whatever this buffer held there.
+        """
+        pending = values["pending"]
+        if len(pending) != self.n_envs:
+            raise ValueError(f"the saved buffer has running episodes for {len(pending)} envs, not {self.n_envs}")
+        if any(not 0 <= pos < rows for positions in pending for pos in positions):
+            raise ValueError(f"a running episode's position lies outside the {rows} saved rows")
+        self.ready[rows:] = False
+        self._written_by[rows:] = -1
+        self._adds = int(values["adds"])
+        self._pending = [[int(pos) for pos in positions] for positions in pending]
+        self._in_flight = []
+
     def __getstate__(self) -> dict[str, Any]:
         # Futures do not pickle: a saved buffer holds every reward computed so far.
         self.receive_rewards(wait=True)

@@ -5,7 +5,10 @@ A checkpoint at step ``N`` is::
     checkpoints/step_<N>.zip          the stable-baselines3 model (policy, optimiser, step counter, ...)
                                       plus a ``vlmrm_state.pkl`` member: RNG states, trainer state and
                                       the size and SHA-256 of the replay buffer file
-    checkpoints/step_<N>.replay.pkl   the replay buffer (off-policy algorithms, ``logging.save_replay_buffer``)
+    checkpoints/step_<N>.replay       the replay buffer (off-policy algorithms, ``logging.save_replay_buffer``):
+                                      only the transitions it holds, in the format of :mod:`vlmrm.rl.replay_io`
+    checkpoints/step_<N>.replay.pkl   instead, the whole buffer pickled: buffers that format does not know
+                                      (``DictReplayBuffer``, ...) and checkpoints of older vlmrm versions
 
 The replay buffer is written first and the zip last, each with :func:`atomic_write`: a checkpoint
 exists once its zip exists, and the zip records what its replay buffer must look like, so a
@@ -31,7 +34,10 @@ from vlmrm.errors import CheckpointError
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.zip$")
-REPLAY_SUFFIX = ".replay.pkl"
+REPLAY_SUFFIX = ".replay"
+LEGACY_REPLAY_SUFFIX = ".replay.pkl"  # a pickled buffer
+REPLAY_SUFFIXES = (REPLAY_SUFFIX, LEGACY_REPLAY_SUFFIX)
+_COMPANION_PATTERN = re.compile(r"^(step_\d+)(\.replay|\.replay\.pkl)$")
 CORRUPT_SUFFIX = ".corrupt"
 STATE_MEMBER = "vlmrm_state.pkl"  # not *.pth: stable-baselines3 would try to load it as a state dict
 STATE_FORMAT = 1
@@ -42,9 +48,9 @@ def checkpoint_path(directory: Path, step: int) -> Path:
     return directory / f"step_{step:010d}.zip"
 
 
-def replay_path(checkpoint: Path) -> Path:
-    """``step_<N>.replay.pkl`` next to ``step_<N>.zip``."""
-    return checkpoint.with_suffix(REPLAY_SUFFIX)
+def replay_path(checkpoint: Path, pickled: bool = False) -> Path:
+    """``step_<N>.replay`` (``step_<N>.replay.pkl`` when ``pickled``) next to ``step_<N>.zip``."""
+    return checkpoint.with_suffix(LEGACY_REPLAY_SUFFIX if pickled else REPLAY_SUFFIX)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], tmp_suffix: str = "") -> None:
@@ -117,7 +123,7 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def prune_checkpoints(directory: Path, keep: int, companions: tuple[str, ...] = (REPLAY_SUFFIX,)) -> None:
+def prune_checkpoints(directory: Path, keep: int, companions: tuple[str, ...] = REPLAY_SUFFIXES) -> None:
     """Delete all but the newest ``keep`` checkpoints (and their companion files, by suffix)."""
     for _, path in list_checkpoints(directory)[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)  # the zip first: a kill here leaves an orphan replay buffer, not a broken pair
@@ -129,8 +135,9 @@ def remove_orphan_companions(directory: Path) -> list[Path]:
     """Delete replay buffers whose checkpoint zip does not exist (a write interrupted between the two)."""
     removed = []
     if directory.is_dir():
-        for path in directory.glob(f"step_*{REPLAY_SUFFIX}"):
-            if not path.with_name(path.name.removesuffix(REPLAY_SUFFIX) + ".zip").exists():
+        for path in directory.iterdir():
+            match = _COMPANION_PATTERN.match(path.name)
+            if match and not path.with_name(match.group(1) + ".zip").exists():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
@@ -151,16 +158,24 @@ def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_
     untouched either way.
     """
     state = {**state, "format": STATE_FORMAT, "replay_buffer": None}
-    if save_replay_buffer and getattr(model, "replay_buffer", None) is not None:
-        replay = replay_path(path)
+    buffer = getattr(model, "replay_buffer", None) if save_replay_buffer else None
+    if buffer is not None:
+        from vlmrm.rl import replay_io  # here: importing stable-baselines3 is slow, and only this needs it
+
+        compact = replay_io.supports(buffer)
+        replay = replay_path(path, pickled=not compact)
         info: dict[str, Any] = {}
 
         def write_replay(tmp: Path) -> None:
+            if compact:
+                written = replay_io.save_replay_buffer(buffer, tmp)
+                info.update(file=replay.name, size=written.size, sha256=written.sha256)
+                return
             with open(tmp, "wb") as handle:
-                pickle.dump(model.replay_buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(buffer, handle, protocol=pickle.HIGHEST_PROTOCOL)
             info.update(file=replay.name, size=tmp.stat().st_size, sha256=_sha256(tmp))
 
-        atomic_write(replay, write_replay, tmp_suffix=".pkl")
+        atomic_write(replay, write_replay, tmp_suffix="" if compact else ".pkl")
         state["replay_buffer"] = info
 
     def write_zip(tmp: Path) -> None:
@@ -169,7 +184,29 @@ def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_
             archive.writestr(STATE_MEMBER, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
     atomic_write(path, write_zip, tmp_suffix=".zip")
+    # Written again at the same step (say, interrupted right after resuming from it), a checkpoint
+    # may leave a buffer file (of the other format, say) that its new zip does not name: delete it.
+    kept = (state["replay_buffer"] or {}).get("file")
+    for suffix in REPLAY_SUFFIXES:
+        if path.with_suffix(suffix).name != kept:
+            path.with_suffix(suffix).unlink(missing_ok=True)
     return path
+
+
+def restore_replay_buffer(model: Any, path: Path) -> int:
+    """Load the replay buffer file ``path`` of a checkpoint into ``model``; return the transitions it holds.
+
+    ``step_<N>.replay`` is read into the buffer ``model`` already has (:mod:`vlmrm.rl.replay_io`);
+    a pickled ``step_<N>.replay.pkl`` replaces it (stable-baselines3's ``load_replay_buffer``).
+    """
+    path = Path(path)
+    if path.name.endswith(LEGACY_REPLAY_SUFFIX):
+        model.load_replay_buffer(path)
+        buffer = model.replay_buffer
+        return (buffer.buffer_size if buffer.full else buffer.pos) * buffer.n_envs
+    from vlmrm.rl import replay_io
+
+    return replay_io.load_replay_buffer(model.replay_buffer, path)
 
 
 @dataclass
@@ -277,8 +314,9 @@ def set_aside(path: Path) -> Path:
     """
     target = _unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
     os.replace(path, target)
-    replay = replay_path(path)
-    if replay.exists():
-        suffix = target.name.removeprefix(path.name)  # ".corrupt" or ".corrupt.N", the same for both files
-        os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
+    suffix = target.name.removeprefix(path.name)  # ".corrupt" or ".corrupt.N", the same for every file
+    for pickled in (False, True):
+        replay = replay_path(path, pickled)
+        if replay.exists():
+            os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
     return target

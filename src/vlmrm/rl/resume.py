@@ -25,6 +25,7 @@ from vlmrm.config import (
     resume_safe_fields,
 )
 from vlmrm.errors import ConfigError, RunDirectoryError
+from vlmrm.rl.buffers import RelabelingReplayBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -117,22 +118,9 @@ def restore_rng(state: dict[str, Any], model: Any = None) -> None:
 
 
 def drop_unfinished_episodes(buffer: Any) -> int:
-    """Forget the stored transitions of episodes that were running when the checkpoint was written.
-
-    With episode-end batching their rewards are placeholders that would arrive when the episode
-    ends; the resumed envs start fresh episodes, so they never will. The transitions stay
-    unready (never sampled) and are overwritten as the buffer wraps. Returns how many there were.
-    """
-    pending = getattr(buffer, "_pending", None)
-    if not pending:
-        return 0
-    count = 0
-    for env_index, positions in enumerate(pending):
-        if positions:
-            buffer.ready[positions, env_index] = False
-            count += len(positions)
-            positions.clear()
-    return count
+    """Forget the transitions of episodes running at the checkpoint (see
+    :meth:`RelabelingReplayBuffer.drop_unfinished_episodes`); other buffers have none to forget."""
+    return buffer.drop_unfinished_episodes() if isinstance(buffer, RelabelingReplayBuffer) else 0
 
 
 def close_last_transitions(buffer: Any) -> None:

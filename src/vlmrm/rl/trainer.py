@@ -4,7 +4,7 @@ A run directory holds::
 
     config.yaml        the resolved config (vlmrm.config.resolve)
     logs/              TensorBoard events and progress.csv (rollout/vlm_return, rollout/env_return, eval/...)
-    checkpoints/       step_<N>.zip checkpoints (+ their replay buffers), written atomically
+    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay, their replay buffers), written atomically
     videos/            step_<N>.mp4 of the policy
     summary.json       evaluation returns, success rate, steps/s
     bad_frames/        only after a NaN/infinite reward: the frames that caused it
@@ -79,6 +79,7 @@ from vlmrm.rl.checkpoints import (
     prune_checkpoints,
     remove_orphan_companions,
     remove_temp_files,
+    restore_replay_buffer,
     set_aside,
     write_checkpoint,
 )
@@ -253,7 +254,7 @@ class _Run:
         try:
             model = algorithm_class(self.config.rl.algorithm).load(start.path, env=venv, device=device)
             if start.replay is not None and hasattr(model, "load_replay_buffer"):
-                model.load_replay_buffer(start.replay)
+                restore_replay_buffer(model, start.replay)
         except Exception as exc:
             raise CheckpointError(f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
         if start.replay is not None:

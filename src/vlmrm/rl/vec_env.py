@@ -69,6 +69,13 @@ class PendingRewards:
         self._start = start
         self._stop = stop
 
+    @classmethod
+    def known(cls, rewards: np.ndarray) -> PendingRewards:
+        """Rewards known already (a completed future)."""
+        job: Future = Future()
+        job.set_result(np.asarray(rewards, dtype=np.float32))
+        return cls(job, 0, len(rewards))
+
     def __len__(self) -> int:
         return self._stop - self._start
 
