@@ -210,6 +210,31 @@ CASES: list[tuple[str, list[str], str]] = [
         ["train", CARTPOLE, "--set", "reward.model=''"],
         "  reward.model: the model is empty; name one, e.g. openai/clip-vit-base-patch32 or tiny-random (got '').",
     ),
+    (
+        "boolean-as-steps",
+        ["train", CARTPOLE, "--set", "rl.total_steps=true"],
+        "  rl.total_steps: Input should be a valid integer (got True).",
+    ),
+    (
+        "train-freq-zero",
+        ["train", CARTPOLE, "--set", "rl.hyperparameters.train_freq=0"],
+        "  rl.hyperparameters.train_freq: must be a positive integer, or [N, step] / [N, episode] (got 0).",
+    ),
+    (
+        "empty-run-dir",
+        ["train", CARTPOLE, "--set", "reward.model=tiny-random", "--run-dir", ""],
+        "The run directory is empty; give a path or leave it out (default runs/<env>-<date>).",
+    ),
+    (
+        "config-is-a-directory",
+        ["train", "{tmp}/empty"],
+        "Config '{tmp}/empty' is a directory; give a YAML file, e.g. configs/cartpole.yaml.",
+    ),
+    (
+        "landscape-unknown-env-first",
+        ["landscape", "pendulum", "--out", "{tmp}/x"],
+        "Unknown environment 'pendulum'. Known environments: cartpole, humanoid, mountaincar.",
+    ),
 ]
 
 
@@ -224,3 +249,27 @@ def test_bad_input_gives_one_clear_message(
     # Nothing was written into the run directories by a refused command.
     assert sorted(p.name for p in Path(runs["run"]).iterdir()) in (["config.yaml"], [".lock", "config.yaml"])
     assert sorted(p.name for p in Path(runs["notes"]).iterdir()) == ["notes.txt"]
+
+
+def test_a_huge_replay_buffer_is_a_message_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    argv = [
+        "train",
+        CARTPOLE,
+        "--set",
+        "reward.model=tiny-random",
+        "--set",
+        "rl.hyperparameters.buffer_size=100000000000",
+    ]
+    assert main([*argv, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "rl.hyperparameters.buffer_size=100000000000: the replay buffer does not fit in memory" in err
+    assert "Traceback" not in err and not run_dir.exists()  # the same command can run again once fixed
+
+
+def test_an_unwritable_landscape_output_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["landscape", "cartpole", "--model", "tiny-random", "--out", "/proc/vlmrm-landscape"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot write to '/proc/vlmrm-landscape'") and "Traceback" not in err

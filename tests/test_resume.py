@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -29,10 +31,12 @@ from faultkit import (
     ROOT,
     assert_no_gap_or_overlap,
     color_reward,
+    csv_steps,
     events_file_steps,
     events_files,
     load_dqn_checkpoint,
     run_config,
+    tensorboard_steps,
 )
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
@@ -95,9 +99,10 @@ def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path
     final = DQN.load(run_dir / "checkpoints" / f"step_{total:010d}.zip")
     assert final.num_timesteps == total
     assert "total_steps: 100000" not in (run_dir / "config.yaml").read_text()
-    # The interrupted process logged up to its checkpoint step, the resumed one after it.
+    # The interrupted process's rows up to its checkpoint step stay; the checkpoint step's own row is written
+    # again, whole, by the resumed process (from what the checkpoint carries), then everything after it.
     first, second = events_files(run_dir / "logs")
-    assert max(events_file_steps(first)) <= step < min(events_file_steps(second))
+    assert max(events_file_steps(first)) < step <= min(events_file_steps(second))
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=20, total_steps=total)
 
 
@@ -224,6 +229,10 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
     assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [150]
     assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # no training, no new checkpoint
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+    # The final row is whole again: the rollout values logged since the last dump travelled in the checkpoint.
+    with open(run_dir / "logs" / "progress.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert last["step"] == "150" and last["eval/env_return"] and last["rollout/vlm_return"]
 
 
 KILL_MID_WRITE = textwrap.dedent(
@@ -266,3 +275,81 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_checkpoints(finis
     latest = find_latest_good_checkpoint(checkpoints)
     assert latest is not None and latest.step == 150 and latest.skipped == []
     assert DQN.load(latest.path).num_timesteps == 150
+
+
+def test_a_checkpoint_that_passes_the_zip_checks_but_does_not_load_is_set_aside(
+    finished_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A junk policy.pth with valid CRCs: resume falls back to the older checkpoint, as for a corrupt one."""
+    import zipfile
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    checkpoints = run_dir / "checkpoints"
+    newest = checkpoints / "step_0000000150.zip"
+    with zipfile.ZipFile(newest) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["policy.pth"] = b"not a torch file"
+    with zipfile.ZipFile(newest, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert find_latest_good_checkpoint(checkpoints).step == 150  # the integrity checks pass
+    (checkpoints / "step_0000000150.zip.corrupt").write_bytes(b"set aside by an earlier resume")
+    with caplog.at_level("WARNING"):
+        summary = resume(run_dir, reward_fn=color_reward()).summary
+    assert "checkpoint step_0000000150.zip it does not load" in caplog.text
+    assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [100]
+    # Set aside beside the earlier copy of the same step, which is kept.
+    assert (checkpoints / "step_0000000150.zip.corrupt").read_bytes() == b"set aside by an earlier resume"
+    assert (checkpoints / "step_0000000150.zip.corrupt.1").is_file()
+
+
+def test_a_finished_run_with_an_unreadable_summary_evaluates_again(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").write_text("{garbage")
+    before = (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes()
+    summary = resume(run_dir, reward_fn=color_reward()).summary
+    assert summary["total_steps"] == 150 and json.loads((run_dir / "summary.json").read_text()) == summary
+    assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # evaluated, not trained
+    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+
+
+def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_same_step(tmp_path: Path) -> None:
+    """Evaluating at every step lands on the steps where DQN dumps its own values (every 4 episodes)."""
+    run_dir = tmp_path / "run"
+    train(config_from_dict(run_config(run_dir, 100, eval_freq=1, checkpoint_freq=0)), reward_fn=color_reward())
+    rows = csv_steps(run_dir / "logs")
+    for source, steps in (("TensorBoard", tensorboard_steps(run_dir / "logs")), ("progress.csv", rows)):
+        for tag, tag_steps in steps.items():
+            assert all(a < b for a, b in itertools.pairwise(tag_steps)), f"{source}: {tag} logged twice at a step"
+    with open(run_dir / "logs" / "progress.csv", newline="") as handle:
+        logged = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert logged == sorted(set(logged)) and 80 in rows["rollout/exploration_rate"] and 80 in rows["eval/env_return"]
+
+
+@pytest.mark.slow
+def test_sigkill_with_subprocess_envs_leaves_no_worker_and_no_traceback(tmp_path: Path) -> None:
+    """Env workers die with the trainer (PR_SET_PDEATHSIG), quietly: no ConnectionResetError tracebacks."""
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "vlmrm.cli.main", "train", str(ROOT / "configs" / "cartpole.yaml"),
+        "--set", "reward.model=tiny-random", "--set", "rl.total_steps=100000", "--set", "env.episode_length=20",
+        "--set", "env.render_size=32", "--set", "rl.n_envs=2", "--set", "rl.vec_env=subproc",
+        "--set", "rl.hyperparameters.learning_starts=40", "--set", "logging.checkpoint_freq=40",
+        "--set", "logging.eval_freq=0", "--set", "logging.video_freq=0", "--set", "logging.progress_bar=false",
+        "--run-dir", str(run_dir),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        wait_for(lambda: (run_dir / "checkpoints" / "step_0000000040.zip").exists(), 240, process)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        workers = [int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)  # EOF: every process holding the pipe has ended
+    finally:
+        process.kill()
+    assert len(workers) == 2
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 10)
+    assert "Traceback" not in stderr and "ConnectionResetError" not in stderr, stderr[-2000:]

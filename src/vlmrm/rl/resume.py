@@ -1,4 +1,4 @@
-"""Continuing an interrupted run: its config, its RNG states and its replay buffer.
+"""Continuing an interrupted run: its config, where to resume from, its model, RNG states and replay buffer.
 
 ``vlmrm train --resume RUN_DIR`` reads ``RUN_DIR/config.yaml`` (``--set`` may change only the
 resume-safe fields, :func:`vlmrm.config.resume_safe_fields`), loads the newest sound checkpoint
@@ -7,6 +7,7 @@ and continues at its step. The logs are cut back by :mod:`vlmrm.rl.logs`.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -14,22 +15,28 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 
 from vlmrm.config import (
     TrainConfig,
+    algorithm_class,
     apply_overrides,
     config_from_dict,
     flatten,
+    is_off_policy,
     is_resume_safe,
     read_yaml,
     resume_safe_fields,
 )
-from vlmrm.errors import ConfigError, RunDirectoryError
+from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError
 from vlmrm.rl.buffers import RelabelingReplayBuffer
+from vlmrm.rl.checkpoints import CheckpointInfo, find_latest_good_checkpoint, restore_replay_buffer
+from vlmrm.rl.guards import resume_command
+from vlmrm.rl.run_dir import CONFIG_FILE, SUMMARY_FILE
+from vlmrm.rl.trainer_state import TrainerState
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.yaml"
 
 
 def check_resume_changes(before: dict[str, Any], after: dict[str, Any] | TrainConfig, origin: str) -> None:
@@ -127,3 +134,83 @@ def close_last_transitions(buffer: Any) -> None:
     """With ``optimize_memory_usage`` the next observation is the next slot's: end the stored trajectory."""
     if getattr(buffer, "optimize_memory_usage", False) and (buffer.full or buffer.pos > 0):
         buffer.dones[(buffer.pos - 1) % buffer.buffer_size] = True
+
+
+# -- where to resume from ---------------------------------------------------------------------------------------
+
+
+def finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``summary.json`` when it is readable, else ``None``."""
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def resume_point(config: TrainConfig, run_dir: Path) -> CheckpointInfo | None:
+    """The newest sound checkpoint to resume from (``None``: none yet, start at step 0).
+
+    A run that finished its ``rl.total_steps`` is refused, with the command to train longer; one whose
+    ``summary.json`` is unreadable resumes at its final checkpoint to evaluate it again.
+    """
+    start = find_latest_good_checkpoint(run_dir / "checkpoints")
+    if start is None:
+        logger.warning("vlmrm: %s has no checkpoint yet: training starts again from step 0", run_dir)
+        return None
+    total = config.rl.total_steps
+    if start.step > total:
+        raise ConfigError(
+            f"rl.total_steps={total} is below the step of the checkpoint to resume from ({start.step}); "
+            f"pass --set rl.total_steps=N with N >= {start.step}."
+        )
+    if start.step == total and (run_dir / SUMMARY_FILE).exists():
+        summary = finished_summary(run_dir)
+        if summary is not None and summary.get("total_steps") == total:
+            raise ConfigError(
+                f"The run in {str(run_dir)!r} already finished its {total} steps. To train longer:\n"
+                f"  {resume_command(run_dir)} --set rl.total_steps={2 * total}"
+            )
+        logger.warning("vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", SUMMARY_FILE)
+    return start
+
+
+def _load(config: TrainConfig, start: CheckpointInfo, venv: VecEnv, device: str) -> BaseAlgorithm:
+    try:
+        model = algorithm_class(config.rl.algorithm).load(start.path, env=venv, device=device)
+        if start.replay is not None:
+            restore_replay_buffer(model, start.replay)
+    except Exception as exc:
+        raise CheckpointError(f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
+    if start.replay is not None:
+        dropped = drop_unfinished_episodes(model.replay_buffer)
+        close_last_transitions(model.replay_buffer)
+        logger.info("vlmrm: replay buffer restored (%d transitions of unfinished episodes dropped)", dropped)
+    elif is_off_policy(config.rl.algorithm) and model.num_timesteps > 0:
+        # An empty buffer: collect as many steps as at the start before the first gradient step.
+        state = TrainerState.from_dict(start.state)
+        refill = int((state.learning_starts if state else None) or 0)
+        model.learning_starts = model.num_timesteps + refill
+        logger.warning(
+            "vlmrm: checkpoint %s has no replay buffer (logging.save_replay_buffer); refilling it for %d steps "
+            "before training continues",
+            start.path.name,
+            refill,
+        )
+    return model
+
+
+def load_newest_loadable(
+    config: TrainConfig, start: CheckpointInfo, venv: VecEnv, device: str
+) -> tuple[BaseAlgorithm, CheckpointInfo]:
+    """The model of ``start``, or of the newest older checkpoint that loads; the ones that do not are listed
+    in the returned checkpoint's ``skipped`` (the trainer sets them aside, like corrupt ones)."""
+    while True:
+        try:
+            return _load(config, start, venv, device), start
+        except CheckpointError as exc:
+            logger.warning("vlmrm: checkpoint %s %s; trying an older one", start.path.name, exc)
+            found = find_latest_good_checkpoint(start.path.parent, [*start.skipped, (start.path, str(exc))])
+            if found is None:
+                raise
+            start = found

@@ -50,15 +50,13 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from vlmrm.config import (
     TrainConfig,
-    algorithm_class,
     check_config,
     default_run_dir,
     dump_config,
-    is_off_policy,
     resolve,
 )
 from vlmrm.envs import get_env_spec
-from vlmrm.errors import CheckpointError, ConfigError, RewardError, TrainingInterrupted, WriteError
+from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteError
 from vlmrm.reward.backend import build_reward_function, reward_facts
 from vlmrm.reward.contract import RewardFunction, as_reward_function
 from vlmrm.rl.algorithms import make_algorithm
@@ -75,18 +73,23 @@ from vlmrm.rl.checkpoints import (
     CheckpointInfo,
     atomic_write_text,
     checkpoint_path,
-    find_latest_good_checkpoint,
     prune_checkpoints,
     remove_orphan_companions,
     remove_temp_files,
-    restore_replay_buffer,
     set_aside,
     write_checkpoint,
 )
 from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
 from vlmrm.rl.guards import write_error as storage_error
 from vlmrm.rl.logs import StepLogger, make_logger, truncate_logs
-from vlmrm.rl.resume import capture_rng, close_last_transitions, drop_unfinished_episodes, load_run_config, restore_rng
+from vlmrm.rl.resume import (
+    capture_rng,
+    finished_summary,
+    load_newest_loadable,
+    load_run_config,
+    restore_rng,
+    resume_point,
+)
 from vlmrm.rl.run_dir import (
     CONFIG_FILE,
     SUBDIRECTORIES,
@@ -145,40 +148,10 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: A
     config = load_run_config(path, overrides)
     lock = RunLock(path).acquire()
     try:
-        start = _resume_point(config, path)
+        start = resume_point(config, path)
         return _Run(config, path, reward_fn).execute(start=start, overwrite=False, lock=lock)
     finally:
         lock.release()
-
-
-def _finished_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        summary = json.loads((path / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
-def _resume_point(config: TrainConfig, path: Path) -> CheckpointInfo | None:
-    start = find_latest_good_checkpoint(path / "checkpoints")
-    if start is None:
-        logger.warning("vlmrm: %s has no checkpoint yet: training starts again from step 0", path)
-        return None
-    total = config.rl.total_steps
-    if start.step > total:
-        raise ConfigError(
-            f"rl.total_steps={total} is below the step of the checkpoint to resume from ({start.step}); "
-            f"pass --set rl.total_steps=N with N >= {start.step}."
-        )
-    if start.step == total and (path / SUMMARY_FILE).exists():
-        summary = _finished_summary(path)
-        if summary is not None and summary.get("total_steps") == total:
-            raise ConfigError(
-                f"The run in {str(path)!r} already finished its {total} steps. To train longer:\n"
-                f"  {resume_command(path)} --set rl.total_steps={2 * total}"
-            )
-        logger.warning("vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", SUMMARY_FILE)
-    return start
 
 
 def _quietly(close: Any, what: str) -> None:
@@ -250,46 +223,6 @@ class _Run:
         stack.callback(_quietly, eval_env.close, "the evaluation env")
         return venv, eval_env
 
-    def _load(self, start: CheckpointInfo, venv: VecVLMReward, device: str) -> BaseAlgorithm:
-        try:
-            model = algorithm_class(self.config.rl.algorithm).load(start.path, env=venv, device=device)
-            if start.replay is not None and hasattr(model, "load_replay_buffer"):
-                restore_replay_buffer(model, start.replay)
-        except Exception as exc:
-            raise CheckpointError(f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
-        if start.replay is not None:
-            dropped = drop_unfinished_episodes(model.replay_buffer)
-            close_last_transitions(model.replay_buffer)
-            logger.info("vlmrm: replay buffer restored (%d transitions of unfinished episodes dropped)", dropped)
-        elif is_off_policy(self.config.rl.algorithm) and model.num_timesteps > 0:
-            # An empty buffer: collect as many steps as at the start before the first gradient step.
-            model.learning_starts = model.num_timesteps + int(self.learning_starts or 0)
-            logger.warning(
-                "vlmrm: checkpoint %s has no replay buffer (logging.save_replay_buffer); refilling it for %d steps "
-                "before training continues",
-                start.path.name,
-                self.learning_starts or 0,
-            )
-        return model
-
-    def _model(self, start: CheckpointInfo | None, venv: VecVLMReward, device: str) -> CheckpointInfo | None:
-        """Build the algorithm, or load the newest checkpoint that loads (setting aside those that do not)."""
-        if start is None:
-            self.model = make_algorithm(self.config, venv, device=device)
-            return None
-        while True:
-            self.state = TrainerState.from_dict(start.state)
-            self.learning_starts = self.state.learning_starts if self.state else None
-            try:
-                self.model = self._load(start, venv, device)
-                return start
-            except CheckpointError as exc:
-                logger.warning("vlmrm: checkpoint %s %s; trying an older one", start.path.name, exc)
-                found = find_latest_good_checkpoint(start.path.parent, [*start.skipped, (start.path, str(exc))])
-                if found is None:
-                    raise
-                start = found
-
     # -- the session ----------------------------------------------------------------------------------------
 
     def execute(self, start: CheckpointInfo | None, overwrite: bool, lock: RunLock | None = None) -> TrainResult:
@@ -299,7 +232,12 @@ class _Run:
             start_step = start.step if start else 0
             venv, eval_env = self._envs(reward, start_step, stack)
             device = "cpu" if self.config.reward.device == "cpu" else "auto"
-            start = self._model(start, venv, device)
+            if start is None:
+                self.model = make_algorithm(self.config, venv, device=device)
+            else:
+                self.model, start = load_newest_loadable(self.config, start, venv, device)
+                self.state = TrainerState.from_dict(start.state)
+                self.learning_starts = self.state.learning_starts if self.state else None
             # Everything that can be wrong has been found: only now touch the disk.
             try:
                 if lock is not None:
@@ -348,7 +286,7 @@ class _Run:
 
     def _finished_at(self, step: int) -> bool:
         """Whether the run finished at ``step`` (its summary says so), before this session extends it."""
-        summary = _finished_summary(self.path)
+        summary = finished_summary(self.path)
         return summary is not None and summary.get("total_steps") == step
 
     def save(self, step: int) -> Path:
@@ -387,7 +325,7 @@ class _Run:
                 self.run_logger.load_state_dict(state.logs or {})
             self.train_seconds, self.resumed_at = state.train_seconds, list(state.resumed_at)
             restore_rng(state.rng, self.model)
-        summary = _finished_summary(self.path)
+        summary = finished_summary(self.path)
         if finished and summary is not None and isinstance(summary.get("eval_history"), list):
             # A run that finished at this step evaluated once more after its last checkpoint: keep that entry.
             self.evaluation.history = summary["eval_history"]
