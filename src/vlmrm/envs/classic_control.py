@@ -63,9 +63,9 @@ def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole
 MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
 
 
-def mountain_height(x: np.ndarray | float) -> np.ndarray | float:
+def mountain_height(x: float) -> float:
     """The MountainCar track: y = 0.45 sin(3x) + 0.55."""
-    return np.sin(3 * np.asarray(x)) * 0.45 + 0.55
+    return float(np.sin(3 * x) * 0.45 + 0.55)
 
 
 def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
@@ -162,12 +162,12 @@ class SquareCartPole(CartPoleEnv):
             high = np.array([self.x_threshold * 2, np.inf, math.pi, np.inf], dtype=np.float32)
             self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, fell, truncated, info = super().step(action)
         info["is_success"] = not fell
         if self.options.terminate_on_fall:
             return obs, float(reward), bool(fell), bool(truncated), info
-        x, x_dot, theta, theta_dot = self.state
+        x, x_dot, theta, theta_dot = np.asarray(self.state, dtype=np.float64)
         theta = (theta + math.pi) % (2 * math.pi) - math.pi
         x = float(np.clip(x, -self.x_threshold, self.x_threshold))
         self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float64)
@@ -180,7 +180,7 @@ class SquareCartPole(CartPoleEnv):
     def set_sim_state(self, state: Mapping[str, Any]) -> None:
         self.state = _state_array(state, 4)
 
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"
         return render_cartpole(np.asarray(self.state), self.render_size, self.x_threshold, self.length)
 
@@ -198,7 +198,7 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
         self.reached_goal = False
         return super().reset(seed=seed, options=options)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, at_goal, truncated, info = super().step(action)
         info["is_success"] = bool(at_goal)
         position, velocity = self.state
@@ -215,7 +215,7 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
     def set_sim_state(self, state: Mapping[str, Any]) -> None:
         self.state = _state_array(state, 2)
 
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"
         draw = render_mountaincar_textured if self.options.textured else render_mountaincar
         return draw(float(self.state[0]), self.render_size, self.goal_position)

@@ -429,7 +429,7 @@ def collect_dataset(
                     step += 1
                     bar.update(1)
                     done = bool(terminated or truncated)
-                    if done and step < length:  # ended early (a pole fell): the bar's total shrinks to match
+                    if done and step < length and bar.total is not None:  # ended early: the total shrinks
                         bar.total -= length - step
                         bar.refresh()
                     if (step - 1) % every:

@@ -88,7 +88,7 @@ class FunctionReward:
         self.fn = fn
         self._image_size = int(image_size)
         self._batch_size = int(batch_size)
-        self._name = name or getattr(fn, "__name__", type(fn).__name__)
+        self._name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self._device = torch.device(device)
 
     @property

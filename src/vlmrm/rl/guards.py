@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shlex
@@ -86,7 +87,7 @@ class RewardGuard:
         for index in bad[:MAX_SAVED_FRAMES]:
             path = self.bad_frame_dir / self._name(step, int(index))
             try:
-                atomic_write(path, lambda tmp, i=int(index): _save_png(frames[i], tmp), tmp_suffix=".png")
+                atomic_write(path, functools.partial(_save_png, frames[int(index)]), tmp_suffix=".png")
                 saved.append(path)
             except (OSError, ValueError, TypeError) as exc:  # the error about the reward matters more
                 logger.warning("vlmrm: could not save the bad frame %s: %s", path, exc)
@@ -123,7 +124,7 @@ class RewardGuard:
         self.reward_fn.close()
 
 
-def _save_png(frame: np.ndarray, path: Path) -> None:
+def _save_png(frame: Any, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
@@ -176,7 +177,7 @@ class GracefulInterrupt:
 
     @property
     def exit_code(self) -> int:
-        return SIGNAL_EXIT_CODES.get(self.received or 0, 1)
+        return SIGNAL_EXIT_CODES.get(signal.Signals(self.received), 1) if self.received else 1
 
     @property
     def signal_name(self) -> str:

@@ -65,7 +65,7 @@ class VLMRewardWrapper(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, env_reward, terminated, truncated, info = self.env.step(action)
-        frame = self.env.render()
+        frame = np.asarray(self.env.render())
         reward = float(self.reward_fn(frame[None])[0])
         info[ENV_REWARD_KEY] = float(env_reward)
         self._vlm_return += reward
