@@ -50,7 +50,7 @@ def evaluate(
     deterministic: bool = True,
     record_frames: bool = True,
 ) -> EvaluationResult:
-    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (step mode)."""
+    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (either mode: the returns come at the end)."""
     if env.num_envs != 1:
         raise ValueError("evaluate() expects a vector env with one env")
     result = EvaluationResult(successes=[] if episode_success is not None else None)

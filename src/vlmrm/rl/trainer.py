@@ -208,7 +208,7 @@ class _Run:
         bad_frames = self.path / BAD_FRAMES_DIR
         batching = bool(config.reward.episode_end_batching)
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
-        eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=True, label="eval_env")
+        eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
         env, rl = config.env, config.rl
         assert env.render_size is not None and env.episode_length is not None  # resolved
         build = functools.partial(
@@ -218,7 +218,8 @@ class _Run:
         stack.callback(_quietly, inner.close, "the training envs")
         mode: RewardMode = "episode" if batching else "step"
         venv = VecVLMReward(inner, train_fn, mode=mode, overlap=bool(config.reward.overlap_scoring))
-        eval_env = VecVLMReward(build(n_envs=1, seed=rl.seed + 10_000), eval_fn)
+        # Evaluation episodes are scored whole, in batches, when they end: far fewer model calls than per step.
+        eval_env = VecVLMReward(build(n_envs=1, seed=rl.seed + 10_000), eval_fn, mode="episode")
         stack.callback(_quietly, eval_env.close, "the evaluation env")
         return venv, eval_env
 
