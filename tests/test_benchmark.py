@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import threading
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -19,11 +20,13 @@ from vlmrm.benchmark import (
     END_TO_END,
     OVER_EMBED,
     BenchSettings,
+    ModelCalls,
     RandomActions,
     Ratio,
     load_rewards,
     make_reference_vec_env,
     ratio_note,
+    time_calls,
     time_rewarded_steps,
 )
 from vlmrm.cli.bench import check_writable
@@ -167,6 +170,25 @@ def test_bench_embed_only_rows_make_the_model_calls_of_their_end_to_end_rows(
         for repeat in calls:
             assert sum(frames * count for frames, count in repeat) == 2 * 4
             assert max(frames for frames, _ in repeat) <= 4
+        # ... from the same kind of thread: the overlapped row's scorer thread scores the 6 frames of ended episodes.
+        threads = phases[name]["calls_off_caller_thread"]
+        assert phases[EMBED_ONLY[name]]["calls_off_caller_thread"] == threads
+        assert threads == ([2, 2] if name == "e2e_episode_overlap" else [0, 0])
+
+
+def test_time_calls_replays_recorded_calls_with_their_sizes_and_threads() -> None:
+    threads: list[int] = []
+
+    def reward_fn(frames: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return np.zeros(len(frames), dtype=np.float32)
+
+    recorded = [(2, False), (3, True), (1, True), (4, False), (2, True)]
+    replay = ModelCalls(reward_fn)
+    assert time_calls(replay, np.zeros((5, 8, 8, 3), dtype=np.uint8), recorded) >= 0
+    assert replay.calls == recorded and replay.sizes == [2, 3, 1, 4, 2] and replay.off_home_thread == 3
+    main = threading.get_ident()
+    assert threads[0] == threads[3] == main and threads[1] == threads[2] == threads[4] != main
 
 
 def test_ratio_note_explains_a_ratio_above_one_beyond_the_spread_of_the_repeats() -> None:

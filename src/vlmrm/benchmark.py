@@ -15,10 +15,11 @@
 ``embed_only_step`` / ``embed_only_episode`` / ``embed_only_episode_overlap``
     The reward model alone (preprocessing, image encoder, reward), in the chosen dtype, on frames
     rendered in ``render_only``, in exactly the calls the end-to-end row of the same name made in
-    the same repeat: per-step mode sends ``n_envs`` frames per call (split into ``batch``-sized
-    calls when ``n_envs > batch``); episode mode sends the frames of the episodes that ended, at
-    most ``batch`` per call (``VecVLMReward``'s ``max_batch_frames``); overlapped episode mode
-    sends what the background scorer coalesced, at most ``batch`` per call. Images per second.
+    the same repeat, from the same kind of thread: per-step mode sends ``n_envs`` frames per call
+    (split into ``batch``-sized calls when ``n_envs > batch``); episode mode sends the frames of
+    the episodes that ended, at most ``batch`` per call (``VecVLMReward``'s
+    ``max_batch_frames``); overlapped episode mode sends what the background scorer coalesced, at
+    most ``batch`` per call. Images per second.
 ``reference``
     The same rewarded steps done the way the paper authors' code does it: fp32 weights (the
     same weights), the env's native render (Gymnasium's own 600x400 CartPole and
@@ -31,6 +32,14 @@ row over its embed-only row) measures the pipeline's overhead and nothing else:
 - The same work: the embed-only row replays the end-to-end row's model calls (the same number
   of frames per call, in the same order; ``frames_per_call`` in the JSON), on frames of the same
   size, so both pay for the same batch shapes and the same number of images.
+- The same threads: each call is replayed from the kind of thread it was made from. The
+  overlapped row's scorer calls the model from a background thread (all but the calls that score
+  the running episodes' frames when the measurement stops, made from the caller's); so does its
+  replay (``calls_off_caller_thread`` in the JSON). This matters: glibc's malloc serves threads other
+  than the main one from their own arenas, where the model's large temporary tensors cost far
+  fewer page faults. On a 2-core machine, CLIP ViT-B/32 on CPU made about 2.5 times as many
+  minor page faults and ran 10-30% slower from the main thread than from another thread; with
+  ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` raised the difference disappeared.
 - The same warm-up: before the first repeat every end-to-end row runs once untimed, so every
   batch shape either row times has been through the model before (one-off kernel selection and
   allocations are in neither).
@@ -55,12 +64,15 @@ from __future__ import annotations
 
 import copy
 import gc
+import itertools
 import os
 import platform
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -163,6 +175,8 @@ class Phase:
     peak_rss_mib: list[float] = field(default_factory=list)
     frames_per_call: list[list[list[int]]] | None = None
     """Per repeat, the model calls as ``[frames, consecutive calls]`` runs, in call order; None without a model."""
+    calls_off_caller_thread: list[int] | None = None
+    """Per repeat, how many of those calls were made from a thread other than the benchmark's."""
 
     @property
     def median(self) -> float:
@@ -262,6 +276,7 @@ class BenchResult:
                     "rates": phase.rates,
                     "peak_rss_mib": phase.peak_rss_mib,
                     "frames_per_call": phase.frames_per_call,
+                    "calls_off_caller_thread": phase.calls_off_caller_thread,
                 }
                 for name, phase in self.phases.items()
             },
@@ -384,16 +399,30 @@ def time_render(venv: VecEnv, steps: int, seed: int, keep: int) -> tuple[float, 
     return time.perf_counter() - start, kept
 
 
-class CallSizes:
-    """A reward function that records how many frames each call hands to the model."""
+class ModelCalls:
+    """A reward function that records each call: how many frames, and whether from another thread.
+
+    "Another thread" is any thread but the one that made this recorder (the background scorer's,
+    for ``VecVLMReward(overlap=True)``).
+    """
 
     def __init__(self, reward_fn: RewardFn):
         self.reward_fn = reward_fn
-        self.sizes: list[int] = []
+        self.calls: list[tuple[int, bool]] = []
+        self._home = threading.get_ident()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        self.sizes.append(len(frames))  # list.append is atomic: safe from the background scorer's thread
+        # list.append is atomic: safe from the background scorer's thread.
+        self.calls.append((len(frames), threading.get_ident() != self._home))
         return self.reward_fn(frames)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [frames for frames, _ in self.calls]
+
+    @property
+    def off_home_thread(self) -> int:
+        return sum(other for _, other in self.calls)
 
 
 def run_lengths(sizes: Sequence[int]) -> list[list[int]]:
@@ -407,18 +436,36 @@ def run_lengths(sizes: Sequence[int]) -> list[list[int]]:
     return runs
 
 
-def time_calls(reward_fn: RewardFn, pool: np.ndarray, sizes: Sequence[int]) -> float:
-    """Seconds to score frames of ``pool`` in calls of ``sizes`` frames each (slices of ``pool``, no copies)."""
-    if max(sizes, default=0) > len(pool):
-        raise ValueError(f"a call of {max(sizes)} frames needs at least that many frames, got {len(pool)}")
+def time_calls(reward_fn: RewardFn, pool: np.ndarray, calls: Sequence[tuple[int, bool]]) -> float:
+    """Seconds to make ``calls`` (frames, from another thread) on frames of ``pool`` (slices, no copies).
+
+    Calls marked ``True`` are made from one worker thread, the others from the calling thread, in
+    order, as :class:`ModelCalls` recorded them (see the module docstring for why the thread matters).
+    """
+    if max((frames for frames, _ in calls), default=0) > len(pool):
+        raise ValueError(f"a call of {max(frames for frames, _ in calls)} frames needs that many frames in the pool")
+    chunks: list[tuple[np.ndarray, bool]] = []
     offset = 0
-    start = time.perf_counter()
-    for count in sizes:
+    for count, other in calls:
         if offset + count > len(pool):
             offset = 0
-        reward_fn(pool[offset : offset + count])
+        chunks.append((pool[offset : offset + count], other))
         offset += count
-    return time.perf_counter() - start
+
+    def score(group: list[np.ndarray]) -> None:
+        for chunk in group:
+            reward_fn(chunk)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmrm-bench-replay") as worker:
+        worker.submit(lambda: None).result()  # start the thread before timing, as VecVLMReward starts its scorer
+        start = time.perf_counter()
+        for other, group in itertools.groupby(chunks, key=lambda chunk: chunk[1]):
+            frames = [chunk for chunk, _ in group]
+            if other:
+                worker.submit(score, frames).result()
+            else:
+                score(frames)
+        return time.perf_counter() - start
 
 
 def time_rewarded_steps(venv: VecVLMReward, steps: int, seed: int) -> float:
@@ -473,10 +520,10 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     def vec_env() -> VecEnv:
         return make_vec_env(env, n, size, episode_length, seed=settings.seed, kind=settings.vec_env)
 
-    def rewarded_steps(name: str) -> tuple[float, list[int]]:
-        """Seconds for the end-to-end row ``name``, and the frames of each model call it made."""
+    def rewarded_steps(name: str) -> tuple[float, ModelCalls]:
+        """Seconds for the end-to-end row ``name``, and the model calls it made."""
         mode, overlap = END_TO_END[name]
-        calls = CallSizes(fast)
+        calls = ModelCalls(fast)
         wrapped = VecVLMReward(vec_env(), calls, mode=mode, overlap=overlap, max_batch_frames=settings.batch)
         try:
             seconds = time_rewarded_steps(wrapped, steps, settings.seed)
@@ -484,7 +531,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
             wrapped.close()
         if sum(calls.sizes) != frames_per_run:  # the embed-only row would not replay the same work
             raise RuntimeError(f"{name} scored {sum(calls.sizes)} frames, expected {frames_per_run}")
-        return seconds, calls.sizes
+        return seconds, calls
 
     # Warm up: each end-to-end row once, untimed, so every batch shape that it and its embed-only
     # row will time has been through the model (one-off kernel selection, allocations).
@@ -507,12 +554,13 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     phases = {name: Phase(name, *DESCRIPTIONS[name]) for name in names}
     pool: np.ndarray | None = None
 
-    def record(name: str, seconds: float, work: int, peak: PeakRSS, sizes: list[int] | None = None) -> None:
+    def record(name: str, seconds: float, work: int, peak: PeakRSS, calls: ModelCalls | None = None) -> None:
         phase = phases[name]
         phase.rates.append(work / seconds)
         phase.peak_rss_mib.append(round(peak.mib, 1))
-        if sizes is not None:
-            phase.frames_per_call = [*(phase.frames_per_call or []), run_lengths(sizes)]
+        if calls is not None:
+            phase.frames_per_call = [*(phase.frames_per_call or []), run_lengths(calls.sizes)]
+            phase.calls_off_caller_thread = [*(phase.calls_off_caller_thread or []), calls.off_home_thread]
         log(f"  {name:<28} {work / seconds:9.2f} {phase.unit}")
 
     reset_ok = True
@@ -529,15 +577,15 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
         del kept
         for name in END_TO_END:
             with PeakRSS() as peak:
-                seconds, sizes = rewarded_steps(name)
-            record(name, seconds, frames_per_run, peak, sizes)
-            replay = CallSizes(fast)
+                seconds, calls = rewarded_steps(name)
+            record(name, seconds, frames_per_run, peak, calls)
+            replay = ModelCalls(fast)
             with PeakRSS() as peak:
-                seconds = time_calls(replay, pool, sizes)
-            record(EMBED_ONLY[name], seconds, frames_per_run, peak, replay.sizes)
+                seconds = time_calls(replay, pool, calls.calls)
+            record(EMBED_ONLY[name], seconds, frames_per_run, peak, replay)
         if settings.reference:
             with PeakRSS() as peak:
-                calls = CallSizes(reference)
+                calls = ModelCalls(reference)
                 wrapped = VecVLMReward(
                     make_reference_vec_env(env, n, episode_length, settings.seed),
                     calls,
@@ -546,7 +594,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
                 seconds = time_rewarded_steps(wrapped, steps, settings.seed)
                 wrapped.close()
                 del wrapped
-            record("reference", seconds, frames_per_run, peak, calls.sizes)
+            record("reference", seconds, frames_per_run, peak, calls)
 
     best = max(END_TO_END, key=lambda name: phases[name].median)
     best_rates, embed = phases[best].rates, phases[EMBED_ONLY[best]]
