@@ -141,7 +141,7 @@ def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, l
         "embed_only_episode_overlap",
         "reference",
     ]
-    assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 224
+    assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 64
     assert data["best_end_to_end"] in END_TO_END
     for phase in data["phases"].values():
         assert len(phase["rates"]) == 2 and min(phase["rates"]) > 0 and min(phase["peak_rss_mib"]) > 0

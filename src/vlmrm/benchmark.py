@@ -85,17 +85,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from vlmrm.envs import get_env_spec, make_env
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
+from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.encoders import TransformersEncoder
 from vlmrm.rl.vec_env import VecVLMReward, score_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
-from vlmrm.rl.wrappers import FRAME_KEY, RenderFrameInInfo, RewardFn
-
-PROMPTS: dict[str, str] = {
-    "cartpole": "pole vertically upright on top of the cart",
-    "mountaincar": "a car at the peak of the mountain, next to the yellow flag",
-    "humanoid": "a humanoid robot kneeling",
-}
+from vlmrm.rl.wrappers import FRAME_KEY, RenderFrameInInfo
 
 NATIVE_RENDER_SIZE = 480
 """Square render size of the reference path for envs without a Gymnasium renderer of their own (Humanoid)."""
@@ -399,15 +394,15 @@ def time_render(venv: VecEnv, steps: int, seed: int, keep: int) -> tuple[float, 
     return time.perf_counter() - start, kept
 
 
-class ModelCalls:
+class ModelCalls(RewardFunctionWrapper):
     """A reward function that records each call: how many frames, and whether from another thread.
 
     "Another thread" is any thread but the one that made this recorder (the background scorer's,
     for ``VecVLMReward(overlap=True)``).
     """
 
-    def __init__(self, reward_fn: RewardFn):
-        self.reward_fn = reward_fn
+    def __init__(self, reward_fn: RewardFunction):
+        super().__init__(reward_fn)
         self.calls: list[tuple[int, bool]] = []
         self._home = threading.get_ident()
 
@@ -436,7 +431,7 @@ def run_lengths(sizes: Sequence[int]) -> list[list[int]]:
     return runs
 
 
-def time_calls(reward_fn: RewardFn, pool: np.ndarray, calls: Sequence[tuple[int, bool]]) -> float:
+def time_calls(reward_fn: RewardFunction, pool: np.ndarray, calls: Sequence[tuple[int, bool]]) -> float:
     """Seconds to make ``calls`` (frames, from another thread) on frames of ``pool`` (slices, no copies).
 
     Calls marked ``True`` are made from one worker thread, the others from the calling thread, in
@@ -510,7 +505,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     env = settings.env.lower()
     spec = get_env_spec(env)
     episode_length = settings.episode_length or spec.default_episode_length
-    prompt = PROMPTS.get(env, f"a picture of {env}")
+    prompt = spec.default_prompts().target[0]
     log(f"loading {settings.model} ...")
     fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
     size = fast.image_size

@@ -122,6 +122,36 @@ class FunctionReward:
         return f"FunctionReward({self._name!r}, image_size={self._image_size}, batch_size={self._batch_size})"
 
 
+class RewardFunctionWrapper:
+    """A :class:`RewardFunction` around another: name, image size, batch size, device and ``close()``
+    are the wrapped one's; subclasses change ``__call__`` (checking, recording, ...)."""
+
+    def __init__(self, reward_fn: RewardFunction):
+        self.reward_fn = reward_fn
+
+    @property
+    def name(self) -> str:
+        return self.reward_fn.name
+
+    @property
+    def image_size(self) -> int:
+        return self.reward_fn.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.reward_fn.batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.reward_fn.device
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        return self.reward_fn(frames)
+
+    def close(self) -> None:
+        self.reward_fn.close()
+
+
 def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:
     """``reward`` itself when it is a :class:`RewardFunction`, a plain callable wrapped in :class:`FunctionReward`."""
     if isinstance(reward, RewardFunction):

@@ -24,10 +24,9 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-import torch
 
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
-from vlmrm.reward.contract import Frames, RewardFunction
+from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
 from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def resume_command(run_dir: Path) -> str:
     return f"vlmrm train --resume {shlex.quote(str(run_dir))}"
 
 
-class RewardGuard:
+class RewardGuard(RewardFunctionWrapper):
     """A :class:`~vlmrm.reward.contract.RewardFunction` that refuses NaN and infinite rewards of another.
 
     ``step()`` gives the step number to report. ``per_env``: the frames of one call are one per
@@ -58,7 +57,7 @@ class RewardGuard:
         per_env: bool = True,
         label: str = "env",
     ):
-        self.reward_fn = reward_fn
+        super().__init__(reward_fn)
         self.bad_frame_dir = Path(bad_frame_dir)
         self.step = step
         self.per_env = per_env
@@ -103,25 +102,6 @@ class RewardGuard:
             f"{step} ({where}). Training stopped before the value reached the policy. The offending frames:\n{files}\n"
             "Check the reward model on these frames (reward.model; reward.dtype=fp16 can overflow, try fp32)."
         )
-
-    @property
-    def name(self) -> str:
-        return self.reward_fn.name
-
-    @property
-    def image_size(self) -> int:
-        return self.reward_fn.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.reward_fn.batch_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.reward_fn.device
-
-    def close(self) -> None:
-        self.reward_fn.close()
 
 
 def _save_png(frame: Any, path: Path) -> None:
