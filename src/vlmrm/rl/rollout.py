@@ -1,4 +1,11 @@
-"""Run a policy for whole episodes and report both returns, success and the frames."""
+"""Run a policy for whole episodes and report both returns, success and the frames.
+
+Besides the per-episode returns, :func:`evaluate` keeps each episode's per-step record
+(:class:`EpisodeTrace`: VLM reward, env reward, success flag; a few floats per step) and hands
+every frame with its VLM reward to an optional ``frame_sink``, which keeps what it needs (the
+reward inspection of :mod:`vlmrm.evaluation.inspection` keeps the highest- and lowest-reward
+frames and a few frames per episode) so an evaluation never holds all its frames.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,25 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.wrappers import EPISODE_KEY
+from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY
+
+FrameSink = Callable[[int, int, np.ndarray, float], None]
+"""``sink(episode, step, frame, vlm_reward)``, called for every step of an evaluation (both counted from 0)."""
+
+
+@dataclass
+class EpisodeTrace:
+    """One evaluation episode, step by step."""
+
+    vlm_rewards: np.ndarray
+    """float32 ``(T,)``: the VLM reward of the frame after each step."""
+    env_rewards: np.ndarray
+    """float64 ``(T,)``: the environment's own reward of each step."""
+    success: np.ndarray | None
+    """bool ``(T,)``: ``info["is_success"]`` of each step; ``None`` when the env reports no such flag."""
+
+    def __len__(self) -> int:
+        return len(self.vlm_rewards)
 
 
 @dataclass
@@ -22,6 +47,7 @@ class EvaluationResult:
     successes: list[bool] | None = None
     step_successes: list[bool] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
+    traces: list[EpisodeTrace] = field(default_factory=list)
 
     @property
     def mean_env_return(self) -> float:
@@ -49,19 +75,31 @@ def evaluate(
     episode_success: Callable[[Sequence[bool]], bool] | None = None,
     deterministic: bool = True,
     record_frames: bool = True,
+    frame_sink: FrameSink | None = None,
 ) -> EvaluationResult:
-    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (step mode)."""
+    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (step mode).
+
+    ``record_frames`` keeps the frames of the first episode (for a video); ``frame_sink`` sees every frame.
+    """
     if env.num_envs != 1:
         raise ValueError("evaluate() expects a vector env with one env")
     result = EvaluationResult(successes=[] if episode_success is not None else None)
     obs = env.reset()
     step_success: list[bool] = []
+    vlm_rewards: list[float] = []
+    env_rewards: list[float] = []
+    flags: list[bool | None] = []
     while len(result.env_returns) < episodes:
         action, _ = model.predict(obs, deterministic=deterministic)
-        obs, _, dones, infos = env.step(action)
+        obs, rewards, dones, infos = env.step(action)
         info = infos[0]
         if record_frames and not result.env_returns and env.last_frames is not None:
             result.frames.append(env.last_frames[0])
+        if frame_sink is not None and env.last_frames is not None:
+            frame_sink(len(result.env_returns), len(vlm_rewards), env.last_frames[0], float(rewards[0]))
+        vlm_rewards.append(float(rewards[0]))
+        env_rewards.append(float(info.get(ENV_REWARD_KEY, 0.0)))
+        flags.append(bool(info["is_success"]) if "is_success" in info else None)
         step_success.append(bool(info.get("is_success", False)))
         if result.successes is not None:
             result.step_successes.append(step_success[-1])
@@ -72,5 +110,13 @@ def evaluate(
             result.lengths.append(stats["length"])
             if result.successes is not None and episode_success is not None:
                 result.successes.append(bool(episode_success(step_success)))
-            step_success = []
+            reported = all(flag is not None for flag in flags)
+            result.traces.append(
+                EpisodeTrace(
+                    np.asarray(vlm_rewards, dtype=np.float32),
+                    np.asarray(env_rewards, dtype=np.float64),
+                    np.asarray(flags, dtype=bool) if reported else None,
+                )
+            )
+            step_success, vlm_rewards, env_rewards, flags = [], [], [], []
     return result
