@@ -92,13 +92,13 @@ def _read_array(path: Path) -> list[Frame]:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise FrameError(f"Cannot read {str(path)!r} as a numpy array: {_one_line(exc)}.") from None
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+    if array.ndim not in (3, 4) or array.shape[-1] != 3 or array.dtype != np.uint8 or 0 in array.shape:
         raise FrameError(
             f"{str(path)!r} holds an array of shape {array.shape} ({array.dtype}); vlmrm score needs uint8 "
             "frames of shape (H, W, 3) or (N, H, W, 3)."
         )
+    if array.ndim == 3:
+        array = array[None]
     return [Frame(str(path), i, np.ascontiguousarray(frame)) for i, frame in enumerate(array)]
 
 
