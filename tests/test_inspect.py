@@ -346,3 +346,18 @@ def test_report_opens_offline_in_chromium(browser, run: Path, tmp_path: Path) ->
     assert len(widths) == 5 and all(width >= 600 for width in widths)
     assert all(url.startswith(("file:", "data:")) for url in requests)  # nothing from the network
     page.close()
+
+
+def test_a_run_resumes_from_a_checkpoint_taken_at_an_inspected_evaluation(run: Path, tmp_path: Path) -> None:
+    """The checkpoint at step 32 carries the logger's unwritten row of the evaluation at 32, images left out."""
+    from vlmrm.rl.trainer import resume
+
+    copy = copy_run(run, tmp_path)
+    (copy / "checkpoints" / "step_0000000064.zip").unlink()  # as if killed between the checkpoints at 32 and 64
+    (copy / "summary.json").unlink()
+    resume(copy, reward_fn=FunctionReward(fallen, image_size=SIZE))
+    steps = [step for step, _ in tensorboard_images(copy / "logs")["inspect/extremes"]]
+    assert steps == [64]  # the images of 32 were logged after the checkpoint: cut, and not carried by it
+    with open(copy / "logs" / "progress.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("inspect/top_not_done_share")]
+    assert [int(float(row["step"])) for row in rows] == [32, 64]  # the numbers are carried

@@ -107,7 +107,7 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
     import wandb
 
     logs = run_dir / "logs"
-    run_id = (_previous_id(logs) if resumed else None) or wandb.util.generate_id()
+    run_id = _previous_id(logs) if resumed else None  # None: W&B picks a new id
     wandb.tensorboard.patch(root_logdir=str(logs))
     try:
         run = wandb.init(
@@ -119,7 +119,7 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
             name=settings.name or run_dir.name,
             config=config.model_dump(mode="json"),
             id=run_id,
-            resume="allow",
+            resume="allow" if run_id else None,
         )
     except Exception as exc:
         wandb.tensorboard.unpatch()
