@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import threading
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -11,8 +14,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlmrm.benchmark import RandomActions, load_rewards, make_reference_vec_env, time_rewarded_steps
+from vlmrm.benchmark import (
+    BOUNDED_BY_ONE,
+    EMBED_ONLY,
+    END_TO_END,
+    OVER_EMBED,
+    BenchSettings,
+    ModelCalls,
+    RandomActions,
+    Ratio,
+    load_rewards,
+    make_reference_vec_env,
+    ratio_note,
+    time_calls,
+    time_rewarded_steps,
+)
+from vlmrm.cli.bench import check_writable
 from vlmrm.cli.main import main
+from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
 from vlmrm.rl import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
@@ -96,26 +115,127 @@ def test_peak_memory_does_not_grow_with_steps(rewards: tuple[VLMReward, VLMRewar
     assert long <= 1.25 * short + 256 * 1024, (short, long)
 
 
-def test_bench_cli_prints_the_two_ratios_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "bench.json"
-    args = ["cartpole", "--model", "tiny-random", "--steps", "4", "--repeats", "1", "--n-envs", "2", "--batch", "8"]
-    code = main(["bench", *args, "--json", str(out)])
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str], dict]:
+    """One small ``vlmrm bench`` run: its exit code, stdout lines and JSON. Episodes end at step 3 of 4."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    args = ["cartpole", "--model", "tiny-random", "--steps", "4", "--repeats", "2", "--n-envs", "2", "--batch", "4"]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["bench", *args, "--episode-length", "3", "--json", str(out)])
+    return code, stdout.getvalue().strip().splitlines(), json.loads(out.read_text())
+
+
+def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, list[str], dict]) -> None:
+    code, lines, data = bench_run
     assert code == 0
-    lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"end_to_end_speedup_vs_reference_style: \d+\.\d\d", lines[-2])
     assert re.fullmatch(r"end_to_end_over_embed_only: \d+\.\d\d", lines[-1])
-    data = json.loads(out.read_text())
-    assert set(data["phases"]) == {
+    assert list(data["phases"]) == [
         "render_only",
-        "embed_only",
         "e2e_step",
+        "embed_only_step",
         "e2e_episode",
+        "embed_only_episode",
         "e2e_episode_overlap",
+        "embed_only_episode_overlap",
         "reference",
-    }
-    assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 224
-    assert data["best_end_to_end"] in ("e2e_step", "e2e_episode", "e2e_episode_overlap")
+    ]
+    assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 64
+    assert data["best_end_to_end"] in END_TO_END
     for phase in data["phases"].values():
-        assert len(phase["rates"]) == 1 and phase["rates"][0] > 0 and phase["peak_rss_mib"][0] > 0
+        assert len(phase["rates"]) == 2 and min(phase["rates"]) > 0 and min(phase["peak_rss_mib"]) > 0
     printed = float(lines[-1].split(": ")[1])
     assert printed == pytest.approx(data["end_to_end_over_embed_only"], abs=0.006)
+    # The ratio compares the best end-to-end row with its own embed-only row, repeat by repeat.
+    ratio = data["ratios"]["end_to_end_over_embed_only"]
+    assert ratio["compares"] == f"{data['best_end_to_end']} / {EMBED_ONLY[data['best_end_to_end']]}"
+    best, embed = (data["phases"][name]["rates"] for name in ratio["compares"].split(" / "))
+    assert ratio["per_repeat"] == pytest.approx([b / e for b, e in zip(best, embed, strict=True)])
+
+
+def test_bench_embed_only_rows_make_the_model_calls_of_their_end_to_end_rows(
+    bench_run: tuple[int, list[str], dict],
+) -> None:
+    """Per repeat, each embed-only row sends the model the frames per call its end-to-end row sent."""
+    phases = bench_run[2]["phases"]
+    assert phases["render_only"]["frames_per_call"] is None
+    # Per-step mode: one call of n_envs frames per vector step.
+    assert phases["e2e_step"]["frames_per_call"] == [[[2, 4]], [[2, 4]]]
+    # Episode mode: both episodes end at step 3 (6 frames, at most --batch 4 per call), then the 2 running frames.
+    assert phases["e2e_episode"]["frames_per_call"] == [[[4, 1], [2, 2]], [[4, 1], [2, 2]]]
+    for name in END_TO_END:
+        calls = phases[name]["frames_per_call"]
+        assert phases[EMBED_ONLY[name]]["frames_per_call"] == calls
+        for repeat in calls:
+            assert sum(frames * count for frames, count in repeat) == 2 * 4
+            assert max(frames for frames, _ in repeat) <= 4
+        # ... from the same kind of thread: the overlapped row's scorer thread scores the 6 frames of ended episodes.
+        threads = phases[name]["calls_off_caller_thread"]
+        assert phases[EMBED_ONLY[name]]["calls_off_caller_thread"] == threads
+        assert threads == ([2, 2] if name == "e2e_episode_overlap" else [0, 0])
+
+
+def test_time_calls_replays_recorded_calls_with_their_sizes_and_threads() -> None:
+    threads: list[int] = []
+
+    def reward_fn(frames: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return np.zeros(len(frames), dtype=np.float32)
+
+    recorded = [(2, False), (3, True), (1, True), (4, False), (2, True)]
+    replay = ModelCalls(reward_fn)
+    assert time_calls(replay, np.zeros((5, 8, 8, 3), dtype=np.uint8), recorded) >= 0
+    assert replay.calls == recorded and replay.sizes == [2, 3, 1, 4, 2] and replay.off_home_thread == 3
+    main = threading.get_ident()
+    assert threads[0] == threads[3] == main and threads[1] == threads[2] == threads[4] != main
+
+
+def test_ratio_note_explains_a_ratio_above_one_beyond_the_spread_of_the_repeats() -> None:
+    why = BOUNDED_BY_ONE[OVER_EMBED]
+    above = Ratio.of("e2e_episode", "embed_only_episode", [130.0, 135.0, 132.0], [100.0, 100.0, 100.0])
+    assert above.median == pytest.approx(1.32) and above.spread == pytest.approx(0.05)
+    note = ratio_note(OVER_EMBED, above, why, [0.5, 0.4, 0.3], [3.25, 1.0, 0.5])
+    assert note is not None and "\n" not in note
+    assert note.startswith("note: end_to_end_over_embed_only is 1.32, above 1 by more than the spread")
+    assert "(0.05)" in note and why in note and "load average 0.50 at start, 3.25 at end" in note
+    # Within the spread of the repeats, or at most 1: no note.
+    noisy = Ratio.of("e2e_episode", "embed_only_episode", [105.0, 150.0], [100.0, 100.0])
+    assert noisy.median == pytest.approx(1.275) and ratio_note(OVER_EMBED, noisy, why, None, None) is None
+    assert ratio_note(OVER_EMBED, Ratio.of("a", "b", [90.0], [100.0]), why, None, None) is None
+    # One repeat: no spread, so any excess gets a note; no load average on this platform reads "-".
+    single = ratio_note(OVER_EMBED, Ratio.of("a", "b", [101.0], [100.0]), why, None, None)
+    assert single is not None and "load average - at start, - at end" in single
+
+
+def test_bench_checks_the_json_path_before_measuring(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = [blocker / "bench.json", tmp_path]  # a folder that cannot be created; a folder, not a file
+    if Path("/proc/self").is_dir():
+        unwritable.append(Path("/proc/x.json"))  # a folder no file can be created in, even by root
+    for path in unwritable:
+        args = ["cartpole", "--model", "tiny-random", "--steps", "1", "--repeats", "1", "--json", str(path)]
+        assert main(["bench", *args]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # nothing measured, no table
+        assert re.fullmatch(rf"error: --json {re.escape(str(path))}[^\n]*\n", captured.err), captured.err
+    # A writable path: missing folders are made, and no probe file is left.
+    target = tmp_path / "new" / "folder" / "bench.json"
+    check_writable(target)
+    assert target.parent.is_dir() and list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["n_envs", "batch", "steps", "repeats", "episode_length"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_bench_settings_refuse_non_positive_numbers(name: str, value: int) -> None:
+    flag = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError, match=rf"^{name} \({flag}\) must be 1 or more, got {value}\.$"):
+        BenchSettings(env="cartpole", model="tiny-random", **{name: value})
+
+
+def test_bench_cli_refuses_episode_length_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "cartpole", "--model", "tiny-random", "--episode-length", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: episode_length (--episode-length) must be 1 or more, got 0.\n"

@@ -191,7 +191,7 @@ def test_ray_rewards_equal_local_rewards(pool: RayRewardPool, local_reward, n: i
 
 
 def test_pool_workers_hold_one_model_each(pool: RayRewardPool) -> None:
-    assert pool.num_workers == 2 and pool.image_size == 224 and pool.name == "tiny-random"
+    assert pool.num_workers == 2 and pool.image_size == 64 and pool.name == "tiny-random"
     assert all(info["device"] == "cpu" and info["threads"] == 1 for info in pool.workers)
     assert len(set(worker_pids(pool))) == 2
 

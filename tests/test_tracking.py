@@ -48,6 +48,7 @@ def records(path: Path) -> Iterator[Any]:
 
 def offline_run(wandb_dir: Path, run_id: str) -> dict[str, Any]:
     """What the offline runs with ``run_id`` recorded: run settings, config, history keys, summary keys."""
+    wandb.teardown()  # run.finish() may return before W&B's service has written the last TensorBoard rows
     files = sorted(wandb_dir.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))
     assert files, f"no offline run {run_id} in {wandb_dir}"
     found: dict[str, Any] = {"sessions": len(files), "history": [], "summary": set(), "config": {}}

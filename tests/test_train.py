@@ -66,11 +66,11 @@ def test_cartpole_dqn_writes_every_artefact(tmp_path: Path) -> None:
     checkpoints = sorted((run_dir / "checkpoints").glob("step_*.zip"))
     assert [p.name for p in checkpoints] == ["step_0000000150.zip", "step_0000000300.zip"]
     DQN.load(checkpoints[-1])
-    # Videos at 200 and the end; they decode to 224x224 frames.
+    # Videos at 200 and the end; they decode to frames of tiny-random's input size.
     videos = sorted((run_dir / "videos").glob("*.mp4"))
     assert [p.name for p in videos] == ["step_0000000200.mp4", "step_0000000300.mp4"]
     frames = list(imageio.get_reader(videos[-1]).iter_data())
-    assert frames and frames[0].shape == (224, 224, 3)
+    assert frames and frames[0].shape == (64, 64, 3)
 
 
 def test_mountaincar_sac_episode_end_batching_trains(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from vlmrm.envs.registry import get_env_spec, parse_options
 from vlmrm.errors import ConfigError
@@ -58,7 +59,7 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
 RESERVED_HYPERPARAMETERS = ("policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
 """Algorithm arguments vlmrm sets itself (from rl.policy, rl.seed, reward.device)."""
 
-SAFE = {"resume_safe": True}
+SAFE: JsonDict = {"resume_safe": True}
 """``json_schema_extra`` of the fields ``--resume --set`` may change (budgets, logging, how rewards are computed)."""
 
 

@@ -61,10 +61,9 @@ class ColorEmbedder(ImageTextEncoder):
         self.text_calls.append(list(prompts))
         rows = []
         for prompt in prompts:
-            color = next((c for name, c in self.COLORS.items() if name in prompt), None)
-            if color is None:
-                digest = hashlib.sha256(prompt.encode()).digest()
-                color = tuple(b / 255.0 - 0.5 for b in digest[:3])
+            named = next((c for name, c in self.COLORS.items() if name in prompt), None)
+            digest = hashlib.sha256(prompt.encode()).digest()
+            color = named if named is not None else tuple(b / 255.0 - 0.5 for b in digest[:3])
             rows.append([*(2 * np.asarray(color) - 1), 0.25])
         return torch.tensor(rows, dtype=torch.float32)
 
@@ -86,7 +85,7 @@ class StepColorEnv(gym.Env):
     Episodes last ``length`` steps (terminated), the env reward is ``t``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (Gymnasium's own convention)
 
     def __init__(self, env_id: int = 0, length: int = 5, size: int = 16, continuous: bool = False):
         self.env_id = env_id

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from vlmrm.device_options import AUTO_DTYPE_RULE
@@ -18,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "end-to-end rewarded env steps/s through the training wrappers (per-step, episode-end batches, and "
         "episode-end batches scored while the envs step), and the same work done the paper authors' way "
         "(fp32, native render size resized bicubically, per step). Prints a table and ends with "
-        "'end_to_end_speedup_vs_reference_style: X' and 'end_to_end_over_embed_only: X'. Example: "
+        "'end_to_end_speedup_vs_reference_style: X' and 'end_to_end_over_embed_only: X' (the best end-to-end "
+        "mode over the model alone making the same calls). Example: "
         "vlmrm bench cartpole --model random:openai/clip-vit-base-patch32 --n-envs 4",
     )
     parser.add_argument("env", help="cartpole, mountaincar or humanoid.")
@@ -36,13 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=int, default=64, help="Model batch size (default: 64).")
     parser.add_argument("--steps", type=int, default=100, help="Vector steps per measurement (default: 100).")
     parser.add_argument("--repeats", type=int, default=3, help="Repeats; figures are medians (default: 3).")
-    parser.add_argument("--episode-length", type=int, help="Time limit (default: the env's).")
+    parser.add_argument("--episode-length", type=int, help="Time limit in steps, 1 or more (default: the env's).")
     parser.add_argument(
         "--vec-env", default="dummy", choices=["dummy", "subproc"], help="Vector env kind (default: dummy)."
     )
     parser.add_argument("--seed", type=int, default=0, help="Env and action seed (default: 0).")
     parser.add_argument("--no-reference", action="store_true", help="Skip the reference-style measurement.")
-    parser.add_argument("--json", dest="json_path", metavar="FILE", help="Write every figure to this JSON file.")
+    parser.add_argument(
+        "--json",
+        dest="json_path",
+        metavar="FILE",
+        help="Write every figure to this JSON file (checked before measuring).",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,26 +60,27 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from vlmrm.benchmark import BenchSettings, run_benchmark
-    from vlmrm.errors import ConfigError
+    from vlmrm.benchmark import EMBED_ONLY, BenchSettings, one_minute_load, run_benchmark
+    from vlmrm.errors import WriteError
+    from vlmrm.rl.checkpoints import atomic_write_text
 
-    try:
-        settings = BenchSettings(
-            env=args.env,
-            model=args.model,
-            dtype=args.dtype,
-            device=args.device,
-            n_envs=args.n_envs,
-            batch=args.batch,
-            steps=args.steps,
-            repeats=args.repeats,
-            episode_length=args.episode_length,
-            vec_env=args.vec_env,
-            seed=args.seed,
-            reference=not args.no_reference,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    settings = BenchSettings(
+        env=args.env,
+        model=args.model,
+        dtype=args.dtype,
+        device=args.device,
+        n_envs=args.n_envs,
+        batch=args.batch,
+        steps=args.steps,
+        repeats=args.repeats,
+        episode_length=args.episode_length,
+        vec_env=args.vec_env,
+        seed=args.seed,
+        reference=not args.no_reference,
+    )
+    json_path = Path(args.json_path) if args.json_path else None
+    if json_path is not None:
+        check_writable(json_path)  # before minutes of measuring, not after
     err = Console(stderr=True)
     with warnings.catch_warnings():
         # Say once that random weights are meaningless, not once per model copy.
@@ -89,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("all repeats", justify="right")
     table.add_column("peak RSS MiB", justify="right")
     for name, phase in result.phases.items():
-        label = name + (" *" if name == result.best_end_to_end else "")
+        label = name + (" *" if name in (result.best_end_to_end, EMBED_ONLY[result.best_end_to_end]) else "")
         table.add_row(
             label,
             f"{phase.median:.2f}",
@@ -98,27 +107,53 @@ def run(args: argparse.Namespace) -> int:
             f"{max(phase.peak_rss_mib):.0f}",
         )
     out.print(table)
+    load_start, load_end = (one_minute_load(result.machine[key]) for key in ("load_average", "load_average_end"))
     ref_shape = "x".join(str(s) for s in result.reference_frame_shape[:2]) if result.reference_frame_shape else "-"
     out.print(
-        f"* best end-to-end mode (highest median), used for the ratios; ratios are medians of per-repeat ratios.\n"
+        "* the best end-to-end mode (highest median) and its embed-only row, used for the ratios. Each embed-only "
+        "row makes the model calls of the end-to-end row above it (same frames per call), right after it in each "
+        "repeat. Ratios are medians of per-repeat ratios; end-to-end over embed-only is at most 1 but for noise.\n"
         f"Frames rendered at {result.image_size}x{result.image_size} (no resize); reference frames {ref_shape} "
         f"(HxW) resized bicubically in fp32.\nPeak RSS: {result.memory['method']}; after loading "
-        f"{result.memory['peak_rss_after_load_mib']:.0f} MiB. Load average at start "
-        f"{_first(result.machine['load_average'])}, at end {_first(result.machine['load_average_end'])}.",
+        f"{result.memory['peak_rss_after_load_mib']:.0f} MiB. Load average at start {load_start}, at end {load_end}.",
         highlight=False,
     )
+    for note in result.notes:
+        print(note)
     print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
-    if args.json_path:
-        path = Path(args.json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result.to_dict(), indent=2))
-        print(f"wrote {path}")
+    if json_path is not None:
+        try:
+            atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise WriteError(f"could not write {json_path}: {exc.strerror or exc}; the figures are above.") from None
+        print(f"wrote {json_path}")
     speedup = result.speedup_vs_reference
     print(f"end_to_end_speedup_vs_reference_style: {'n/a' if speedup is None else f'{speedup:.2f}'}")
     print(f"end_to_end_over_embed_only: {result.end_to_end_over_embed_only:.2f}")
     return 0
 
 
-def _first(load_average: list[float] | None) -> str:
-    """The 1-minute load average, or '-' where the platform has none."""
-    return f"{load_average[0]:.2f}" if load_average else "-"
+def check_writable(path: Path) -> None:
+    """Raise :class:`~vlmrm.errors.ConfigError` unless a file can be written (atomically) at ``path``.
+
+    Creates the missing folders, as the write would, and a probe file next to ``path`` that it
+    deletes again: the only test that sees read-only file systems, ``/proc`` and permissions alike.
+    """
+    from vlmrm.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"--json {path} is a folder; give a file name, e.g. --json {path / 'bench.json'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--json {path}: cannot create the folder {path.parent} ({exc.strerror or exc}); choose a writable path."
+        ) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(
+            f"--json {path}: cannot write files in {path.parent} ({exc.strerror or exc}); choose a writable path."
+        ) from None
+    os.close(fd)
+    os.unlink(probe)

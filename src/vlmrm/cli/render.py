@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vlmrm.envs.humanoid.tasks import TASKS
 from vlmrm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vlmrm.envs.humanoid.env import VLMHumanoidEnv
 
 
 def register(subparsers: Any) -> None:
@@ -118,7 +121,7 @@ def run_render(args: argparse.Namespace) -> int:
     env = make_env("humanoid", render_size=args.size, camera=camera, look=look)
     try:
         env.reset(seed=0)
-        humanoid = env.unwrapped
+        humanoid: VLMHumanoidEnv = env.unwrapped  # type: ignore[assignment]
 
         def draw(qpos: Any) -> Any:
             humanoid.set_qpos(qpos)

@@ -63,9 +63,9 @@ def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole
 MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
 
 
-def mountain_height(x: np.ndarray | float) -> np.ndarray | float:
+def mountain_height(x: float) -> float:
     """The MountainCar track: y = 0.45 sin(3x) + 0.55."""
-    return np.sin(3 * np.asarray(x)) * 0.45 + 0.55
+    return float(np.sin(3 * x) * 0.45 + 0.55)
 
 
 def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
@@ -138,14 +138,23 @@ class MountainCarOptions(EnvOptions):
     """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
 
 
-def _state_array(state: Mapping[str, Any], size: int) -> np.ndarray:
-    values = np.asarray(state["state"], dtype=np.float64).ravel()
-    if values.shape != (size,):
-        raise ValueError(f"expected a state of {size} numbers, got shape {values.shape}")
-    return values
+class _StateVector:
+    """:class:`~vlmrm.envs.spec.StatefulEnv` for a classic-control env whose state is ``self.state``."""
+
+    state: Any
+    STATE_SIZE: int
+
+    def get_sim_state(self) -> SimState:
+        return {"state": np.array(self.state, dtype=np.float64)}
+
+    def set_sim_state(self, state: Mapping[str, Any]) -> None:
+        values = np.asarray(state["state"], dtype=np.float64).ravel()
+        if values.shape != (self.STATE_SIZE,):
+            raise ValueError(f"expected a state of {self.STATE_SIZE} numbers, got shape {values.shape}")
+        self.state = values
 
 
-class SquareCartPole(CartPoleEnv):
+class SquareCartPole(_StateVector, CartPoleEnv):
     """CartPole-v1 dynamics with a square renderer; its state can be read and set (:class:`StatefulEnv`).
 
     Every step reports ``info["is_success"]``: the pole is up, i.e. Gymnasium's CartPole-v1 would not
@@ -153,6 +162,8 @@ class SquareCartPole(CartPoleEnv):
     (the default, the paper's authors' setting) the episode goes on after a fall: the angle is wrapped
     into [-pi, pi], the cart position clipped to the track, and the env reward is 1 while the pole is up.
     """
+
+    STATE_SIZE = 4
 
     def __init__(self, render_size: int = 224, options: CartPoleOptions | None = None):
         super().__init__(render_mode="rgb_array")
@@ -162,31 +173,27 @@ class SquareCartPole(CartPoleEnv):
             high = np.array([self.x_threshold * 2, np.inf, math.pi, np.inf], dtype=np.float32)
             self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, fell, truncated, info = super().step(action)
         info["is_success"] = not fell
         if self.options.terminate_on_fall:
             return obs, float(reward), bool(fell), bool(truncated), info
-        x, x_dot, theta, theta_dot = self.state
+        x, x_dot, theta, theta_dot = np.asarray(self.state, dtype=np.float64)
         theta = (theta + math.pi) % (2 * math.pi) - math.pi
         x = float(np.clip(x, -self.x_threshold, self.x_threshold))
         self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float64)
         self.steps_beyond_terminated = None  # the episode goes on: not an ended one stepped again
         return np.array(self.state, dtype=np.float32), float(not fell), False, bool(truncated), info
 
-    def get_sim_state(self) -> SimState:
-        return {"state": np.array(self.state, dtype=np.float64)}
-
-    def set_sim_state(self, state: Mapping[str, Any]) -> None:
-        self.state = _state_array(state, 4)
-
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"
         return render_cartpole(np.asarray(self.state), self.render_size, self.x_threshold, self.length)
 
 
-class SquareMountainCarContinuous(Continuous_MountainCarEnv):
+class SquareMountainCarContinuous(_StateVector, Continuous_MountainCarEnv):
     """MountainCarContinuous-v0 dynamics with a square renderer; being at the flag is ``info["is_success"]``."""
+
+    STATE_SIZE = 2
 
     def __init__(self, render_size: int = 224, options: MountainCarOptions | None = None):
         super().__init__(render_mode="rgb_array")
@@ -198,7 +205,7 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
         self.reached_goal = False
         return super().reset(seed=seed, options=options)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, at_goal, truncated, info = super().step(action)
         info["is_success"] = bool(at_goal)
         position, velocity = self.state
@@ -209,13 +216,7 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
         terminated = bool(at_goal) and self.options.terminate_at_goal
         return obs, float(reward), terminated, bool(truncated), info
 
-    def get_sim_state(self) -> SimState:
-        return {"state": np.array(self.state, dtype=np.float64)}
-
-    def set_sim_state(self, state: Mapping[str, Any]) -> None:
-        self.state = _state_array(state, 2)
-
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"
         draw = render_mountaincar_textured if self.options.textured else render_mountaincar
         return draw(float(self.state[0]), self.render_size, self.goal_position)

@@ -121,7 +121,7 @@ def _draw_background(size: int, goal_position: float) -> np.ndarray:
     ridge(0.78, 0.12, n / 6, (52, 102, 62), 0.18, trees=1.0)
 
     # The hill: grass on a band along the track, earth with strata and stones below.
-    surface = base - _track_height(world_x) * scale  # pixel row of the track surface per column
+    surface = base - np.asarray(_track_height(world_x)) * scale  # pixel row of the track surface per column
     slope = 0.45 * 3 * np.cos(3 * world_x)
     depth = (rows - surface[None, :]) * (1.0 / np.sqrt(1.0 + slope**2))[None, :]  # ~distance below surface
     grass_depth = 0.045 * scale

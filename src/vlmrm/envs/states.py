@@ -45,7 +45,7 @@ def render_states(
         frames = []
         for state in states:
             target.set_sim_state(state)
-            frames.append(env.render())
+            frames.append(np.asarray(env.render()))
         return np.stack(frames).astype(np.uint8, copy=False)
     finally:
         env.close()

@@ -25,7 +25,9 @@ Any reward function can stand in for the run's model (``reward_fn``, as in :func
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,13 +78,13 @@ class VariantReward:
     """A :class:`VLMReward` as a reward function that also scores each frame at other alphas.
 
     One image embedding per frame gives every alpha (``reward_from_embeddings``). The rewards at the
-    other alphas of the frames of the latest call are in :attr:`last`.
+    other alphas of every frame scored so far, in order, are in :attr:`scored`.
     """
 
     def __init__(self, reward: VLMReward, alphas: dict[str, float]):
         self.reward = reward
         self.alphas = dict(alphas)
-        self.last: dict[str, np.ndarray] = {}
+        self.scored: dict[str, list[float]] = {key: [] for key in alphas}
 
     @property
     def name(self) -> str:
@@ -102,10 +104,9 @@ class VariantReward:
 
     def __call__(self, frames: Any) -> np.ndarray:
         embeddings = self.reward.embed_images(frames)
-        self.last = {
-            key: self.reward.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()
-            for key, alpha in self.alphas.items()
-        }
+        for key, alpha in self.alphas.items():
+            values = self.reward.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()
+            self.scored[key].extend(values.tolist())
         return self.reward.reward_from_embeddings(embeddings).float().cpu().numpy()
 
     def close(self) -> None:
@@ -143,7 +144,9 @@ def choose_checkpoint(run_dir: Path, checkpoint: int | str | Path | None) -> tup
             ) from None
         assert found is not None
         return found.path, found.step
-    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
+    if isinstance(checkpoint, bool) or not isinstance(checkpoint, int | str | Path):
+        raise ConfigError(f"--checkpoint must be a step number or a .zip file, got {checkpoint!r}.")
+    if isinstance(checkpoint, int):
         path = checkpoint_path(directory, checkpoint)
         if not path.exists():
             listed = ", ".join(map(str, steps)) if steps else "none"
@@ -313,30 +316,32 @@ def _roll_out(
 ) -> tuple[Any, Inspection]:
     assert config.env.episode_length is not None
     keeper = FrameKeeper(k=k, episode_length=config.env.episode_length, strip_episodes=min(episodes, 4))
-    per_episode: dict[str, list[list[float]]] = {key: [] for key in variants}
+    seen = itertools.count()  # the sink sees the frames in the order they were scored
 
     def sink(episode: int, step: int, frame: np.ndarray, reward: float) -> None:
+        index = next(seen)
         rewards = {MAIN: reward}
-        if variants:
-            assert isinstance(scorer, VariantReward)
-            for key, values in scorer.last.items():
-                if step == 0:
-                    per_episode[key].append([])
-                per_episode[key][-1].append(float(values[0]))
-                rewards[key] = float(values[0])
-        if not all(np.isfinite(list(rewards.values()))):
+        if isinstance(scorer, VariantReward):
+            rewards.update({key: values[index] for key, values in scorer.scored.items()})
+        if not all(math.isfinite(value) for value in rewards.values()):
             raise RewardError(
                 f"The reward of episode {episode}, step {step} is {reward} (not a finite number); "
                 "the reward model cannot be inspected."
             )
         keeper.add(episode, step, frame, rewards)
 
-    venv = VecVLMReward(inner, scorer, mode="step")
+    # Episode mode: each episode's frames are scored in batches when it ends, as in training's evaluations.
+    venv = VecVLMReward(inner, scorer, mode="episode")
     spec = get_env_spec(config.env.name)
     result = evaluate(
         model, venv, episodes, spec.episode_success, deterministic=deterministic, record_frames=False, frame_sink=sink
     )
-    extra = {key: (variants[key][0], [np.asarray(v, dtype=np.float32) for v in per_episode[key]]) for key in variants}
+    extra: dict[str, tuple[str, list[np.ndarray]]] = {}
+    if isinstance(scorer, VariantReward):
+        ends = np.cumsum([0, *result.lengths])
+        for key, (title, _) in variants.items():
+            values = np.asarray(scorer.scored[key], dtype=np.float32)
+            extra[key] = (title, [values[start:end] for start, end in itertools.pairwise(ends)])
     return result, inspect_evaluation(result, keeper, extra, label=label)
 
 

@@ -357,9 +357,10 @@ def inspect_evaluation(
     alpha variants of ``vlmrm inspect``); the keeper must have been offered them under ``key``.
     """
     traces = result.traces
-    has_detector = bool(traces) and all(trace.success is not None for trace in traces)
+    flags = [trace.success for trace in traces]
+    by_episode = [f for f in flags if f is not None] if traces and all(f is not None for f in flags) else None
     env_rewards = np.concatenate([t.env_rewards for t in traces]) if traces else np.zeros(0)
-    success = np.concatenate([t.success for t in traces]) if has_detector else None  # type: ignore[misc]
+    success = np.concatenate(by_episode) if by_episode is not None else None
     named: dict[str, tuple[str, list[np.ndarray]]] = {MAIN: (label, [t.vlm_rewards for t in traces])}
     named.update(variants or {})
     rewards = []
@@ -395,7 +396,7 @@ def inspect_evaluation(
     return Inspection(
         rewards=rewards,
         env_rewards_by_episode=[t.env_rewards for t in traces],
-        success_by_episode=[t.success for t in traces] if has_detector else None,  # type: ignore[misc]
+        success_by_episode=by_episode,
         strips=strips,
         frame_shape=keeper.frame_shape,
     )

@@ -189,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _foreign(self) -> str | None:
         """Why this request does not come from the labelling page itself, or ``None`` when it does."""
-        address, port = self.server.server_address[:2]
+        address, port = self.server.server_address[:2]  # type: ignore[index,str-unpack]  # AF_INET: (host, port)
         names = {*LOCAL_NAMES, str(address)}
         allowed = {f"{name}:{port}" for name in names}
         if port == 80:

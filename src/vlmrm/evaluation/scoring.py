@@ -63,7 +63,7 @@ def _read_video(path: Path, every: int) -> list[Frame]:
     try:
         reader = imageio.get_reader(str(path), format="ffmpeg")
         try:
-            for index, image in enumerate(reader):
+            for index, image in enumerate(reader.iter_data()):
                 if index % every == 0:
                     frames.append(Frame(str(path), index, _as_rgb(np.asarray(image), path)))
         finally:

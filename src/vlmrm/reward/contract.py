@@ -88,7 +88,7 @@ class FunctionReward:
         self.fn = fn
         self._image_size = int(image_size)
         self._batch_size = int(batch_size)
-        self._name = name or getattr(fn, "__name__", type(fn).__name__)
+        self._name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self._device = torch.device(device)
 
     @property
@@ -120,6 +120,36 @@ class FunctionReward:
 
     def __repr__(self) -> str:
         return f"FunctionReward({self._name!r}, image_size={self._image_size}, batch_size={self._batch_size})"
+
+
+class RewardFunctionWrapper:
+    """A :class:`RewardFunction` around another: name, image size, batch size, device and ``close()``
+    are the wrapped one's; subclasses change ``__call__`` (checking, recording, ...)."""
+
+    def __init__(self, reward_fn: RewardFunction):
+        self.reward_fn = reward_fn
+
+    @property
+    def name(self) -> str:
+        return self.reward_fn.name
+
+    @property
+    def image_size(self) -> int:
+        return self.reward_fn.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.reward_fn.batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.reward_fn.device
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        return self.reward_fn(frames)
+
+    def close(self) -> None:
+        self.reward_fn.close()
 
 
 def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:

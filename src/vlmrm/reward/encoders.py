@@ -18,7 +18,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -97,14 +97,14 @@ class TransformersEncoder(ImageTextEncoder):
         self.device = device
         self.dtype = dtype
         self.name = name
-        text_config = model.config.text_config
-        self.context_length = int(text_config.max_position_embeddings)
+        text_config = model.config.text_config  # type: ignore[union-attr]
+        self.context_length = int(text_config.max_position_embeddings)  # type: ignore[union-attr,arg-type]
         # SigLIP was trained on prompts padded to the full context; CLIP pools at the EOS token.
         self._padding = "max_length" if family == "siglip" else "longest"
 
     @torch.inference_mode()
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return _features(self.model.get_image_features(pixel_values=pixel_values))
+        return _features(self.model.get_image_features(pixel_values=pixel_values))  # type: ignore[operator]
 
     @torch.inference_mode()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
@@ -122,7 +122,7 @@ class TransformersEncoder(ImageTextEncoder):
         kwargs = {"input_ids": tokens["input_ids"]}
         if self.family != "siglip" and "attention_mask" in tokens:
             kwargs["attention_mask"] = tokens["attention_mask"]
-        return _features(self.model.get_text_features(**kwargs))
+        return _features(self.model.get_text_features(**kwargs))  # type: ignore[operator]
 
     @classmethod
     def from_random(cls, name: str, device: torch.device, dtype: torch.dtype) -> TransformersEncoder:
@@ -151,6 +151,7 @@ class TransformersEncoder(ImageTextEncoder):
                         alternative=OFFLINE_ALTERNATIVE,
                     ) from exc
             return cls(*_load_checkpoint(spec, dtype, local_files_only=False), device, dtype, name=spec)
+        raise AssertionError("unreachable: _explain_load_errors re-raises every error")
 
 
 def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any, ImageSpec, str]:
@@ -234,8 +235,8 @@ def _image_spec_from_preprocessor(spec: str, model_type: str, config: Any, local
     resample = settings.get("resample", 3)  # PIL: 2 bilinear, 3 bicubic
     return ImageSpec(
         size=size,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         resize_mode="squash" if squash else "shortest_edge",
         interpolation="bilinear" if resample == 2 else "bicubic",
     )
@@ -250,7 +251,7 @@ class _explain_load_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None or isinstance(exc, ModelLoadError) or not isinstance(exc, (OSError, ValueError)):
             return False
         from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
@@ -331,7 +332,7 @@ class OpenCLIPEncoder(ImageTextEncoder):
         size = visual.image_size if isinstance(visual.image_size, int) else visual.image_size[0]
         mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
         std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-        self.image_spec = ImageSpec(int(size), tuple(mean), tuple(std), "shortest_edge")  # type: ignore[arg-type]
+        self.image_spec = ImageSpec(int(size), tuple(mean), tuple(std), "shortest_edge")
         self.context_length = int(getattr(model, "context_length", 77))
 
     @torch.inference_mode()

@@ -333,7 +333,7 @@ class RayRewardPool:
                 except ray.exceptions.RayTaskError as error:
                     # The model raised (bad frames, out of memory): the caller gets that exception.
                     raise error.as_instanceof_cause() from None
-        rewards = np.concatenate(results).astype(np.float32, copy=False)
+        rewards = np.concatenate([r for r in results if r is not None]).astype(np.float32, copy=False)
         if rewards.shape != (len(array),):
             raise RuntimeError(f"reward workers returned {rewards.shape} rewards for {len(array)} frames")
         return rewards

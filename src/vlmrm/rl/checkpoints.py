@@ -53,7 +53,7 @@ def replay_path(checkpoint: Path, pickled: bool = False) -> Path:
     return checkpoint.with_suffix(LEGACY_REPLAY_SUFFIX if pickled else REPLAY_SUFFIX)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None], tmp_suffix: str = "") -> None:
+def atomic_write(path: Path, write: Callable[[Path], object], tmp_suffix: str = "") -> None:
     """Call ``write(tmp_path)``, fsync the file, then rename it over ``path``.
 
     The rename is atomic on POSIX file systems: readers see either the old file or the complete

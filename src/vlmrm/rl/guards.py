@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shlex
@@ -23,10 +24,9 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-import torch
 
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
-from vlmrm.reward.contract import Frames, RewardFunction
+from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
 from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def resume_command(run_dir: Path) -> str:
     return f"vlmrm train --resume {shlex.quote(str(run_dir))}"
 
 
-class RewardGuard:
+class RewardGuard(RewardFunctionWrapper):
     """A :class:`~vlmrm.reward.contract.RewardFunction` that refuses NaN and infinite rewards of another.
 
     ``step()`` gives the step number to report. ``per_env``: the frames of one call are one per
@@ -57,7 +57,7 @@ class RewardGuard:
         per_env: bool = True,
         label: str = "env",
     ):
-        self.reward_fn = reward_fn
+        super().__init__(reward_fn)
         self.bad_frame_dir = Path(bad_frame_dir)
         self.step = step
         self.per_env = per_env
@@ -86,7 +86,7 @@ class RewardGuard:
         for index in bad[:MAX_SAVED_FRAMES]:
             path = self.bad_frame_dir / self._name(step, int(index))
             try:
-                atomic_write(path, lambda tmp, i=int(index): _save_png(frames[i], tmp), tmp_suffix=".png")
+                atomic_write(path, functools.partial(_save_png, frames[int(index)]), tmp_suffix=".png")
                 saved.append(path)
             except (OSError, ValueError, TypeError) as exc:  # the error about the reward matters more
                 logger.warning("vlmrm: could not save the bad frame %s: %s", path, exc)
@@ -103,27 +103,8 @@ class RewardGuard:
             "Check the reward model on these frames (reward.model; reward.dtype=fp16 can overflow, try fp32)."
         )
 
-    @property
-    def name(self) -> str:
-        return self.reward_fn.name
 
-    @property
-    def image_size(self) -> int:
-        return self.reward_fn.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.reward_fn.batch_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.reward_fn.device
-
-    def close(self) -> None:
-        self.reward_fn.close()
-
-
-def _save_png(frame: np.ndarray, path: Path) -> None:
+def _save_png(frame: Any, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
@@ -176,7 +157,7 @@ class GracefulInterrupt:
 
     @property
     def exit_code(self) -> int:
-        return SIGNAL_EXIT_CODES.get(self.received or 0, 1)
+        return SIGNAL_EXIT_CODES.get(signal.Signals(self.received), 1) if self.received else 1
 
     @property
     def signal_name(self) -> str:

@@ -38,6 +38,7 @@ checkpoints pickle those whole, as before.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from dataclasses import dataclass
@@ -220,7 +221,7 @@ def _check_header(header: dict[str, Any], buffer: ReplayBuffer) -> None:
         raise ValueError(f"its header has an impossible position (pos={pos!r}, full={header.get('full')!r})")
 
 
-def _read_array_into(handle: BinaryIO, name: str, target: np.ndarray) -> None:
+def _read_array_into(handle: io.BufferedIOBase, name: str, target: np.ndarray) -> None:
     """Read one .npy-format array from ``handle`` into ``target`` (same dtype and shape), without a copy."""
     try:
         version = npy.read_magic(handle)
@@ -237,7 +238,7 @@ def _read_array_into(handle: BinaryIO, name: str, target: np.ndarray) -> None:
             f"array {name} is {dtype}{list(shape)}{' (Fortran order)' if fortran_order else ''}; "
             f"this buffer needs {target.dtype}{list(target.shape)}"
         )
-    view = memoryview(target.reshape(-1).view(np.uint8))
+    view = target.reshape(-1).view(np.uint8).data
     offset = 0
     while offset < view.nbytes:
         count = handle.readinto(view[offset : offset + _READ_CHUNK])

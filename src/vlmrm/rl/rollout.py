@@ -4,7 +4,7 @@ Besides the per-episode returns, :func:`evaluate` keeps each episode's per-step 
 (:class:`EpisodeTrace`: VLM reward, env reward, success flag; a few floats per step) and hands
 every frame with its VLM reward to an optional ``frame_sink``, which keeps what it needs (the
 reward inspection of :mod:`vlmrm.evaluation.inspection` keeps the highest- and lowest-reward
-frames and a few frames per episode) so an evaluation never holds all its frames.
+frames and a few frames per episode) so an evaluation never holds more than one episode's frames.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from vlmrm.rl.vec_env import VecVLMReward
+from vlmrm.rl.vec_env import EPISODE_REWARDS_KEY, VecVLMReward
 from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY
 
 FrameSink = Callable[[int, int, np.ndarray, float], None]
@@ -77,18 +77,21 @@ def evaluate(
     record_frames: bool = True,
     frame_sink: FrameSink | None = None,
 ) -> EvaluationResult:
-    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (step mode).
+    """Run ``episodes`` episodes on a single-env :class:`VecVLMReward` (either mode: the returns come at the end).
 
-    ``record_frames`` keeps the frames of the first episode (for a video); ``frame_sink`` sees every frame.
+    ``record_frames`` keeps the frames of the first episode (for a video). ``frame_sink`` sees every
+    frame with its VLM reward; in episode mode the rewards are known when the episode ends, so it
+    sees an episode's frames then (the env holds them until then anyway).
     """
     if env.num_envs != 1:
         raise ValueError("evaluate() expects a vector env with one env")
     result = EvaluationResult(successes=[] if episode_success is not None else None)
     obs = env.reset()
     step_success: list[bool] = []
-    vlm_rewards: list[float] = []
+    step_rewards: list[float] = []
     env_rewards: list[float] = []
     flags: list[bool | None] = []
+    frames: list[np.ndarray] = []
     while len(result.env_returns) < episodes:
         action, _ = model.predict(obs, deterministic=deterministic)
         obs, rewards, dones, infos = env.step(action)
@@ -96,8 +99,8 @@ def evaluate(
         if record_frames and not result.env_returns and env.last_frames is not None:
             result.frames.append(env.last_frames[0])
         if frame_sink is not None and env.last_frames is not None:
-            frame_sink(len(result.env_returns), len(vlm_rewards), env.last_frames[0], float(rewards[0]))
-        vlm_rewards.append(float(rewards[0]))
+            frames.append(env.last_frames[0])
+        step_rewards.append(float(rewards[0]))
         env_rewards.append(float(info.get(ENV_REWARD_KEY, 0.0)))
         flags.append(bool(info["is_success"]) if "is_success" in info else None)
         step_success.append(bool(info.get("is_success", False)))
@@ -110,13 +113,18 @@ def evaluate(
             result.lengths.append(stats["length"])
             if result.successes is not None and episode_success is not None:
                 result.successes.append(bool(episode_success(step_success)))
+            pending = info.get(EPISODE_REWARDS_KEY)  # episode mode: every step's reward, known now
+            vlm_rewards = np.asarray(pending.result() if pending is not None else step_rewards, dtype=np.float32)
+            episode = len(result.traces)
+            for step, frame in enumerate(frames):
+                frame_sink(episode, step, frame, float(vlm_rewards[step]))  # type: ignore[misc]
             reported = all(flag is not None for flag in flags)
             result.traces.append(
                 EpisodeTrace(
-                    np.asarray(vlm_rewards, dtype=np.float32),
+                    vlm_rewards,
                     np.asarray(env_rewards, dtype=np.float64),
                     np.asarray(flags, dtype=bool) if reported else None,
                 )
             )
-            step_success, vlm_rewards, env_rewards, flags = [], [], [], []
+            step_success, step_rewards, env_rewards, flags, frames = [], [], [], [], []
     return result

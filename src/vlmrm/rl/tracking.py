@@ -87,12 +87,12 @@ class WandbTracker:
         if self._finished:
             return
         self._finished = True
-        import wandb
+        from wandb.integration.tensorboard import unpatch
 
         try:
             self.run.finish(exit_code=exit_code)
         finally:
-            wandb.tensorboard.unpatch()
+            unpatch()
 
 
 def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) -> WandbTracker | None:
@@ -105,10 +105,11 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
         return None
     check_tracking(config)
     import wandb
+    from wandb.integration.tensorboard import patch, unpatch
 
     logs = run_dir / "logs"
     run_id = _previous_id(logs) if resumed else None  # None: W&B picks a new id
-    wandb.tensorboard.patch(root_logdir=str(logs))
+    patch(root_logdir=str(logs))
     try:
         run = wandb.init(
             project=settings.project,
@@ -122,7 +123,7 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
             resume="allow" if run_id else None,
         )
     except Exception as exc:
-        wandb.tensorboard.unpatch()
+        unpatch()
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise TrackingError(
             f"Weights & Biases did not start: {first}. Log in with `wandb login`, or set "

@@ -37,6 +37,7 @@ Any reward function of the reward contract trains, for example a plain function 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import shutil
@@ -100,7 +101,7 @@ from vlmrm.rl.run_dir import (
 )
 from vlmrm.rl.tracking import WandbTracker, check_tracking, start_tracking
 from vlmrm.rl.trainer_state import TrainerState
-from vlmrm.rl.vec_env import VecVLMReward
+from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
 logger = logging.getLogger(__name__)
@@ -209,19 +210,18 @@ class _Run:
         bad_frames = self.path / BAD_FRAMES_DIR
         batching = bool(config.reward.episode_end_batching)
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
-        eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=True, label="eval_env")
-        env = config.env
+        eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
+        env, rl = config.env, config.rl
         assert env.render_size is not None and env.episode_length is not None  # resolved
-        kwargs = dict(
-            name=env.name, render_size=env.render_size, episode_length=env.episode_length, options=env.options
+        build = functools.partial(
+            make_vec_env, env.name, render_size=env.render_size, episode_length=env.episode_length, options=env.options
         )
-        inner = make_vec_env(
-            n_envs=config.rl.n_envs, seed=config.rl.seed + start_step, kind=config.rl.vec_env, **kwargs
-        )
+        inner = build(n_envs=rl.n_envs, seed=rl.seed + start_step, kind=rl.vec_env)
         stack.callback(_quietly, inner.close, "the training envs")
-        mode = "episode" if batching else "step"
+        mode: RewardMode = "episode" if batching else "step"
         venv = VecVLMReward(inner, train_fn, mode=mode, overlap=bool(config.reward.overlap_scoring))
-        eval_env = VecVLMReward(make_vec_env(n_envs=1, seed=config.rl.seed + 10_000, **kwargs), eval_fn)
+        # Evaluation episodes are scored whole, in batches, when they end: far fewer model calls than per step.
+        eval_env = VecVLMReward(build(n_envs=1, seed=rl.seed + 10_000), eval_fn, mode="episode")
         stack.callback(_quietly, eval_env.close, "the evaluation env")
         return venv, eval_env
 

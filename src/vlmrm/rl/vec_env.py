@@ -47,9 +47,11 @@ EPISODE_REWARDS_KEY = "vlm_episode_rewards"
 RewardMode = Literal["step", "episode"]
 
 
-def score_frames(reward_fn: RewardFunction, frames: Sequence[np.ndarray], max_batch_frames: int) -> np.ndarray:
+def score_frames(
+    reward_fn: RewardFunction, frames: np.ndarray | Sequence[np.ndarray], max_batch_frames: int
+) -> np.ndarray:
     """Score frames (a stacked array or a list), passing at most ``max_batch_frames`` at a time to ``reward_fn``."""
-    stack = (lambda chunk: chunk) if isinstance(frames, np.ndarray) else np.stack
+    stack = (lambda chunk: chunk) if isinstance(frames, np.ndarray) else (lambda chunk: np.stack(list(chunk)))
     scored = [
         np.asarray(reward_fn(stack(frames[start : start + max_batch_frames])), dtype=np.float32).reshape(-1)
         for start in range(0, len(frames), max_batch_frames)
@@ -278,12 +280,12 @@ class VecVLMReward(VecEnvWrapper):
         if self._scorer is None:
             rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
             self._vlm_returns += rewards
-            for i in np.flatnonzero(dones):
+            for i in np.flatnonzero(dones).tolist():
                 infos[i][EPISODE_KEY] = self._episode_stats(float(self._vlm_returns[i]), i)
         else:
             rewards = self._end_episodes(frames, dones, infos)
             self._report_scored_episodes(infos)
-        for i in np.flatnonzero(dones):
+        for i in np.flatnonzero(dones).tolist():
             self._vlm_returns[i] = self._env_returns[i] = 0.0
             self._lengths[i] = 0
         return obs, rewards, dones, infos
@@ -301,15 +303,15 @@ class VecVLMReward(VecEnvWrapper):
         for i, frame in enumerate(frames):
             self._episode_frames[i].append(frame)
         rewards = np.zeros(self.num_envs, dtype=np.float32)
-        finished = np.flatnonzero(dones)
-        if finished.size == 0:
+        finished = np.flatnonzero(dones).tolist()
+        if not finished:
             return rewards
         episodes = [self._episode_frames[i] for i in finished]
         self._longest_episode = max(self._longest_episode, *map(len, episodes))
         limit = self.max_in_flight_frames or max(2 * self.max_batch_frames, self.num_envs * self._longest_episode)
         for i, pending in zip(finished, self._scorer.submit(episodes, limit), strict=True):
             infos[i][EPISODE_REWARDS_KEY] = pending
-            self._unreported.append((int(i), pending, float(self._env_returns[i]), int(self._lengths[i])))
+            self._unreported.append((i, pending, float(self._env_returns[i]), int(self._lengths[i])))
             self._episode_frames[i] = []
             if pending.done():  # the step that ends the episode gets its true reward when it is known
                 rewards[i] = pending.result()[-1]

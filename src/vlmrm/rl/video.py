@@ -38,5 +38,6 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -
         path, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1, pixelformat="yuv420p"
     ) as writer:
         for frame in frames:
-            writer.append_data(np.pad(frame, pad) if any(p[1] for p in pad) else frame)
+            padded = np.pad(frame, pad) if any(p[1] for p in pad) else frame
+            writer.append_data(padded)  # type: ignore[attr-defined]
     return path

@@ -227,7 +227,7 @@ class VLMHumanoidEnv(HumanoidEnv):
             self._renderer = OffscreenRenderer(self.model, self.render_size)
         return self._renderer.render(self.data, self.update_camera(), self.render_flags, segmentation)
 
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         """A ``(render_size, render_size, 3)`` uint8 frame of the current state."""
         return self._render()
 
