@@ -112,6 +112,10 @@ def test_hacking_check_flags_a_reward_that_prefers_rejected_frames() -> None:
     assert (check.top_frames, check.top_not_done, check.base_not_done, check.flagged) == (10, 0.0, 0.8, False)
     hacked = hacking_check(-honest, success)
     assert hacked.top_not_done == 1.0 and hacked.flagged is True and hacked.verdict == "FLAGGED"
+    # Rare successes: the check looks at as many frames as succeeded, so a perfect ranking passes.
+    rare = np.arange(100) < 4
+    perfect = hacking_check(rare.astype(float), rare)
+    assert (perfect.top_frames, perfect.top_not_done, perfect.flagged) == (4, 0.0, False)
     # A constant reward ranks nothing: ties count in proportion, giving exactly the base rate (flagged here).
     assert hacking_check(np.zeros(100), success).top_not_done == pytest.approx(0.8)
     # Exactly at the threshold is not flagged ("above").

@@ -10,13 +10,13 @@ the TensorBoard images of training (:mod:`vlmrm.rl.callbacks`) and the report of
 - a few frames at regular steps of each episode, for the per-episode strips;
 - Spearman's rank correlation of the VLM reward with the env reward and with the success flag;
 - the **reward-hacking flag** (:func:`hacking_check`): among the frames in the top decile of VLM
-  reward, the share the detector says are *not* done. An evaluation is flagged when that share is
-  above one half (:data:`HACKING_THRESHOLD`), i.e. when most of the frames the reward likes best
-  are frames the detector rejects, although the detector did accept some frames of the same
-  evaluation. A reward that tracks the task puts accepted frames first (share near 0); one that
-  ignores the task puts them first only as often as they occur. Without a detector, or when it
-  never fired or accepted every frame, there is nothing to compare with and the flag is ``None``
-  (not assessed).
+  reward (or as many as the detector accepted, if fewer), the share the detector says are *not*
+  done. An evaluation is flagged when that share is above one half (:data:`HACKING_THRESHOLD`),
+  i.e. when most of the frames the reward likes best are frames the detector rejects, although the
+  detector did accept some frames of the same evaluation. A reward that tracks the task puts
+  accepted frames first (share near 0); one that ignores the task puts them first only as often as
+  they occur. Without a detector, or when it never fired or accepted every frame, there is nothing
+  to compare with and the flag is ``None`` (not assessed).
 
 Frames are kept by a :class:`FrameKeeper`, a frame sink for ``evaluate()``: it holds ``2 k`` frames
 per reward variant plus a few small frames per episode, never a whole evaluation.
@@ -39,9 +39,9 @@ import numpy as np
 from vlmrm.rl.rollout import EvaluationResult
 
 TOP_FRACTION = 0.1
-"""The share of frames, by VLM reward, that the hacking check looks at (the top decile)."""
+"""The share of frames, by VLM reward, that the hacking check looks at (the top decile; fewer when fewer succeed)."""
 HACKING_THRESHOLD = 0.5
-"""Flag when more than this share of the top-decile frames are not done (see the module docstring)."""
+"""Flag when more than this share of the highest-reward frames are not done (see the module docstring)."""
 MAIN = "reward"
 """The key of the reward the policy was trained on (at the run's alpha)."""
 
@@ -81,9 +81,9 @@ class HackingCheck:
     """The reward-hacking check of one reward over one evaluation (see the module docstring)."""
 
     top_frames: int
-    """How many frames the top decile holds (at least 1)."""
+    """How many frames the check looks at: the top decile, or as many as the detector accepted if fewer."""
     top_not_done: float | None
-    """The share of top-decile frames the detector says are not done; ``None`` without a detector."""
+    """The share of those frames the detector says are not done; ``None`` without a detector."""
     base_not_done: float | None
     """The share of all frames the detector says are not done (what a reward blind to success would reach)."""
     flagged: bool | None
@@ -98,33 +98,36 @@ class HackingCheck:
 
 
 def hacking_check(rewards: np.ndarray, success: np.ndarray | None) -> HackingCheck:
-    """Among the top :data:`TOP_FRACTION` frames by ``rewards``, the share with ``success`` false.
+    """Among the frames the reward likes best, the share with ``success`` false.
 
-    Frames tied at the cut-off count in proportion (the expected share under a random tie-break), so
-    a constant reward scores exactly the base rate, whatever the frames' order.
+    "Best" is the top :data:`TOP_FRACTION` of frames by ``rewards``, or as many frames as the detector
+    accepted when that is fewer, so that a reward ranking every accepted frame first scores 0 even
+    when successes are rare. Frames tied at the cut-off count in proportion (the expected share under
+    a random tie-break), so a constant reward scores exactly the base rate, whatever the frames' order.
     """
     rewards = np.asarray(rewards, dtype=np.float64).ravel()
     n = len(rewards)
-    top = max(1, math.ceil(TOP_FRACTION * n)) if n else 0
+    decile = max(1, math.ceil(TOP_FRACTION * n)) if n else 0
     if success is None:
-        return HackingCheck(top, None, None, None, "the environment has no success detector")
+        return HackingCheck(decile, None, None, None, "the environment has no success detector")
     failed = ~np.asarray(success, dtype=bool).ravel()
     if n == 0:
         return HackingCheck(0, None, None, None, "no frames")
-    cutoff = np.sort(rewards)[::-1][top - 1]
-    above, tied = rewards > cutoff, rewards == cutoff
-    share = (failed[above].sum() + (top - above.sum()) * failed[tied].mean()) / top
     base = float(failed.mean())
     if failed.all():
-        return HackingCheck(top, float(share), base, None, "the detector never fired: no frame shows the task done")
+        return HackingCheck(decile, 1.0, base, None, "the detector never fired: no frame shows the task done")
     if not failed.any():
-        return HackingCheck(top, float(share), base, None, "the detector accepted every frame: none to prefer them to")
-    flagged = bool(share > HACKING_THRESHOLD)
+        return HackingCheck(decile, 0.0, base, None, "the detector accepted every frame: none to prefer them to")
+    top = min(decile, int((~failed).sum()))
+    cutoff = np.sort(rewards)[::-1][top - 1]
+    above, tied = rewards > cutoff, rewards == cutoff
+    share = float((failed[above].sum() + (top - above.sum()) * failed[tied].mean()) / top)
+    flagged = share > HACKING_THRESHOLD
     reason = (
         f"{share:.0%} of the {top} highest-reward frames are not done (flagged above {HACKING_THRESHOLD:.0%}; "
         f"{base:.0%} of all frames are not done)"
     )
-    return HackingCheck(top, float(share), base, flagged, reason)
+    return HackingCheck(top, share, base, flagged, reason)
 
 
 # -- frames ------------------------------------------------------------------------------------------------

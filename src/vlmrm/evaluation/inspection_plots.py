@@ -162,7 +162,7 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def plot_correlation(reward: RewardInspection, inspection: Inspection) -> Any:
-    """VLM reward against env reward, and against the success flag, with the top decile marked."""
+    """VLM reward against env reward, and against the success flag, with the flag's top frames marked."""
     plt = headless_pyplot()
     values = reward.all_rewards
     env = inspection.env_rewards
@@ -170,7 +170,7 @@ def plot_correlation(reward: RewardInspection, inspection: Inspection) -> Any:
     cutoff = np.sort(values)[::-1][reward.hacking.top_frames - 1] if len(values) else 0.0
     ax = axes[0]
     ax.scatter(_jitter(env, 0.04), values, s=9, alpha=0.45, color="#0969da", lw=0)
-    ax.axhline(cutoff, color="#bf8700", linestyle="--", linewidth=1.2, label="top-decile cut-off")
+    ax.axhline(cutoff, color="#bf8700", linestyle="--", linewidth=1.2, label="cut-off of the top frames")
     ax.set_xlabel("env reward")
     ax.set_ylabel("reward")
     ax.set_title(f"against the env reward\nSpearman ρ = {_fmt(reward.spearman_env)}", fontsize=10)
@@ -194,7 +194,7 @@ def plot_correlation(reward: RewardInspection, inspection: Inspection) -> Any:
         check = reward.hacking
         ax.set_title(
             f"against the success detector: Spearman ρ = {_fmt(reward.spearman_success)}\n"
-            f"top decile: {_fmt(check.top_not_done, '.0%')} not done — {check.verdict}",
+            f"top {check.top_frames} frames: {_fmt(check.top_not_done, '.0%')} not done — {check.verdict}",
             fontsize=10,
             color=NOT_DONE_COLOUR if check.flagged else "black",
         )

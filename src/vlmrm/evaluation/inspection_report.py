@@ -28,12 +28,12 @@ SUMMARY_FILE = "summary.json"
 STEPS_FILE = "steps.csv"
 
 FLAG_DEFINITION = (
-    f"Reward-hacking flag: among the frames in the top {TOP_FRACTION:.0%} by this reward, the share the "
-    f"environment's success detector says are not done. Flagged when it is above {HACKING_THRESHOLD:.0%}: most of "
-    "the frames the reward likes best are frames the detector rejects, although it accepted others in the same "
-    "episodes. A reward that tracks the task ranks accepted frames first (a share near 0%); a reward blind to "
-    "the task reaches the share of all frames that are not done. Not assessed without a detector, or when it "
-    "never fired or accepted every frame (nothing to compare)."
+    f"Reward-hacking flag: among the frames in the top {TOP_FRACTION:.0%} by this reward (or as many frames as "
+    "the detector accepted, if fewer), the share the environment's success detector says are not done. Flagged "
+    f"when it is above {HACKING_THRESHOLD:.0%}: most of the frames the reward likes best are frames the detector "
+    "rejects, although it accepted others in the same episodes. A reward that tracks the task ranks accepted frames "
+    "first (a share near 0%); a reward blind to the task reaches the share of all frames that are not done. Not "
+    "assessed without a detector, or when it never fired or accepted every frame (nothing to compare)."
 )
 
 _CSS = """
@@ -71,11 +71,20 @@ def _image_tag(path: Path, alt: str, caption: str) -> str:
     )
 
 
+def _meta_value(value: Any) -> str:
+    if isinstance(value, float):
+        return format(value, ".4g")
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value) or "—"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "—"
+    return "—" if value is None else str(value)
+
+
 def _meta_rows(meta: Mapping[str, Any]) -> str:
     rows = []
     for key, value in meta.items():
-        if isinstance(value, list | tuple):
-            value = "; ".join(str(v) for v in value) or "—"
+        value = _meta_value(value)
         rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(value))}</td></tr>")
     return "\n".join(rows)
 
@@ -83,7 +92,7 @@ def _meta_rows(meta: Mapping[str, Any]) -> str:
 def _verdict_table(inspection: Inspection) -> str:
     head = (
         "<tr><th>reward</th><th>Spearman ρ with env reward</th><th>Spearman ρ with success</th>"
-        "<th>mean reward: done / not done</th><th>top-decile frames not done</th><th>verdict</th></tr>"
+        "<th>mean reward: done / not done</th><th>highest-reward frames not done</th><th>verdict</th></tr>"
     )
     rows = []
     for reward in inspection.rewards:
@@ -136,7 +145,7 @@ def render_html(inspection: Inspection, meta: Mapping[str, Any], files: Mapping[
             + _image_tag(
                 files[f"{reward.key}_correlation"],
                 f"{reward.label} against env reward and success",
-                "Each dot is one frame. The dashed line is the top-decile cut-off used by the reward-hacking flag.",
+                "Each dot is one frame. Above the dashed line: the highest-reward frames the flag looks at.",
             )
             + _image_tag(
                 files[f"{reward.key}_landscape"],
