@@ -261,6 +261,16 @@ def test_bad_inputs_are_one_line_and_write_nothing(
         assert not (directory / "inspect").exists() and leftovers(directory) == []
 
 
+def test_a_run_with_a_report_can_still_be_overwritten(run: Path, tmp_path: Path) -> None:
+    from vlmrm.rl.run_dir import check_run_dir_free
+
+    copy = copy_run(run, tmp_path)
+    inspect_run(copy, episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
+    check_run_dir_free(copy, overwrite=True)  # inspect/ is vlmrm's own: `vlmrm train --overwrite` may delete it
+    with pytest.raises(RunDirectoryError, match="already holds a run"):
+        check_run_dir_free(copy, overwrite=False)
+
+
 def test_a_failed_inspection_keeps_the_previous_report(run: Path, tmp_path: Path) -> None:
     copy = copy_run(run, tmp_path)
     inspect_run(copy, episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
