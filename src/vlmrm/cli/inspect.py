@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top", type=int, default=8, metavar="K", help="Frames shown at each end (default: 8).")
     parser.add_argument("--device", help="Where the reward model runs (default: auto).")
     parser.add_argument("--seed", type=int, help="The env's seed (default: the run's rl.seed + 10000).")
-    parser.set_defaults(handler=run, model_option="--set reward.model={spec} when training")
+    parser.set_defaults(handler=run, model_option="reward.model={spec} in a new run")
 
 
 def run(args: argparse.Namespace) -> int:
