@@ -198,6 +198,27 @@ class RLConfig(_Section):
     )
 
 
+class WandbConfig(_Section):
+    """Weights & Biases tracking (``pip install 'vlmrm[wandb]'``): the run's TensorBoard logs, videos and config."""
+
+    enabled: bool = Field(default=False, description="Stream the run to Weights & Biases.")
+    project: str = Field(default="vlmrm", description="W&B project.")
+    entity: str | None = Field(default=None, description="W&B team or user; default: your default entity.")
+    mode: Literal["online", "offline"] | None = Field(
+        default=None, description="online or offline (sync later with `wandb sync`); default: $WANDB_MODE, else online."
+    )
+    tags: list[str] = Field(default_factory=list, description="Tags of the W&B run (a sweep adds its own).")
+    group: str | None = Field(default=None, description="Group of the W&B run (e.g. a sweep's name).")
+    name: str | None = Field(default=None, description="Name of the W&B run; default: the run directory's name.")
+
+    @field_validator("project")
+    @classmethod
+    def _project_named(cls, project: str) -> str:
+        if not project.strip():
+            raise ValueError("the W&B project is empty; name one, e.g. vlmrm")
+        return project
+
+
 class LoggingConfig(_Section):
     """Where the run is written and how often."""
 
@@ -219,6 +240,15 @@ class LoggingConfig(_Section):
         default=None, json_schema_extra=SAFE, description="Default: on for off-policy algorithms."
     )
     progress_bar: bool = Field(default=True, json_schema_extra=SAFE)
+    inspect: bool = Field(
+        default=True,
+        json_schema_extra=SAFE,
+        description="At each evaluation, log the highest- and lowest-reward frames and an episode strip to "
+        "TensorBoard (see docs/inspect.md).",
+    )
+    wandb: WandbConfig = Field(
+        default_factory=WandbConfig, json_schema_extra=SAFE, description="Weights & Biases tracking (off by default)."
+    )
 
     @field_validator("run_dir")
     @classmethod

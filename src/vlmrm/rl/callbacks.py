@@ -21,6 +21,9 @@ from vlmrm.rl.wrappers import EPISODE_KEY
 
 logger = logging.getLogger(__name__)
 
+TENSORBOARD_ONLY = ("stdout", "log", "json", "csv")
+"""``exclude`` of values only TensorBoard can show (images)."""
+
 
 def crossed(previous: int, current: int, every: int) -> bool:
     """True when a multiple of ``every`` lies in ``(previous, current]``."""
@@ -118,6 +121,12 @@ class EvaluationCallback(BaseCallback):
 
     No periodic evaluation happens at or after ``final_step``: the trainer's final evaluation
     (``run(..., video=True)``) covers that step, and each step is logged once.
+
+    With ``inspect_episode_length`` (the env's episode length; ``logging.inspect``) each evaluation
+    also logs the reward inspection of :mod:`vlmrm.evaluation.inspection` to TensorBoard only:
+    ``inspect/extremes`` (the highest- and lowest-reward frames) and ``inspect/episode`` (frames,
+    VLM reward, env reward and success over the first episode), plus its numbers as scalars.
+    ``on_video(path, step)`` is called after each video is written (experiment tracking).
     """
 
     def __init__(
@@ -130,8 +139,12 @@ class EvaluationCallback(BaseCallback):
         episode_success: Callable[[Sequence[bool]], bool] | None = None,
         fps: int = 30,
         final_step: int | None = None,
+        inspect_episode_length: int | None = None,
+        on_video: Callable[[Path, int], None] | None = None,
     ):
         super().__init__()
+        self.inspect_episode_length = inspect_episode_length
+        self.on_video = on_video
         self.eval_env = eval_env
         self.eval_freq = eval_freq
         self.eval_episodes = eval_episodes
@@ -149,7 +162,16 @@ class EvaluationCallback(BaseCallback):
         self._previous = self.num_timesteps
 
     def run(self, step: int, episodes: int, video: bool) -> EvaluationResult:
-        result = evaluate(self.model, self.eval_env, episodes, self.episode_success, record_frames=video)
+        keeper = None
+        if self.inspect_episode_length is not None:
+            from vlmrm.evaluation.inspection import FrameKeeper
+
+            keeper = FrameKeeper(episode_length=self.inspect_episode_length)
+        result = evaluate(
+            self.model, self.eval_env, episodes, self.episode_success, record_frames=video, frame_sink=keeper
+        )
+        if keeper is not None:
+            self._log_inspection(result, keeper)
         self.logger.record("eval/env_return", result.mean_env_return)
         self.logger.record("eval/vlm_return", result.mean_vlm_return)
         self.logger.record("eval/episode_length", float(np.mean(result.lengths)))
@@ -168,9 +190,23 @@ class EvaluationCallback(BaseCallback):
             path = self.video_dir / f"step_{step:010d}.mp4"
             atomic_write(path, lambda tmp: write_video(result.frames, tmp, fps=self.fps), tmp_suffix=".mp4")
             entry["video"] = str(path)
+            if self.on_video is not None:
+                self.on_video(path, step)
         self.history.append(entry)
         self.logger.dump(step)
         return result
+
+    def _log_inspection(self, result: EvaluationResult, keeper: Any) -> None:
+        from stable_baselines3.common.logger import Image
+
+        from vlmrm.evaluation.inspection import inspect_evaluation
+        from vlmrm.evaluation.inspection_plots import tensorboard_images
+
+        inspection = inspect_evaluation(result, keeper)
+        for key, image in tensorboard_images(inspection).items():
+            self.logger.record(f"inspect/{key}", Image(image, "HWC"), exclude=TENSORBOARD_ONLY)
+        for key, value in inspection.scalars().items():
+            self.logger.record(f"inspect/{key}", value)
 
     def _videos_skipped(self) -> bool:
         """Without a video encoder, say so once and train on: a run is never lost to its video."""

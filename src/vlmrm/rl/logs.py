@@ -93,17 +93,26 @@ class StepLogger(Logger):
         super().close()
 
     def state_dict(self) -> dict[str, Any]:
-        """What is held or recorded but not written yet (numbers only): a checkpoint carries it."""
+        """What is held or recorded but not written yet (numbers only: images are not carried): a checkpoint
+        carries it."""
 
         def numbers_of(values: dict[str, Any]) -> dict[str, Any]:
             return {key: value for key, value in values.items() if isinstance(value, numbers.Number)}
 
-        held = None if self._held is None else [self._held[0], numbers_of(self._held[1]), dict(self._held[2])]
+        def excluded_of(values: dict[str, Any], excluded: dict[str, Any]) -> dict[str, Any]:
+            # Only for the values kept: TensorBoard's writer pairs each value with its exclusions.
+            return {key: value for key, value in excluded.items() if key in values}
+
+        held = None
+        if self._held is not None:
+            kept = numbers_of(self._held[1])
+            held = [self._held[0], kept, excluded_of(kept, self._held[2])]
+        values = numbers_of(self.name_to_value)
         return {
             "held": held,
-            "values": numbers_of(self.name_to_value),
-            "counts": dict(self.name_to_count),
-            "excluded": dict(self.name_to_excluded),
+            "values": values,
+            "counts": {key: count for key, count in self.name_to_count.items() if key in values},
+            "excluded": excluded_of(values, self.name_to_excluded),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

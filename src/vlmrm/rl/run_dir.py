@@ -11,8 +11,10 @@ from vlmrm.rl.guards import BAD_FRAMES_DIR, RunLock, resume_command
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
 SUBDIRECTORIES = ("logs", "checkpoints", "videos")
+INSPECT_DIR = "inspect"
+"""Written by ``vlmrm inspect`` (:mod:`vlmrm.evaluation.inspect_run`), after or during training."""
 
-RUN_ARTEFACTS = frozenset({CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, *SUBDIRECTORIES})
+RUN_ARTEFACTS = frozenset({CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, INSPECT_DIR, *SUBDIRECTORIES})
 """What vlmrm writes at the top of a run directory; ``--overwrite`` refuses directories holding anything else."""
 
 

@@ -97,6 +97,7 @@ from vlmrm.rl.run_dir import (
     holds_nothing_to_keep,
     prepare_run_dir,
 )
+from vlmrm.rl.tracking import WandbTracker, check_tracking, start_tracking
 from vlmrm.rl.trainer_state import TrainerState
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
@@ -178,6 +179,7 @@ class _Run:
         self.returns = EpisodeReturnLogger()
         self.evaluation: EvaluationCallback | None = None
         self.run_logger: StepLogger | None = None
+        self.tracker: WandbTracker | None = None
 
     # -- the step numbers guards report --------------------------------------------------------------------
 
@@ -224,6 +226,7 @@ class _Run:
     # -- the session ----------------------------------------------------------------------------------------
 
     def execute(self, start: CheckpointInfo | None, overwrite: bool, lock: RunLock | None = None) -> TrainResult:
+        check_tracking(self.config)
         with contextlib.ExitStack() as stack:
             reward = self._reward(stack)
             self.config = resolve(self.config, reward_facts(reward), run_dir=self.path)
@@ -244,6 +247,7 @@ class _Run:
                     prepare_run_dir(self.path, overwrite)
                     stack.enter_context(RunLock(self.path))
                 atomic_write_text(self.path / CONFIG_FILE, dump_config(self.config))
+                self._track(start, stack)  # before the TensorBoard writer exists: W&B patches it
                 self.run_logger = make_logger(self.path / "logs")
                 stack.callback(_quietly, self.run_logger.close, "the logs")
                 return self._learn(start, eval_env, reward, stack)
@@ -251,6 +255,12 @@ class _Run:
                 if is_storage_error(exc, self.path):
                     raise storage_error(exc, self.path) from exc
                 raise
+
+    def _track(self, start: CheckpointInfo | None, stack: contextlib.ExitStack) -> None:
+        """Start W&B tracking (``logging.wandb``); it ends after the logs are flushed, failed or not."""
+        tracker = self.tracker = start_tracking(self.config, self.path, resumed=start is not None)
+        if tracker is not None:
+            stack.push(lambda kind, *_: _quietly(lambda: tracker.finish(0 if kind is None else 1), "W&B"))
 
     def save(self, step: int) -> Path:
         path = checkpoint_path(self.path / "checkpoints", step)
@@ -321,7 +331,8 @@ class _Run:
         log = config.logging
         self.evaluation = EvaluationCallback(
             eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.path / "videos", spec.episode_success,
-            final_step=total,
+            final_step=total, inspect_episode_length=config.env.episode_length if log.inspect else None,
+            on_video=self.tracker.log_video if self.tracker is not None else None,
         )  # fmt: skip
         self._restore(start)
         interrupt = stack.enter_context(GracefulInterrupt())
@@ -375,4 +386,6 @@ class _Run:
             "resumed_at_steps": self.resumed_at,
         }
         atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
+        if self.tracker is not None:
+            self.tracker.log_summary(summary)
         return TrainResult(self.path, summary)
