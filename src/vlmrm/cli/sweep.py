@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 EPILOG = """\
 examples:
@@ -64,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
     )
-    result = run_sweep(args.experiment, options)
+    try:
+        result = run_sweep(args.experiment, options)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: Ray has been shut down
+        print(f"sweep interrupted; re-run the same command to continue it{_out_hint(args)}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
     total = len(result.states)
     failed = [state for state in result.states.values() if state.state == "failed"]
     unfinished = [s.name for s in result.states.values() if s.state not in ("done", "failed")]
@@ -78,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"  not finished: {', '.join(unfinished)}")
     if result.ran:
         overheads = [result.trial_seconds[n] - result.call_seconds[n] for n in result.call_seconds]
-        per_trial = sum(overheads) / len(overheads) if overheads else float("nan")
+        per_trial = f"; each trial {sum(overheads) / len(overheads):.1f} s beyond vlmrm's train/resume"
         print(
             f"time: {result.wall_seconds:.1f} s: checks {result.checks_seconds:.1f} s, Ray start and stop "
             f"{result.ray_seconds:.1f} s, Ray Tune {result.fit_seconds:.1f} s (start-up "
-            f"{result.startup_seconds:.1f} s, wind-down {result.winddown_seconds:.1f} s); "
-            f"each trial {per_trial:.1f} s beyond vlmrm's train/resume"
+            f"{result.startup_seconds:.1f} s, wind-down {result.winddown_seconds:.1f} s)"
+            + (per_trial if overheads else "")
         )
     if not result.ok:
         print("Re-run the same command to continue: finished trials are skipped, the others run again.")
     print(f"report: vlmrm report {result.directory}")
     return 0 if result.ok else 1
+
+
+def _out_hint(args: argparse.Namespace) -> str:
+    return "" if args.out else " (the sweep directory is sweeps/<experiment name>)"

@@ -155,11 +155,14 @@ def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
                 )  # fmt: skip
             ax.scatter([100 * s for s in cell.seed_success], [row] * len(cell.seed_success), s=12, color="#1b2a49",
                        zorder=3, label="one seed")  # fmt: skip
+        else:
+            ax.text(2, row, "no finished trial", fontsize=8, va="center", color="gray")
         if cell.paper_success_rate is not None:
             ax.scatter(100 * cell.paper_success_rate, row, marker="D", s=48, color="#dd8452", edgecolor="black",
                        zorder=4, label="paper")  # fmt: skip
     ax.set_yticks(y, [c.label for c in cells])
     ax.set_xlim(-3, 103)
+    ax.set_ylim(-0.6, len(cells) - 0.4)
     ax.set_xlabel("success rate of the final policy (%)")
     ax.grid(axis="x", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()

@@ -227,11 +227,20 @@ def fit_resources(requested: dict[str, float], echo: Echo) -> dict[str, float]:
     return fitted
 
 
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's ``KeyboardInterrupt`` so that Ray is shut down on the way out."""
+
+    exit_code = 143
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops the sweep the way Ctrl-C does, so Ray is shut down (not left running)."""
 
+    received: list[int] = []
+
     def handle(signum: int, frame: Any) -> None:
+        received.append(signum)
         raise KeyboardInterrupt
 
     try:
@@ -241,6 +250,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
     try:
         yield
+    except KeyboardInterrupt:
+        if received:  # whatever Ray Tune made of the exception on its way out
+            raise SweepTerminated from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -250,6 +263,8 @@ def _quiet_tune() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # After a Ctrl-C it warns that the trials it stopped have no metrics: the sweep lists them itself.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 # -- the sweep ----------------------------------------------------------------------------------------------
