@@ -8,7 +8,7 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="Summarise a sweep: per-cell means and 95 % intervals over seeds, curves, the paper's numbers.",
+        help="Summarise a sweep: per-cell means and 95 %% intervals over seeds, curves, the paper's numbers.",
         description="Read a sweep directory (the --out of vlmrm sweep) and write SWEEP_DIR/report/: report.md (per "
         "cell: success rate, per-step success rate, env return and VLM return of the final evaluation, mean and 95 % "
         "bootstrap interval over finished seeds, and the paper's success rate where it published one), "
