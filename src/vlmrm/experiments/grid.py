@@ -26,7 +26,7 @@ from typing import Any
 
 from vlmrm.config import config_from_dict, parse_override, read_yaml
 from vlmrm.errors import ConfigError
-from vlmrm.experiments.schema import Experiment, ExperimentError, check_key
+from vlmrm.experiments.schema import Experiment, ExperimentError, check_key, one_line
 from vlmrm.validation import closest
 
 
@@ -160,11 +160,6 @@ def parse_overrides(texts: list[str], env_names: list[str]) -> list[tuple[str, A
     return parsed
 
 
-def _one_line(exc: ConfigError) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines)
-
-
 def trial_config(cell: Cell, seed: int, experiment: Experiment, overrides: list[tuple[str, Any]]) -> dict[str, Any]:
     """The trial's config as data, built in the order of the module docstring."""
     data = read_yaml(cell.config)
@@ -207,6 +202,6 @@ def plan_trials(
             try:
                 config_from_dict(copy.deepcopy(data), source=f"config of trial {name}")
             except ConfigError as exc:
-                raise ExperimentError(f"{experiment.path}: trial {name}: {_one_line(exc)}") from None
+                raise ExperimentError(f"{experiment.path}: {one_line(exc)}") from None
             trials.append(Trial(name=name, cell=cell.label, seed=seed, config=data))
     return Plan(experiment, chosen, trials, texts, len(all_cells))

@@ -32,12 +32,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vlmrm.config import TrainConfig, read_yaml
 from vlmrm.envs.registry import get_env_spec
-from vlmrm.errors import ConfigError
+from vlmrm.errors import ConfigError, VLMRMError
 from vlmrm.validation import closest, problem_lines
 
 
 class ExperimentError(ConfigError):
     """An experiment file, its configs or a sweep's options are invalid (one line: what and how to fix it)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a vlmrm error's message (a heading's problems joined), else ``Type: first line``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if isinstance(exc, VLMRMError):
+        if len(lines) > 1 and lines[0].endswith(":"):
+            return f"{lines[0]} " + "; ".join(lines[1:])
+        return " ".join(lines) or type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 class _Strict(BaseModel):

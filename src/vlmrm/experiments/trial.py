@@ -21,22 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vlmrm.errors import VLMRMError
+from vlmrm.experiments.schema import one_line
 from vlmrm.experiments.sweep_dir import SweepDir
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("eval_success_rate", "eval_step_success_rate", "eval_env_return", "eval_vlm_return", "train_seconds")
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as one line: a vlmrm error's message (its lines joined), else ``Type: first line``."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if isinstance(exc, VLMRMError):
-        if len(lines) > 1 and lines[0].endswith(":"):
-            return f"{lines[0]} " + "; ".join(lines[1:])
-        return " ".join(lines) or type(exc).__name__
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 @contextlib.contextmanager
