@@ -29,8 +29,12 @@ from vlmrm.experiments.runner import SweepOptions, run_sweep
 from vlmrm.experiments.schema import load_experiment
 from vlmrm.experiments.trial import run_trial
 
-ray = pytest.importorskip("ray")
-pytest.importorskip("ray.tune")  # its extras (pandas, pyarrow) may be missing
+try:
+    import ray
+    import ray.tune  # its extras (pandas, pyarrow) may be missing
+except ImportError:
+    ray = None
+needs_tune = pytest.mark.skipif(ray is None, reason="Ray Tune is not installed (pip install 'vlmrm[ray]')")
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -230,6 +234,7 @@ def ray_instance():
     ray.shutdown()
 
 
+@needs_tune
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SMOKE))
 def test_every_paper_experiment_runs_as_a_smoke_sweep_and_reports(ray_instance, tmp_path: Path, name: str) -> None:
@@ -284,6 +289,7 @@ def wait_dead(pids: dict[int, str], timeout: float = 20) -> dict[int, str]:
     return left
 
 
+@needs_tune
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
     experiment = tmp_path / "kill.yaml"
