@@ -27,6 +27,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vlmrm.cli.epic",
     "vlmrm.cli.render",
     "vlmrm.cli.bench",
+    "vlmrm.cli.sweep",
+    "vlmrm.cli.report",
 )
 
 

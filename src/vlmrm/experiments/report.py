@@ -1,0 +1,379 @@
+"""``vlmrm report SWEEP_DIR``: a sweep's results per cell, beside the paper's numbers.
+
+Writes ``SWEEP_DIR/report/``:
+
+- ``report.md``: per cell, the mean over finished seeds and its 95 % bootstrap interval
+  (:mod:`vlmrm.experiments.stats`) of the final evaluation's success rate, per-step success rate,
+  env return and VLM return, and the paper's success rate where it published one; the
+  ``--set`` values the trials ran with (a smoke run is not the paper's setting); the trials left
+  out of the averages (running, failed with their error, interrupted, pending);
+- ``figures/success.png``: success rate per cell, ours (mean, interval, each seed) and the paper's;
+- ``figures/learning_curves.png``: VLM and env return of the training episodes against steps,
+  one line per cell (mean over seeds) with its 95 % band;
+- ``trials.csv``: every trial, one row each.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
+from vlmrm.experiments.stats import Estimate, common_grid, curve_band, mean_ci
+from vlmrm.experiments.sweep_dir import SweepDir, TrialState
+
+REPORT_DIR = "report"
+TRIAL_COLUMNS = (
+    "trial",
+    "cell",
+    "seed",
+    "state",
+    "total_steps",
+    "eval_success_rate",
+    "eval_step_success_rate",
+    "eval_env_return",
+    "eval_vlm_return",
+    "train_seconds",
+    "steps_per_second",
+    "error",
+    "run_dir",
+)
+CURVES = (("rollout/vlm_return", "VLM return"), ("rollout/env_return", "env return"))
+CAPTIONS = {"success": "Success rate per cell", "learning_curves": "Learning curves (mean over seeds, 95 % band)"}
+LEGEND_ORDER = ("ours (mean over seeds)", "95 % bootstrap interval", "one seed", "paper")
+
+
+@dataclass
+class CellResult:
+    """One row of the report."""
+
+    label: str
+    trials: int
+    done: int
+    success: Estimate | None
+    step_success: Estimate | None
+    env_return: Estimate | None
+    vlm_return: Estimate | None
+    paper_success_rate: float | None
+    seed_success: list[float]
+
+
+@dataclass
+class Report:
+    path: Path
+    cells: list[CellResult]
+    table: str
+    """The results table, in Markdown."""
+    figures: list[Path]
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+
+
+def read_curves(progress_csv: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{column: (steps, values)}`` of :data:`CURVES` from a run's ``progress.csv`` (rows with a value)."""
+    curves: dict[str, tuple[list[float], list[float]]] = {column: ([], []) for column, _ in CURVES}
+    try:
+        with open(progress_csv, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    step = float(row.get("step") or "nan")
+                except ValueError:
+                    continue
+                for column, _ in CURVES:
+                    try:
+                        value = float(row.get(column) or "nan")
+                    except ValueError:
+                        continue
+                    if math.isfinite(step) and math.isfinite(value):
+                        curves[column][0].append(step)
+                        curves[column][1].append(value)
+    except OSError:
+        return {}
+    result = {}
+    for column, (steps, values) in curves.items():
+        if steps:
+            order = np.argsort(steps, kind="stable")
+            result[column] = (np.asarray(steps)[order], np.asarray(values)[order])
+    return result
+
+
+def _value(summary: dict[str, Any] | None, key: str) -> float | None:
+    value = (summary or {}).get(key)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+# -- formatting ---------------------------------------------------------------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f} %"
+
+
+def _fmt(estimate: Estimate | None, percent: bool = False) -> str:
+    if estimate is None:
+        return "—"
+    show = _percent if percent else (lambda v: f"{v:.3g}")
+    if estimate.low is None or estimate.high is None:
+        return f"{show(estimate.mean)} (1 seed)"
+    return f"{show(estimate.mean)} [{show(estimate.low)}, {show(estimate.high)}]"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(text) for text in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+
+
+def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
+    if not any(c.success is not None or c.paper_success_rate is not None for c in cells):
+        return None
+    plt = headless_pyplot()
+    height = 1.2 + 0.45 * len(cells)
+    fig, ax = plt.subplots(figsize=(8.0, height))
+    y = np.arange(len(cells))[::-1]
+    for row, cell in zip(y, cells, strict=True):
+        if cell.success is not None:
+            mean = 100 * cell.success.mean
+            ax.barh(row, mean, height=0.55, color="#4c72b0", label="ours (mean over seeds)")
+            if cell.success.low is not None and cell.success.high is not None:
+                low, high = 100 * cell.success.low, 100 * cell.success.high
+                ax.errorbar(
+                    mean, row, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="black", capsize=3,
+                    label="95 % bootstrap interval",
+                )  # fmt: skip
+            ax.scatter([100 * s for s in cell.seed_success], [row] * len(cell.seed_success), s=12, color="#1b2a49",
+                       zorder=3, label="one seed")  # fmt: skip
+        else:
+            ax.text(2, row, "no finished trial", fontsize=8, va="center", color="gray")
+        if cell.paper_success_rate is not None:
+            ax.scatter(100 * cell.paper_success_rate, row, marker="D", s=48, color="#dd8452", edgecolor="black",
+                       zorder=4, label="paper")  # fmt: skip
+    ax.set_yticks(y, [c.label for c in cells])
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-0.6, len(cells) - 0.4)
+    ax.set_xlabel("success rate of the final policy (%)")
+    ax.grid(axis="x", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    order = [name for name in LEGEND_ORDER if name in unique]
+    legend = {"loc": "lower center", "bbox_to_anchor": (0.5, 1.0), "ncol": 4, "frameon": False, "fontsize": 8}
+    ax.legend([unique[name] for name in order], order, **legend)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _curves_figure(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]], labels: list[str], path: Path):
+    """``curves[column][cell label]``: the (steps, values) of each finished seed."""
+    if not any(curves[column].get(label) for column, _ in CURVES for label in labels):
+        return None
+    plt = headless_pyplot()
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(12.0, 4.6))
+    colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    for ax, (column, title) in zip(axes, CURVES, strict=True):
+        for index, label in enumerate(labels):
+            seeds = [c for c in curves[column].get(label, []) if len(c[0]) > 0]
+            if not seeds:
+                continue
+            grid = common_grid([steps for steps, _ in seeds])
+            if grid.size == 0:
+                continue
+            matrix = np.stack([np.interp(grid, steps, values) for steps, values in seeds])
+            mean, low, high = curve_band(matrix)
+            color = colors(index % colors.N)
+            ax.plot(grid, mean, color=color, label=f"{label} (n={len(seeds)})", linewidth=1.6, marker="." if
+                    grid.size < 30 else None)  # fmt: skip
+            if len(seeds) > 1:
+                ax.fill_between(grid, low, high, color=color, alpha=0.18 if len(labels) <= 4 else 0.08, linewidth=0)
+        ax.set_title(f"{title} of training episodes")
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    columns = min(4, max(1, len(names)))
+    fig.legend(handles, names, loc="lower center", ncol=columns, frameon=False, fontsize=8)
+    rows = math.ceil(len(names) / columns)
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
+    return save_figure(fig, path)
+
+
+# -- the report ---------------------------------------------------------------------------------------------
+
+
+def build_report(sweep: str | Path) -> Report:
+    """Read the sweep in ``sweep`` and write its report (see the module docstring)."""
+    from vlmrm.rl.checkpoints import atomic_write_text
+
+    directory = SweepDir(sweep)
+    manifest = directory.read_manifest()
+    trials = manifest["trials"]
+    states = directory.states(trials)
+    out = directory.path / REPORT_DIR
+
+    rows: list[dict[str, Any]] = []
+    by_cell: dict[str, list[tuple[dict[str, Any], TrialState]]] = {}
+    for trial in trials:
+        state = states[trial["name"]]
+        by_cell.setdefault(trial["cell"], []).append((trial, state))
+        summary = state.summary
+        rows.append(
+            {
+                "trial": trial["name"],
+                "cell": trial["cell"],
+                "seed": trial["seed"],
+                "state": state.state,
+                "total_steps": (summary or {}).get("total_steps", ""),
+                **{key: _blank(_value(summary, key)) for key in TRIAL_COLUMNS[5:11]},
+                "error": state.error or "",
+                "run_dir": trial["run_dir"],
+            }
+        )
+    write_rows_csv(rows, out / "trials.csv", TRIAL_COLUMNS)
+
+    cells: list[CellResult] = []
+    curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {column: {} for column, _ in CURVES}
+    for cell in manifest["cells"]:
+        label = cell["label"]
+        entries = by_cell.get(label, [])
+        done = [(trial, state) for trial, state in entries if state.state == "done"]
+        summaries = [state.summary for _, state in done]
+        for trial, _ in done:
+            for column, series in read_curves(directory.path / trial["run_dir"] / "logs" / "progress.csv").items():
+                curves[column].setdefault(label, []).append(series)
+        successes = [_value(s, "eval_success_rate") for s in summaries]
+        cells.append(
+            CellResult(
+                label=label,
+                trials=len(entries),
+                done=len(done),
+                success=mean_ci([v for v in successes if v is not None]),
+                step_success=mean_ci([v for s in summaries if (v := _value(s, "eval_step_success_rate")) is not None]),
+                env_return=mean_ci([v for s in summaries if (v := _value(s, "eval_env_return")) is not None]),
+                vlm_return=mean_ci([v for s in summaries if (v := _value(s, "eval_vlm_return")) is not None]),
+                paper_success_rate=cell.get("paper_success_rate"),
+                seed_success=[v for v in successes if v is not None],
+            )
+        )
+
+    figures = [
+        f
+        for f in (
+            _success_figure(cells, out / "figures" / "success.png"),
+            _curves_figure(curves, [c.label for c in cells], out / "figures" / "learning_curves.png"),
+        )
+        if f is not None
+    ]
+    table = _results_table(cells)
+    markdown = _markdown(manifest, cells, rows, states, table, figures, out)
+    atomic_write_text(out / "report.md", markdown)
+    return Report(out / "report.md", cells, table, figures)
+
+
+def _blank(value: float | None) -> Any:
+    return "" if value is None else value
+
+
+def _results_table(cells: list[CellResult]) -> str:
+    paper = any(c.paper_success_rate is not None for c in cells)
+    header = ["cell", "seeds done", "success", "step success", "env return", "VLM return"]
+    header += ["paper success"] if paper else []
+    rows = []
+    for c in cells:
+        row = [
+            c.label,
+            f"{c.done}/{c.trials}",
+            _fmt(c.success, percent=True),
+            _fmt(c.step_success, percent=True),
+            _fmt(c.env_return),
+            _fmt(c.vlm_return),
+        ]
+        rows.append(row + ([_percent(c.paper_success_rate)] if paper else []))
+    return _markdown_table(header, rows)
+
+
+def _markdown(
+    manifest: dict[str, Any],
+    cells: list[CellResult],
+    rows: list[dict[str, Any]],
+    states: dict[str, TrialState],
+    table: str,
+    figures: list[Path],
+    out: Path,
+) -> str:
+    counts = {name: sum(1 for s in states.values() if s.state == name) for name in
+              ("done", "running", "failed", "interrupted", "pending")}  # fmt: skip
+    seeds = ", ".join(str(seed) for seed in manifest.get("seeds", []))
+    shown = len(manifest["cells"])
+    of_cells = (
+        f" (the first {shown} of {manifest['cells_total']})" if shown < manifest.get("cells_total", shown) else ""
+    )
+    lines = [f"# Sweep report: {manifest['name']}", ""]
+    if manifest.get("description"):
+        lines += [manifest["description"], ""]
+    lines += [
+        f"- Experiment file: `{manifest['experiment_file']}`",
+        f"- {len(states)} trials: {len(cells)} cells{of_cells} x seeds {seeds}. "
+        + ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("done", "failed")),
+    ]
+    if manifest.get("overrides"):
+        sets = " ".join(f"`--set {text}`" for text in manifest["overrides"])
+        paper = any(c.paper_success_rate is not None for c in cells)
+        lines.append(
+            f"- Every trial ran with {sets}: **not the experiment's own setting**"
+            + ("; the paper column is there for orientation, not comparison." if paper else ".")
+        )
+    lines += [
+        "",
+        "## Results",
+        "",
+        "Final evaluation of each finished trial (`summary.json`), averaged over seeds: mean "
+        "[95 % percentile-bootstrap interval over seeds]. *step success* is the share of evaluation steps that met "
+        "the task's success condition. Trials that are running, failed or unfinished are listed below, not averaged.",
+        "",
+        table,
+        "",
+    ]
+    if manifest.get("paper_source"):
+        lines += [f"Paper: {manifest['paper_source']}", ""]
+    for figure in figures:
+        caption = CAPTIONS.get(figure.stem, figure.stem)
+        lines += [f"![{caption}]({figure.relative_to(out).as_posix()})", ""]
+    left_out = [r for r in rows if r["state"] != "done"]
+    if left_out:
+        lines += ["## Trials not in the averages", ""]
+        lines.append(
+            _markdown_table(["trial", "state", "error"], [[r["trial"], r["state"], r["error"] or ""] for r in left_out])
+        )
+        lines.append("")
+    lines += [
+        "## Every trial",
+        "",
+        _markdown_table(
+            ["trial", "state", "success", "env return", "VLM return", "steps"],
+            [
+                [
+                    r["trial"],
+                    r["state"],
+                    "" if r["eval_success_rate"] == "" else _percent(r["eval_success_rate"]),
+                    "" if r["eval_env_return"] == "" else f"{r['eval_env_return']:.3g}",
+                    "" if r["eval_vlm_return"] == "" else f"{r['eval_vlm_return']:.3g}",
+                    str(r["total_steps"]),
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        "Every number of every trial: `trials.csv`. Each trial's run directory: `../trials/<trial>/`.",
+        "",
+    ]
+    return "\n".join(lines)
