@@ -319,7 +319,8 @@ def test_a_finished_run_with_an_unreadable_summary_evaluates_again(finished_run:
 def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_same_step(tmp_path: Path) -> None:
     """Evaluating at every step lands on the steps where DQN dumps its own values (every 4 episodes)."""
     run_dir = tmp_path / "run"
-    train(config_from_dict(run_config(run_dir, 100, eval_freq=1, checkpoint_freq=0)), reward_fn=color_reward())
+    config = run_config(run_dir, 100, eval_freq=1, checkpoint_freq=0, inspect=False)  # 100 evaluations: no images
+    train(config_from_dict(config), reward_fn=color_reward())
     rows = csv_steps(run_dir / "logs")
     for source, steps in (("TensorBoard", tensorboard_steps(run_dir / "logs")), ("progress.csv", rows)):
         for tag, tag_steps in steps.items():
