@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import gymnasium as gym
@@ -23,44 +25,91 @@ from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
 from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, all_steps_succeed, any_step_succeeds
 
 _SUPERSAMPLE = 2
+"""Frames are drawn at twice their size and box-filtered down (anti-aliasing)."""
+
+CART_RGB = (0, 0, 0)
+POLE_RGB = (202, 152, 101)
+AXLE_RGB = (129, 132, 203)
+CAR_RGB = (0, 0, 0)
+WHEEL_RGB = (128, 128, 128)
 
 
 def _finish(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
-def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
-    """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
-    canvas = size * _SUPERSAMPLE
-    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
-    draw = ImageDraw.Draw(image)
+# -- geometry: where each shape lies on the supersampled canvas, for one state or a batch ------------------
+#
+# One truth for both renderers: the PIL renderer below and the batched torch renderer
+# (:mod:`vlmrm.envs.vector.render`) draw the shapes these functions place, from the same float64
+# arithmetic, on the same static background, so their frames agree pixel for pixel.
+
+
+@dataclass(frozen=True)
+class CartPoleShapes:
+    """CartPole's moving shapes on a canvas, one row per state.
+
+    Attributes:
+        cart: ``(N, 4)`` the cart's box ``x0, y0, x1, y1``.
+        pole: ``(N, 4, 2)`` the pole's corners (a rotated rectangle), ``(x, y)``.
+        axle: ``(N, 4)`` the axle's bounding box (a circle).
+    """
+
+    cart: np.ndarray
+    pole: np.ndarray
+    axle: np.ndarray
+
+
+def cartpole_shapes(
+    x: np.ndarray, theta: np.ndarray, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
+) -> CartPoleShapes:
+    """Place the cart at positions ``x`` with poles at angles ``theta`` (``theta > 0`` leans right, as in
+    Gymnasium) on a ``canvas`` x ``canvas`` picture whose width holds the whole track."""
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
     scale = canvas / (2 * x_threshold)  # pixels per metre: the whole track fits the frame
     track_y = canvas * 0.62
     cart_w, cart_h = 0.5 * scale, 0.3 * scale
     pole_w, pole_len = 0.1 * scale, 2 * pole_length * scale
-    cart_x = state[0] * scale + canvas / 2
-    draw.line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
-    draw.rectangle(
-        [cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2], fill=(0, 0, 0)
-    )
+    cart_x = x * scale + canvas / 2
+    top, bottom = track_y - cart_h / 2, track_y + cart_h / 2
+    cart = np.stack([cart_x - cart_w / 2, np.full_like(cart_x, top), cart_x + cart_w / 2, np.full_like(cart_x, bottom)], 1)
     axle_y = track_y - cart_h / 4
-    theta = float(state[2])
-    # Pole as a rotated rectangle; theta > 0 leans right, as in Gymnasium.
+    cos, sin = np.cos(theta), np.sin(theta)
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
-    polygon = [
-        (
-            cart_x + cx * math.cos(theta) + cy * math.sin(theta),
-            axle_y + cx * math.sin(theta) - cy * math.cos(theta),
-        )
-        for cx, cy in corners
-    ]
-    draw.polygon(polygon, fill=(202, 152, 101))
+    pole = np.stack(
+        [np.stack([cart_x + cx * cos + cy * sin, axle_y + cx * sin - cy * cos], 1) for cx, cy in corners], 1
+    )
     r = pole_w / 2
-    draw.ellipse([cart_x - r, axle_y - r, cart_x + r, axle_y + r], fill=(129, 132, 203))
+    axle = np.stack([cart_x - r, np.full_like(cart_x, axle_y - r), cart_x + r, np.full_like(cart_x, axle_y + r)], 1)
+    return CartPoleShapes(cart, pole, axle)
+
+
+@lru_cache(maxsize=8)
+def cartpole_background(canvas: int) -> np.ndarray:
+    """The static part of a CartPole canvas (white, the track line); read-only ``(canvas, canvas, 3)``."""
+    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
+    track_y = canvas * 0.62
+    ImageDraw.Draw(image).line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
+    background = np.asarray(image, dtype=np.uint8)
+    background.flags.writeable = False
+    return background
+
+
+def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
+    """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
+    canvas = size * _SUPERSAMPLE
+    image = Image.fromarray(cartpole_background(canvas))
+    draw = ImageDraw.Draw(image)
+    shapes = cartpole_shapes(state[0], state[2], canvas, x_threshold, pole_length)
+    draw.rectangle(shapes.cart[0].tolist(), fill=CART_RGB)
+    draw.polygon([tuple(corner) for corner in shapes.pole[0].tolist()], fill=POLE_RGB)
+    draw.ellipse(shapes.axle[0].tolist(), fill=AXLE_RGB)
     return _finish(image, size)
 
 
 MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
+_MOUNTAIN_BASE = 0.82  # fraction of the canvas height at which the track height 0 is drawn
 
 
 def mountain_height(x: float) -> float:
@@ -68,13 +117,56 @@ def mountain_height(x: float) -> float:
     return float(np.sin(3 * x) * 0.45 + 0.55)
 
 
-def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
-    """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
-    canvas = size * _SUPERSAMPLE
+@dataclass(frozen=True)
+class MountainCarShapes:
+    """The flat look's car on a canvas, one row per position.
+
+    Attributes:
+        body: ``(N, 4, 2)`` the body's corners (a rectangle tilted along the slope).
+        wheels: ``(N, 2, 4)`` the bounding boxes of the two wheels (circles).
+    """
+
+    body: np.ndarray
+    wheels: np.ndarray
+
+
+def mountaincar_shapes(position: np.ndarray, canvas: int) -> MountainCarShapes:
+    """Place the flat look's car at track ``position`` (a batch) on a ``canvas`` x ``canvas`` picture."""
+    position = np.atleast_1d(np.asarray(position, dtype=np.float64))
+    scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
+    base = canvas * _MOUNTAIN_BASE  # y pixel of height 0
+    angle = np.arctan(np.cos(3 * position) * 0.45 * 3)
+    car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
+    cx = (position - MOUNTAIN_MIN_X) * scale
+    cy = base - (np.sin(3 * position) * 0.45 + 0.55) * scale
+    cos_a, sin_a = np.cos(angle), np.sin(angle)
+
+    def rotate(dx: float, dy: float) -> np.ndarray:
+        # dy measured upward from the track surface.
+        return np.stack([cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)], 1)
+
+    body = np.stack(
+        [
+            rotate(-car_w / 2, clearance),
+            rotate(-car_w / 2, clearance + car_h),
+            rotate(car_w / 2, clearance + car_h),
+            rotate(car_w / 2, clearance),
+        ],
+        1,
+    )
+    wheel_r = clearance * 0.9
+    centres = [rotate(dx, clearance) for dx in (-car_w / 4, car_w / 4)]
+    wheels = np.stack([np.concatenate([c - wheel_r, c + wheel_r], 1) for c in centres], 1)
+    return MountainCarShapes(body, wheels)
+
+
+@lru_cache(maxsize=8)
+def mountaincar_background(canvas: int, goal_position: float = 0.45) -> np.ndarray:
+    """The static part of a flat MountainCar canvas (the track, the flag); read-only ``(canvas, canvas, 3)``."""
     image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
-    base = canvas * 0.82  # y pixel of height 0
+    base = canvas * _MOUNTAIN_BASE
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         return (x - MOUNTAIN_MIN_X) * scale, base - y * scale
@@ -93,27 +185,21 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
         ],
         fill=(204, 204, 0),
     )
+    background = np.asarray(image, dtype=np.uint8)
+    background.flags.writeable = False
+    return background
+
+
+def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
+    """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
+    canvas = size * _SUPERSAMPLE
+    image = Image.fromarray(mountaincar_background(canvas, float(goal_position)))
+    draw = ImageDraw.Draw(image)
     # Car: a body tilted along the slope, with two wheels.
-    angle = math.atan(math.cos(3 * position) * 0.45 * 3)
-    car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
-    cx, cy = to_px(position, mountain_height(position))
-    cos_a, sin_a = math.cos(angle), math.sin(angle)
-
-    def rotate(dx: float, dy: float) -> tuple[float, float]:
-        # dy measured upward from the track surface.
-        return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
-
-    body = [
-        rotate(-car_w / 2, clearance),
-        rotate(-car_w / 2, clearance + car_h),
-        rotate(car_w / 2, clearance + car_h),
-        rotate(car_w / 2, clearance),
-    ]
-    draw.polygon(body, fill=(0, 0, 0))
-    wheel_r = clearance * 0.9
-    for dx in (-car_w / 4, car_w / 4):
-        wx, wy = rotate(dx, clearance)
-        draw.ellipse([wx - wheel_r, wy - wheel_r, wx + wheel_r, wy + wheel_r], fill=(128, 128, 128))
+    shapes = mountaincar_shapes(position, canvas)
+    draw.polygon([tuple(corner) for corner in shapes.body[0].tolist()], fill=CAR_RGB)
+    for box in shapes.wheels[0].tolist():
+        draw.ellipse(box, fill=WHEEL_RGB)
     return _finish(image, size)
 
 
@@ -136,6 +222,15 @@ class MountainCarOptions(EnvOptions):
     authors did; the episode goes on."""
     textured: bool = False
     """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
+
+
+def keep_on_track(state: np.ndarray, x_threshold: float) -> np.ndarray:
+    """CartPole states ``(..., 4)`` after a step that goes on past a fall: the pole angle wrapped into
+    [-pi, pi], the cart held inside the track (a new array; the vectorised CartPole applies the same rule)."""
+    state = np.array(state, dtype=np.float64)
+    state[..., 2] = (state[..., 2] + math.pi) % (2 * math.pi) - math.pi
+    state[..., 0] = np.clip(state[..., 0], -x_threshold, x_threshold)
+    return state
 
 
 def _state_array(state: Mapping[str, Any], size: int) -> np.ndarray:
@@ -167,10 +262,7 @@ class SquareCartPole(CartPoleEnv):
         info["is_success"] = not fell
         if self.options.terminate_on_fall:
             return obs, float(reward), bool(fell), bool(truncated), info
-        x, x_dot, theta, theta_dot = np.asarray(self.state, dtype=np.float64)
-        theta = (theta + math.pi) % (2 * math.pi) - math.pi
-        x = float(np.clip(x, -self.x_threshold, self.x_threshold))
-        self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float64)
+        self.state = keep_on_track(np.asarray(self.state, dtype=np.float64), self.x_threshold)
         self.steps_beyond_terminated = None  # the episode goes on: not an ended one stepped again
         return np.array(self.state, dtype=np.float32), float(not fell), False, bool(truncated), info
 
@@ -252,6 +344,7 @@ CARTPOLE_SPEC = EnvSpec(
     prompts=lambda options: Prompts(("pole vertically upright on top of the cart",), ("pole and cart",)),
     sweep=cartpole_sweep,
     episode_success=all_steps_succeed,
+    vector_entry_point="vlmrm.envs.vector.classic_control:make_cartpole_vector",
 )
 
 MOUNTAINCAR_SPEC = EnvSpec(
@@ -266,4 +359,5 @@ MOUNTAINCAR_SPEC = EnvSpec(
     ),
     sweep=mountaincar_sweep,
     episode_success=any_step_succeeds,
+    vector_entry_point="vlmrm.envs.vector.classic_control:make_mountaincar_vector",
 )

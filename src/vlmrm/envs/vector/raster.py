@@ -1,0 +1,165 @@
+"""Pillow's filled shapes, drawn for a whole batch at once with torch, pixel for pixel as Pillow draws them.
+
+The classic-control frames are drawn by Pillow (:mod:`vlmrm.envs.classic_control`) on a canvas
+twice the frame size and box-filtered down. The batched renderer must give the same pictures, so
+each primitive here follows Pillow's C code (``libImaging/Draw.c``) rather than an ideal
+rasteriser:
+
+- coordinates become integers by C's ``(int)`` cast (truncation towards zero);
+- a rectangle covers the integer pixels from its first to its last corner, both included;
+- a polygon is filled by Pillow's scan-line rule: on each pixel row, the edges' crossings are
+  computed in float32 and the span from ``ROUND_UP`` of the leftmost crossing to
+  ``ROUND_DOWN`` of the rightmost is filled (for the convex polygons drawn here that is Pillow's
+  fill), and horizontal edges are drawn as lines;
+- an ellipse depends only on the integer size of its bounding box (Pillow's integer ellipse
+  algorithm), so each size a shape can take is drawn once by Pillow and stamped;
+- ``Image.resize(..., BOX)`` by 2 averages pixel pairs horizontally, then vertically, each time
+  rounding halves up: ``(a + b + 1) // 2``.
+
+Every function takes tensors on one device and makes no host round trip. Shapes are ``(N, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+
+def c_int(values: np.ndarray) -> np.ndarray:
+    """C's ``(int)`` cast of float coordinates: truncation towards zero, as Pillow converts them."""
+    return np.trunc(np.asarray(values, dtype=np.float64)).astype(np.int64)
+
+
+def _grid(canvas: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(canvas, device=device, dtype=torch.int64)
+
+
+def rectangle_mask(boxes: torch.Tensor, canvas: int) -> torch.Tensor:
+    """``(N, canvas, canvas)`` masks of filled rectangles; ``boxes`` ``(N, 4)`` integer ``x0, y0, x1, y1``."""
+    pixels = _grid(canvas, boxes.device)
+    rows = (pixels[None, :] >= boxes[:, 1:2]) & (pixels[None, :] <= boxes[:, 3:4])
+    cols = (pixels[None, :] >= boxes[:, 0:1]) & (pixels[None, :] <= boxes[:, 2:3])
+    return rows[:, :, None] & cols[:, None, :]
+
+
+def _round_up(values: torch.Tensor) -> torch.Tensor:
+    half = torch.tensor(0.5, dtype=values.dtype, device=values.device)
+    return torch.where(values >= 0, torch.floor(values + half), -torch.floor(values.abs() + half))
+
+
+def _round_down(values: torch.Tensor) -> torch.Tensor:
+    half = torch.tensor(0.5, dtype=values.dtype, device=values.device)
+    return torch.where(values >= 0, torch.ceil(values - half), -torch.ceil(values.abs() - half))
+
+
+def convex_polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
+    """``(N, canvas, canvas)`` masks of filled convex polygons; ``vertices`` ``(N, V, 2)`` integer ``x, y``."""
+    device = vertices.device
+    start, end = vertices, torch.roll(vertices, -1, dims=1)
+    x0, y0, x1, y1 = start[..., 0], start[..., 1], end[..., 0], end[..., 1]  # (N, V)
+    ymin, ymax = torch.minimum(y0, y1), torch.maximum(y0, y1)
+    horizontal = y0 == y1
+    # Pillow: dx = ((float)(x1 - x0)) / (y1 - y0), in float32.
+    dx = (x1 - x0).to(torch.float32) / torch.where(horizontal, 1, y1 - y0).to(torch.float32)
+    rows = _grid(canvas, device)
+    y = rows[None, None, :]  # (1, 1, C)
+    # Crossing of each edge with each row: (y - y0) * dx + x0, each step rounded to float32 as in C.
+    crossing = (y - y0[..., None]).to(torch.float32) * dx[..., None] + x0[..., None].to(torch.float32)
+    active = (y >= ymin[..., None]) & (y <= ymax[..., None]) & ~horizontal[..., None]  # (N, V, C)
+    inf = torch.tensor(float("inf"), dtype=torch.float32, device=device)
+    left = torch.where(active, crossing, inf).amin(dim=1)  # (N, C)
+    right = torch.where(active, crossing, -inf).amax(dim=1)
+    has_span = active.any(dim=1)
+    big = canvas + 2
+    start_x = torch.where(has_span, _round_up(left.clamp(-big, big)), big).to(torch.int64)
+    end_x = torch.where(has_span, _round_down(right.clamp(-big, big)), -big).to(torch.int64)
+    cols = rows[None, None, :]
+    mask = (cols >= start_x[:, :, None]) & (cols <= end_x[:, :, None])  # (N, rows, cols)
+    if bool(horizontal.any()):
+        # Horizontal edges are drawn as lines from their left to their right end.
+        xmin, xmax = torch.minimum(x0, x1), torch.maximum(x0, x1)
+        on_row = horizontal[..., None] & (y == y0[..., None])  # (N, V, C rows)
+        in_line = (cols >= xmin[..., None]) & (cols <= xmax[..., None])  # (N, V, C cols)
+        mask |= (on_row[..., :, None] & in_line[..., None, :]).any(dim=1)
+    return mask
+
+
+def span_mask(start: torch.Tensor, end: torch.Tensor, canvas: int) -> torch.Tensor:
+    """``(N, rows, canvas)`` masks that fill, on each row, the columns ``start[n, row]`` to ``end[n, row]``."""
+    cols = _grid(canvas, start.device)[None, None, :]
+    return (cols >= start[:, :, None]) & (cols <= end[:, :, None])
+
+
+class EllipseStamps:
+    """Pillow's filled ellipses for every integer bounding-box size in ``widths`` x ``heights``.
+
+    Pillow's ellipse of the box ``(x0, y0, x1, y1)`` (integers) is a translate of the one of
+    ``(0, 0, x1 - x0, y1 - y0)``; each size is drawn once, here, by Pillow itself, and kept as
+    the filled span of each of its rows (an ellipse fills one span per row).
+    """
+
+    def __init__(self, widths: Iterable[int], heights: Iterable[int], device: torch.device):
+        self.widths = sorted({max(0, int(w)) for w in widths})
+        self.heights = sorted({max(0, int(h)) for h in heights})
+        self.side = max(max(self.widths), max(self.heights)) + 1
+        spans = np.zeros((len(self.widths), len(self.heights), self.side, 2), dtype=np.int64)
+        spans[..., 0], spans[..., 1] = self.side, -1  # empty rows
+        for i, w in enumerate(self.widths):
+            for j, h in enumerate(self.heights):
+                image = Image.new("L", (w + 1, h + 1), 0)
+                ImageDraw.Draw(image).ellipse([0, 0, w, h], fill=255)
+                for row, filled in enumerate(np.asarray(image) > 0):
+                    cols = np.flatnonzero(filled)
+                    if cols.size:
+                        if cols[-1] - cols[0] + 1 != cols.size:
+                            raise AssertionError(f"Pillow's {w}x{h} ellipse has a gap on row {row}")
+                        spans[i, j, row] = (cols[0], cols[-1])
+        self.spans = torch.from_numpy(spans).to(device)
+        self._width_index = {w: i for i, w in enumerate(self.widths)}
+        self._height_index = {h: j for j, h in enumerate(self.heights)}
+
+    @classmethod
+    def for_radius(cls, radius: float, device: torch.device) -> EllipseStamps:
+        """Stamps for circles of ``radius`` at any position: a box's integer width is within one
+        pixel of ``2 * radius`` either way (truncation towards zero moves either end)."""
+        nominal = int(np.floor(2 * radius))
+        sizes = range(nominal - 2, nominal + 3)
+        return cls(sizes, sizes, device)
+
+    def indices(self, boxes: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` the stamp (width index, height index) of each integer box ``(N, 4)``; a ``ValueError``
+        for a size not prepared."""
+        try:
+            wi = [self._width_index[int(w)] for w in boxes[:, 2] - boxes[:, 0]]
+            hi = [self._height_index[int(h)] for h in boxes[:, 3] - boxes[:, 1]]
+        except KeyError as exc:
+            raise ValueError(f"no ellipse stamp prepared for a box of size {exc.args[0]}") from None
+        return np.stack([np.asarray(wi, dtype=np.int64), np.asarray(hi, dtype=np.int64)], 1)
+
+    def mask(self, stamps: torch.Tensor, corners: torch.Tensor, canvas: int) -> torch.Tensor:
+        """``(N, canvas, canvas)`` masks of ellipses: ``stamps`` ``(N, 2)`` from :meth:`indices`, ``corners``
+        ``(N, 2)`` the integer ``x0, y0`` of each box (both on the stamps' device)."""
+        rows = _grid(canvas, stamps.device)
+        ry = rows[None, :] - corners[:, 1:2]  # (N, C): the stamp row each canvas row shows
+        inside = (ry >= 0) & (ry < self.side)
+        chosen = self.spans[stamps[:, 0], stamps[:, 1]]  # (N, side, 2)
+        span = torch.gather(chosen, 1, ry.clamp(0, self.side - 1)[..., None].expand(-1, -1, 2))  # (N, C, 2)
+        start = torch.where(inside, span[..., 0] + corners[:, 0:1], canvas)
+        end = torch.where(inside, span[..., 1] + corners[:, 0:1], -1)
+        return span_mask(start, end, canvas)
+
+
+def paint(canvas: torch.Tensor, mask: torch.Tensor, rgb: tuple[int, int, int]) -> torch.Tensor:
+    """``canvas`` ``(N, H, W, 3)`` uint8 with the pixels of ``mask`` ``(N, H, W)`` set to ``rgb`` (a new tensor)."""
+    colour = torch.tensor(rgb, dtype=torch.uint8, device=canvas.device)
+    return torch.where(mask[..., None], colour, canvas)
+
+
+def box_downsample2(canvas: torch.Tensor) -> torch.Tensor:
+    """``(N, 2H, 2W, 3)`` uint8 -> ``(N, H, W, 3)``, as Pillow's ``resize(..., BOX)`` by a factor of 2."""
+    wide = canvas.to(torch.int16)
+    half = (wide[:, :, 0::2] + wide[:, :, 1::2] + 1) >> 1  # horizontal pass first, rounded as Pillow does
+    return ((half[:, 0::2] + half[:, 1::2] + 1) >> 1).to(torch.uint8)
