@@ -354,10 +354,11 @@ def _vectorized_problems(config: TrainConfig) -> list[str]:
             "rl.vec_env: subproc does not apply to a vectorized env (it steps all envs in this process); "
             "set rl.vec_env: dummy or env.vectorized: false."
         )
-    if env.options.get("renderer") == "warp" and not env.vectorized:
+    renderer = env.options.get("renderer")
+    if renderer in ("warp", "torch") and not env.vectorized:
         problems.append(
-            "env.options.renderer: warp draws all envs' frames in one call, which needs env.vectorized: true; "
-            "set it, or use renderer: mujoco."
+            f"env.options.renderer: {renderer} draws all envs' frames in one call, which needs env.vectorized: true; "
+            "set it, or use renderer: auto."
         )
     return problems
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -20,9 +20,11 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 from gymnasium.wrappers import TimeLimit
 from PIL import Image, ImageDraw
+from pydantic import Field
 
 from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
 from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, all_steps_succeed, any_step_succeeds
+from vlmrm.errors import ConfigError
 
 _SUPERSAMPLE = 2
 """Frames are drawn at twice their size and box-filtered down (anti-aliasing)."""
@@ -203,8 +205,18 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
     return _finish(image, size)
 
 
+ClassicRenderer = Literal["auto", "pil", "torch"]
+RENDERER_HELP = (
+    "How a vectorized env (env.vectorized: true) draws its frames: pil (Pillow, on the host), torch (on the "
+    "reward model's device), auto (Pillow on the CPU, torch on a GPU). The same pictures either way; a single "
+    "env always uses Pillow."
+)
+
+
 class CartPoleOptions(EnvOptions):
     """Options of ``cartpole``."""
+
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
     terminate_on_fall: bool = False
     """End the episode when the pole falls (Gymnasium's CartPole-v1 rule). Off (the paper's authors): the
@@ -214,6 +226,8 @@ class CartPoleOptions(EnvOptions):
 
 class MountainCarOptions(EnvOptions):
     """Options of ``mountaincar``."""
+
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
     terminate_at_goal: bool = False
     """End the episode at the flag. Off: a dense reward that peaks at the goal should be collected there."""
@@ -313,11 +327,21 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
         return draw(float(self.state[0]), self.render_size, self.goal_position)
 
 
+def _single_env_renderer(options: CartPoleOptions | MountainCarOptions) -> None:
+    if options.renderer == "torch":
+        raise ConfigError(
+            "renderer: torch draws a batch of frames on the reward model's device, which needs the vectorized env "
+            "(env.vectorized: true); a single env draws with Pillow (renderer: auto or pil)."
+        )
+
+
 def make_cartpole(render_size: int, episode_length: int, options: CartPoleOptions) -> gym.Env:
+    _single_env_renderer(options)
     return TimeLimit(SquareCartPole(render_size, options), max_episode_steps=episode_length)
 
 
 def make_mountaincar(render_size: int, episode_length: int, options: MountainCarOptions) -> gym.Env:
+    _single_env_renderer(options)
     return TimeLimit(SquareMountainCarContinuous(render_size, options), max_episode_steps=episode_length)
 
 

@@ -21,6 +21,7 @@ states step for step (``tests/test_vector_envs.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -36,9 +37,9 @@ from vlmrm.envs.classic_control import (
     SquareMountainCarContinuous,
     keep_on_track,
 )
-from vlmrm.envs.vector.render import Backend, CartPoleFrames, FrameRenderer, MountainCarFrames
+from vlmrm.envs.vector.render import Backend, CartPoleFrames, MountainCarFrames
 from vlmrm.envs.vector.textured import TexturedMountainCarFrames
-from vlmrm.envs.vector.vec_env import BatchedVecEnv
+from vlmrm.envs.vector.vec_env import BatchedVecEnv, EnvListSimulation
 
 
 class CartPoleSimulation:
@@ -68,6 +69,7 @@ class CartPoleSimulation:
         self.state = np.zeros((n, 4), dtype=np.float64)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.renderer = CartPoleFrames(render_size, self.device, self.x_threshold, self.length, backend)
+        self.renderer_name = self.renderer.backend
 
     def reset_env(self, index: int, seed: int | None, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
         rng = self._rngs[index]
@@ -121,68 +123,25 @@ class CartPoleSimulation:
         """Nothing to release."""
 
 
-class EnvListSimulation:
-    """``n`` single envs stepped one after another; their frames drawn in one call from their states.
-
-    Args:
-        envs: unwrapped envs (no time limit: :class:`BatchedVecEnv` keeps it) with a ``state`` array.
-        renderer: draws frames from the stacked ``env.state`` of all envs.
-    """
-
-    def __init__(self, envs: list[gym.Env], renderer: FrameRenderer):
-        if not envs:
-            raise ValueError("at least one env is needed")
-        self.envs = envs
-        self.num_envs = len(envs)
-        self.observation_space = envs[0].observation_space
-        self.action_space = envs[0].action_space
-        self.renderer = renderer
-        self.device = renderer.device
-
-    def reset_env(self, index: int, seed: int | None, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
-        obs, info = self.envs[index].reset(seed=seed, options=options)
-        return np.asarray(obs), info
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        results = [env.step(action) for env, action in zip(self.envs, actions, strict=True)]
-        obs = np.stack([np.asarray(r[0]) for r in results])
-        rewards = np.array([float(r[1]) for r in results], dtype=np.float64)
-        terminated = np.array([bool(r[2]) for r in results], dtype=bool)
-        return obs, rewards, terminated, [r[4] for r in results]
-
-    def states(self) -> np.ndarray:
-        return np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in self.envs])  # type: ignore[attr-defined]
-
-    def render(self) -> torch.Tensor:
-        return self.renderer(self.states())
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
 def make_cartpole_vector(
-    n_envs: int,
-    render_size: int,
-    episode_length: int,
-    options: CartPoleOptions,
-    device: str | torch.device = "cpu",
-    backend: Backend = "auto",
+    n_envs: int, render_size: int, episode_length: int, options: CartPoleOptions, device: str | torch.device = "cpu"
 ) -> BatchedVecEnv:
     """``n_envs`` CartPoles in arrays, frames drawn on ``device`` (the registry's vector entry point)."""
-    return BatchedVecEnv(CartPoleSimulation(n_envs, render_size, options, device, backend), episode_length)
+    sim = CartPoleSimulation(n_envs, render_size, options, device, options.renderer)
+    return BatchedVecEnv(sim, episode_length)
 
 
 def make_mountaincar_vector(
-    n_envs: int,
-    render_size: int,
-    episode_length: int,
-    options: MountainCarOptions,
-    device: str | torch.device = "cpu",
-    backend: Backend = "auto",
+    n_envs: int, render_size: int, episode_length: int, options: MountainCarOptions, device: str | torch.device = "cpu"
 ) -> BatchedVecEnv:
     """``n_envs`` MountainCars (either look), frames drawn on ``device`` (the registry's vector entry point)."""
     draw = TexturedMountainCarFrames if options.textured else MountainCarFrames
     envs: list[gym.Env] = [SquareMountainCarContinuous(render_size, options) for _ in range(n_envs)]
-    renderer = draw(render_size, device, envs[0].unwrapped.goal_position, backend)  # type: ignore[attr-defined]
-    return BatchedVecEnv(EnvListSimulation(envs, renderer), episode_length)
+    goal = envs[0].unwrapped.goal_position  # type: ignore[attr-defined]
+    renderer = draw(render_size, device, goal, options.renderer)
+
+    def frames(envs: Sequence[gym.Env]) -> torch.Tensor:
+        return renderer(np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs]))  # type: ignore[attr-defined]
+
+    sim = EnvListSimulation(envs, frames, renderer.device, renderer.backend)
+    return BatchedVecEnv(sim, episode_length)

@@ -19,7 +19,7 @@ Seeding follows ``DummyVecEnv``: ``seed(s)`` makes env ``i``'s next reset use se
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -74,6 +74,60 @@ class BatchedSimulation(Protocol):
     def close(self) -> None:
         """Release what the simulation holds (renderers, GL or GPU contexts)."""
         ...
+
+
+class EnvListSimulation:
+    """``n`` single envs stepped one after another, their frames drawn in one call by ``draw``.
+
+    For envs whose physics is cheap next to drawing (MountainCar) or lives in a simulator per env
+    (the Humanoid's MuJoCo): the step is each env's own, so its results are the single env's.
+
+    Args:
+        envs: the envs, without a time limit (:class:`BatchedVecEnv` keeps it).
+        draw: ``draw(envs)`` -> ``(N, H, W, 3)`` uint8 frames of their current states on ``device``.
+        device: where ``draw`` puts the frames.
+        renderer_name: what draws them (for the benchmark's table).
+        close_renderer: called on :meth:`close`, after the envs are closed.
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[gym.Env],
+        draw: Callable[[Sequence[gym.Env]], torch.Tensor],
+        device: str | torch.device,
+        renderer_name: str,
+        close_renderer: Callable[[], None] | None = None,
+    ):
+        if not envs:
+            raise ValueError("at least one env is needed")
+        self.envs = list(envs)
+        self.num_envs = len(self.envs)
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+        self.draw = draw
+        self.device = torch.device(device)
+        self.renderer_name = renderer_name
+        self._close_renderer = close_renderer
+
+    def reset_env(self, index: int, seed: int | None, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
+        obs, info = self.envs[index].reset(seed=seed, options=options)
+        return np.asarray(obs), info
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        results = [env.step(action) for env, action in zip(self.envs, actions, strict=True)]
+        obs = np.stack([np.asarray(result[0]) for result in results])
+        rewards = np.array([float(result[1]) for result in results], dtype=np.float64)
+        terminated = np.array([bool(result[2]) for result in results], dtype=bool)
+        return obs, rewards, terminated, [result[4] for result in results]
+
+    def render(self) -> torch.Tensor:
+        return self.draw(self.envs)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        if self._close_renderer is not None:
+            self._close_renderer()
 
 
 class BatchedVecEnv(VecEnv):
