@@ -7,10 +7,9 @@ rasteriser:
 
 - coordinates become integers by C's ``(int)`` cast (truncation towards zero);
 - a rectangle covers the integer pixels from its first to its last corner, both included;
-- a polygon is filled by Pillow's scan-line rule: on each pixel row, the edges' crossings are
-  computed in float32 and the span from ``ROUND_UP`` of the leftmost crossing to
-  ``ROUND_DOWN`` of the rightmost is filled (for the convex polygons drawn here that is Pillow's
-  fill), and horizontal edges are drawn as lines;
+- a polygon is filled by Pillow's scan-line rule (``polygon_generic``), corner joins and
+  rounding included: thin slivers, where truncated vertices make the polygon degenerate, come
+  out as Pillow draws them;
 - an ellipse depends only on the integer size of its bounding box (Pillow's integer ellipse
   algorithm), so each size a shape can take is drawn once by Pillow and stamped;
 - ``Image.resize(..., BOX)`` by 2 averages pixel pairs horizontally, then vertically, each time
@@ -46,42 +45,100 @@ def rectangle_mask(boxes: torch.Tensor, canvas: int) -> torch.Tensor:
 
 
 def _round_up(values: torch.Tensor) -> torch.Tensor:
-    half = torch.tensor(0.5, dtype=values.dtype, device=values.device)
-    return torch.where(values >= 0, torch.floor(values + half), -torch.floor(values.abs() + half))
+    """Pillow's ``ROUND_UP`` of float32 values: ``floor(f + 0.5F)`` in float, or ``-floor(fabs(f) + 0.5F)`` in
+    double (``fabs`` returns a double) for negative values."""
+    positive = torch.floor(values + torch.tensor(0.5, dtype=torch.float32, device=values.device)).double()
+    negative = -torch.floor(values.double().abs() + 0.5)
+    return torch.where(values >= 0, positive, negative)
 
 
 def _round_down(values: torch.Tensor) -> torch.Tensor:
-    half = torch.tensor(0.5, dtype=values.dtype, device=values.device)
-    return torch.where(values >= 0, torch.ceil(values - half), -torch.ceil(values.abs() - half))
+    """Pillow's ``ROUND_DOWN``: ``ceil(f - 0.5F)`` in float, ``-ceil(fabs(f) - 0.5F)`` in double when negative."""
+    positive = torch.ceil(values - torch.tensor(0.5, dtype=torch.float32, device=values.device)).double()
+    negative = -torch.ceil(values.double().abs() - 0.5)
+    return torch.where(values >= 0, positive, negative)
 
 
-def convex_polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
-    """``(N, canvas, canvas)`` masks of filled convex polygons; ``vertices`` ``(N, V, 2)`` integer ``x, y``."""
+def _roundf(values: torch.Tensor) -> torch.Tensor:
+    """C's ``roundf``: halves away from zero (exact in double for float32 values)."""
+    wide = values.double()
+    return torch.sign(wide) * torch.floor(wide.abs() + 0.5)
+
+
+def polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
+    """``(N, canvas, canvas)`` masks of Pillow's filled polygons; ``vertices`` ``(N, V, 2)`` integer ``x, y``.
+
+    Pillow's ``polygon_generic`` for an RGB image, step for step: horizontal edges drawn as lines;
+    on each row the crossings of the other edges in float32 (an edge that ends on the row counts
+    twice, except on the last row), corners joined as Pillow joins them, the crossings sorted and
+    filled pair by pair from ``ROUND_UP`` to ``ROUND_DOWN``. (Whether the closing edge exists when
+    the last vertex repeats the first is not distinguished: the shapes here never repeat one.)
+    """
     device = vertices.device
+    n = vertices.shape[0]
     start, end = vertices, torch.roll(vertices, -1, dims=1)
-    x0, y0, x1, y1 = start[..., 0], start[..., 1], end[..., 0], end[..., 1]  # (N, V)
+    x0, y0, x1, y1 = start[..., 0], start[..., 1], end[..., 0], end[..., 1]  # (N, V), in Pillow's edge order
     ymin, ymax = torch.minimum(y0, y1), torch.maximum(y0, y1)
     horizontal = y0 == y1
-    # Pillow: dx = ((float)(x1 - x0)) / (y1 - y0), in float32.
     dx = (x1 - x0).to(torch.float32) / torch.where(horizontal, 1, y1 - y0).to(torch.float32)
     rows = _grid(canvas, device)
-    y = rows[None, None, :]  # (1, 1, C)
-    # Crossing of each edge with each row: (y - y0) * dx + x0, each step rounded to float32 as in C.
-    crossing = (y - y0[..., None]).to(torch.float32) * dx[..., None] + x0[..., None].to(torch.float32)
-    active = (y >= ymin[..., None]) & (y <= ymax[..., None]) & ~horizontal[..., None]  # (N, V, C)
+    y = rows[None, :]  # (1, C)
+    last_row = ymax.amax(dim=1, keepdim=True).clamp(max=canvas)  # Pillow's ymax, clamped to the image height
+
+    def crossing(edge: int, row: torch.Tensor) -> torch.Tensor:  # (N, C) float32, as C computes it
+        return (row - y0[:, edge : edge + 1]).to(torch.float32) * dx[:, edge : edge + 1] + x0[
+            :, edge : edge + 1
+        ].to(torch.float32)
+
+    def on_edge(edge: int, row: torch.Tensor) -> torch.Tensor:
+        return (row >= ymin[:, edge : edge + 1]) & (row <= ymax[:, edge : edge + 1])
+
+    def at_vertex(edge: int) -> torch.Tensor:
+        return (y == ymin[:, edge : edge + 1]) | (y == ymax[:, edge : edge + 1])
+
+    slots, valid = [], []
+    one = torch.tensor(1.0, dtype=torch.float32, device=device)
+    for i in range(vertices.shape[1]):
+        active = on_edge(i, y) & ~horizontal[:, i : i + 1]  # (N, C)
+        x = crossing(i, y)
+        ends_here = y == ymax[:, i : i + 1]
+        duplicate = active & ends_here & (y < last_row)
+        # Pillow's "connect discontiguous corners": at a vertex row of this edge and an earlier one.
+        corner = active & ~duplicate & at_vertex(i) & (dx[:, i : i + 1] != 0)
+        decided = ~corner
+        offset = torch.where(ends_here, -1, 1)
+        adjacent = crossing(i, y + offset)
+        for k in range(i):
+            candidate = ~decided & ~horizontal[:, k : k + 1] & at_vertex(k) & (dx[:, k : k + 1] != 0)
+            candidate &= _roundf(x) == _roundf(crossing(k, y))
+            reaches = candidate & on_edge(k, y + offset)
+            other = crossing(k, y + offset)
+            right = reaches & (x > adjacent + one) & (x > other + one)
+            left = reaches & ~right & (x < adjacent - one) & (x < other - one)
+            x = torch.where(right, (_roundf(torch.maximum(adjacent, other)) + 1).to(torch.float32), x)
+            x = torch.where(left, (_roundf(torch.minimum(adjacent, other)) - 1).to(torch.float32), x)
+            decided |= reaches  # Pillow stops at the first earlier edge whose next row it reaches
+        slots += [x, x]
+        valid += [active, duplicate]
     inf = torch.tensor(float("inf"), dtype=torch.float32, device=device)
-    left = torch.where(active, crossing, inf).amin(dim=1)  # (N, C)
-    right = torch.where(active, crossing, -inf).amax(dim=1)
-    has_span = active.any(dim=1)
-    big = canvas + 2
-    start_x = torch.where(has_span, _round_up(left.clamp(-big, big)), big).to(torch.int64)
-    end_x = torch.where(has_span, _round_down(right.clamp(-big, big)), -big).to(torch.int64)
+    crossings = torch.stack([torch.where(v, s, inf) for s, v in zip(slots, valid, strict=True)], dim=-1)
+    crossings, _ = torch.sort(crossings, dim=-1)  # (N, C, slots); missing ones last
+    count = torch.stack(valid, dim=-1).sum(dim=-1)  # (N, C)
+    rows_ok = (y >= ymin.amin(dim=1, keepdim=True)) & (y <= last_row)
     cols = rows[None, None, :]
-    mask = (cols >= start_x[:, :, None]) & (cols <= end_x[:, :, None])  # (N, rows, cols)
+    mask = torch.zeros((n, canvas, canvas), dtype=torch.bool, device=device)
+    for pair in range(1, crossings.shape[-1], 2):
+        filled = rows_ok & (count > pair)
+        big = float(canvas + 2)
+        first = _round_up(crossings[..., pair - 1].clamp(-big, big)).to(torch.int64)
+        last = _round_down(crossings[..., pair].clamp(-big, big)).to(torch.int64)
+        first = torch.where(filled, first, canvas)
+        last = torch.where(filled, last, -1)
+        mask |= (cols >= first[:, :, None]) & (cols <= last[:, :, None])
     if bool(horizontal.any()):
         # Horizontal edges are drawn as lines from their left to their right end.
         xmin, xmax = torch.minimum(x0, x1), torch.maximum(x0, x1)
-        on_row = horizontal[..., None] & (y == y0[..., None])  # (N, V, C rows)
+        on_row = horizontal[..., None] & (rows[None, None, :] == y0[..., None])  # (N, V, C rows)
         in_line = (cols >= xmin[..., None]) & (cols <= xmax[..., None])  # (N, V, C cols)
         mask |= (on_row[..., :, None] & in_line[..., None, :]).any(dim=1)
     return mask

@@ -49,7 +49,7 @@ from vlmrm.envs.vector.raster import (
     EllipseStamps,
     box_downsample2,
     c_int,
-    convex_polygon_mask,
+    polygon_mask,
     paint,
     rectangle_mask,
 )
@@ -120,7 +120,7 @@ class CartPoleFrames:
         p = _upload(params, self.device)
         canvas = self.background.expand(n, c, c, 3)
         canvas = paint(canvas, rectangle_mask(p[:, 0:4], c), CART_RGB)
-        canvas = paint(canvas, convex_polygon_mask(p[:, 4:12].view(n, 4, 2), c), POLE_RGB)
+        canvas = paint(canvas, polygon_mask(p[:, 4:12].view(n, 4, 2), c), POLE_RGB)
         canvas = paint(canvas, self.axle.mask(p[:, 14:16], p[:, 12:14], c), AXLE_RGB)
         return box_downsample2(canvas)
 
@@ -160,7 +160,7 @@ class MountainCarFrames:
         )
         p = _upload(params, self.device)
         canvas = self.background.expand(n, c, c, 3)
-        canvas = paint(canvas, convex_polygon_mask(p[:, 0:8].view(n, 4, 2), c), CAR_RGB)
+        canvas = paint(canvas, polygon_mask(p[:, 0:8].view(n, 4, 2), c), CAR_RGB)
         for start in (8, 12):
             canvas = paint(canvas, self.wheels.mask(p[:, start + 2 : start + 4], p[:, start : start + 2], c), WHEEL_RGB)
         return box_downsample2(canvas)
