@@ -198,6 +198,21 @@ class WarpHumanoidRenderer:
             else:
                 yield
 
+    @property
+    def qpos(self) -> torch.Tensor:
+        """``(nworld, nq)`` the joint positions of the latest call, as uploaded (a view of Warp's array)."""
+        return self._qpos
+
+    @property
+    def camera_positions(self) -> torch.Tensor:
+        """``(nworld, 3)`` where each world's camera was for the latest call."""
+        return self._cam_xpos[:, self.camera_id]
+
+    @property
+    def torso_positions(self) -> torch.Tensor:
+        """``(nworld, 3)`` each world's torso position after the latest call's kinematics."""
+        return self._xpos[:, self._torso]
+
     def close(self) -> None:
         """Drop the device arrays (Warp frees them with their last reference)."""
         self._model = self._data = self._context = None
