@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,24 +38,6 @@ def test_bad_override_and_missing_file(capsys: pytest.CaptureFixture[str]) -> No
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main(["train", "no/such/config.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_readme_quickstart_command(tmp_path: Path) -> None:
-    """The README's quickstart, as a subprocess: trains CartPole and prints steps/s."""
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "vlmrm.cli.main", "train", str(ROOT / "configs" / "cartpole.yaml"),
-            "--set", "reward.model=tiny-random", "--set", "rl.total_steps=400",
-            "--set", "logging.progress_bar=false", "--run-dir", str(tmp_path / "run"),
-        ],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "RANDOM weights" in result.stderr
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["total_steps"] == 400
-    assert "steps/s" in result.stdout
 
 
 def labelled_dataset(root: Path) -> Path:

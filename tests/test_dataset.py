@@ -64,8 +64,10 @@ def test_collect_saves_frames_states_and_a_manifest(cartpole_dataset: Path) -> N
 def test_collect_refuses_to_overwrite_and_checks_the_detector(tmp_path: Path, cartpole_dataset: Path) -> None:
     with pytest.raises(DatasetError, match="not empty"):
         collect_dataset("cartpole", cartpole_dataset, episodes=1)
-    with pytest.raises(ConfigError, match="no success flag"):
-        collect_dataset("cartpole", tmp_path / "c", episodes=1, episode_length=3, label_with_detector=True)
+    with pytest.raises(ConfigError, match=r"no success flag .*\(give the task whose detector to use"):
+        collect_dataset(
+            "humanoid", tmp_path / "h", episodes=1, episode_length=2, render_size=16, label_with_detector=True
+        )
     dataset = collect_dataset(
         "mountaincar", tmp_path / "m", episodes=1, episode_length=6, render_size=32, label_with_detector=True
     )
@@ -347,8 +349,8 @@ def test_collect_shows_a_progress_bar_over_steps(tmp_path: Path, capsys: pytest.
     assert main(["dataset", "collect", "mountaincar", "--episodes", "2", *args, "--out", str(tmp_path / "m")]) == 0
     last = capsys.readouterr().err.split("\r")[-1]
     assert "100%" in last and "10.0/10.0" in last and "step/s" in last
-    # Episodes that end early (a falling pole) shorten the bar, which still ends full.
-    args = ["--episode-length", "200", "--render-size", "32", "--every", "50"]
+    # Episodes that end early (a falling pole, with Gymnasium's rule) shorten the bar, which still ends full.
+    args = ["--episode-length", "200", "--render-size", "32", "--every", "50", "--option", "terminate_on_fall=true"]
     assert main(["dataset", "collect", "cartpole", "--episodes", "2", *args, "--out", str(tmp_path / "c")]) == 0
     last = capsys.readouterr().err.split("\r")[-1]
     counts = re.search(r"([\d.]+)/([\d.]+) \[", last)

@@ -94,7 +94,7 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
 
 
 def run_collect(args: argparse.Namespace) -> int:
-    from vlmrm.evaluation.dataset import collect_dataset, policy_checkpoint
+    from vlmrm.evaluation.dataset import CollectSettings, collect_dataset, policy_checkpoint
 
     options = _parse_options(args.options)
     if args.textured:
@@ -104,20 +104,9 @@ def run_collect(args: argparse.Namespace) -> int:
         policy = str(policy_checkpoint(policy))
         if policy != args.policy:  # a run directory: say which of its checkpoints acts
             print(f"policy: {policy} (the newest good checkpoint of {args.policy})", flush=True)
+    settings = {name: getattr(args, name) for name in CollectSettings.__dataclass_fields__ if hasattr(args, name)}
     dataset = collect_dataset(
-        args.env,
-        args.out,
-        episodes=args.episodes,
-        policy=policy,
-        render_size=args.render_size,
-        episode_length=args.episode_length,
-        every=args.every,
-        label_with_detector=args.label_with_detector,
-        deterministic=args.deterministic,
-        seed=args.seed,
-        task=args.task,
-        env_options=options,
-        overwrite=args.overwrite,
+        args.env, args.out, CollectSettings(**{**settings, "policy": policy, "env_options": options})
     )
     message = f"wrote {len(dataset.records)} frames to {dataset.root}"
     if args.label_with_detector:

@@ -247,14 +247,23 @@ def keep_on_track(state: np.ndarray, x_threshold: float) -> np.ndarray:
     return state
 
 
-def _state_array(state: Mapping[str, Any], size: int) -> np.ndarray:
-    values = np.asarray(state["state"], dtype=np.float64).ravel()
-    if values.shape != (size,):
-        raise ValueError(f"expected a state of {size} numbers, got shape {values.shape}")
-    return values
+class _StateVector:
+    """:class:`~vlmrm.envs.spec.StatefulEnv` for a classic-control env whose state is ``self.state``."""
+
+    state: Any
+    STATE_SIZE: int
+
+    def get_sim_state(self) -> SimState:
+        return {"state": np.array(self.state, dtype=np.float64)}
+
+    def set_sim_state(self, state: Mapping[str, Any]) -> None:
+        values = np.asarray(state["state"], dtype=np.float64).ravel()
+        if values.shape != (self.STATE_SIZE,):
+            raise ValueError(f"expected a state of {self.STATE_SIZE} numbers, got shape {values.shape}")
+        self.state = values
 
 
-class SquareCartPole(CartPoleEnv):
+class SquareCartPole(_StateVector, CartPoleEnv):
     """CartPole-v1 dynamics with a square renderer; its state can be read and set (:class:`StatefulEnv`).
 
     Every step reports ``info["is_success"]``: the pole is up, i.e. Gymnasium's CartPole-v1 would not
@@ -262,6 +271,8 @@ class SquareCartPole(CartPoleEnv):
     (the default, the paper's authors' setting) the episode goes on after a fall: the angle is wrapped
     into [-pi, pi], the cart position clipped to the track, and the env reward is 1 while the pole is up.
     """
+
+    STATE_SIZE = 4
 
     def __init__(self, render_size: int = 224, options: CartPoleOptions | None = None):
         super().__init__(render_mode="rgb_array")
@@ -280,19 +291,15 @@ class SquareCartPole(CartPoleEnv):
         self.steps_beyond_terminated = None  # the episode goes on: not an ended one stepped again
         return np.array(self.state, dtype=np.float32), float(not fell), False, bool(truncated), info
 
-    def get_sim_state(self) -> SimState:
-        return {"state": np.array(self.state, dtype=np.float64)}
-
-    def set_sim_state(self, state: Mapping[str, Any]) -> None:
-        self.state = _state_array(state, 4)
-
     def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"
         return render_cartpole(np.asarray(self.state), self.render_size, self.x_threshold, self.length)
 
 
-class SquareMountainCarContinuous(Continuous_MountainCarEnv):
+class SquareMountainCarContinuous(_StateVector, Continuous_MountainCarEnv):
     """MountainCarContinuous-v0 dynamics with a square renderer; being at the flag is ``info["is_success"]``."""
+
+    STATE_SIZE = 2
 
     def __init__(self, render_size: int = 224, options: MountainCarOptions | None = None):
         super().__init__(render_mode="rgb_array")
@@ -314,12 +321,6 @@ class SquareMountainCarContinuous(Continuous_MountainCarEnv):
             obs = np.array(self.state, dtype=np.float32)
         terminated = bool(at_goal) and self.options.terminate_at_goal
         return obs, float(reward), terminated, bool(truncated), info
-
-    def get_sim_state(self) -> SimState:
-        return {"state": np.array(self.state, dtype=np.float64)}
-
-    def set_sim_state(self, state: Mapping[str, Any]) -> None:
-        self.state = _state_array(state, 2)
 
     def render(self) -> np.ndarray:
         assert self.state is not None, "call reset() before render()"

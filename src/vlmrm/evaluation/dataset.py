@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -346,27 +346,11 @@ def simulator_state(env: Any) -> dict[str, list[float]]:
     return {key: np.asarray(value, float).ravel().tolist() for key, value in sim_state(env).items()}
 
 
-def collect_dataset(
-    env_name: str,
-    out_dir: str | Path,
-    episodes: int = 5,
-    policy: str = "random",
-    render_size: int = 224,
-    episode_length: int | None = None,
-    every: int = 1,
-    label_with_detector: bool = False,
-    deterministic: bool = False,
-    seed: int = 0,
-    task: str | None = None,
-    env_options: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    progress_bar: bool = True,
-) -> Dataset:
-    """Roll out ``policy`` in ``env_name`` and save every ``every``-th frame with its state.
+@dataclass(frozen=True)
+class CollectSettings:
+    """What :func:`collect_dataset` collects (``vlmrm dataset collect`` has one flag per field).
 
-    Args:
-        env_name: a registered environment.
-        out_dir: the dataset directory (created; must be empty unless ``overwrite``).
+    Attributes:
         episodes: number of episodes.
         policy: ``random`` (uniform actions), a stable-baselines3 ``.zip`` checkpoint, or a vlmrm run
             directory (its newest good checkpoint; see :func:`policy_checkpoint`).
@@ -378,106 +362,114 @@ def collect_dataset(
         seed: seeds the env resets and random actions.
         task: the task name the detector (and later labelling) refers to; stored in dataset.json.
         env_options: options for :func:`vlmrm.envs.make_env` (e.g. ``{"textured": True}``).
-        overwrite: replace an existing dataset in ``out_dir``.
+        overwrite: replace an existing dataset in the output directory.
         progress_bar: show a tqdm bar over the steps on stderr (collecting can take minutes).
     """
-    from PIL import Image
-    from tqdm.auto import tqdm
 
+    episodes: int = 5
+    policy: str = "random"
+    render_size: int = 224
+    episode_length: int | None = None
+    every: int = 1
+    label_with_detector: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    task: str | None = None
+    env_options: Mapping[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes <= 0:
+            raise ConfigError(f"episodes must be positive, got {self.episodes}.")
+        if self.every <= 0:
+            raise ConfigError(f"every must be positive, got {self.every}.")
+
+
+def collect_dataset(
+    env_name: str, out_dir: str | Path, settings: CollectSettings | None = None, **fields: Any
+) -> Dataset:
+    """Roll out a policy in ``env_name`` and save every ``every``-th frame with its state to ``out_dir``.
+
+    ``settings`` (or the same fields as keywords: ``collect_dataset("cartpole", out, episodes=2)``) say
+    what to collect; see :class:`CollectSettings`. ``out_dir`` is created and must be empty unless
+    ``overwrite``.
+    """
     from vlmrm.envs import get_env_spec, make_env
 
-    if episodes <= 0:
-        raise ConfigError(f"episodes must be positive, got {episodes}.")
-    if every <= 0:
-        raise ConfigError(f"every must be positive, got {every}.")
+    settings = settings or CollectSettings(**fields)
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if out.exists() and any(out.iterdir()) and not settings.overwrite:
         raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite.")
-    options = dict(env_options or {})
+    options = dict(settings.env_options)
     spec = get_env_spec(env_name)
-    if task is not None and "task" in spec.option_names() and "task" not in options:
-        options["task"] = task  # e.g. the humanoid's success detector
-    checkpoint = None if policy == "random" else policy_checkpoint(policy)
-    env = make_env(env_name, render_size=render_size, episode_length=episode_length, **options)
-    length = spec.default_episode_length if episode_length is None else episode_length
+    if settings.task is not None and "task" in spec.option_names() and "task" not in options:
+        options["task"] = settings.task  # e.g. the humanoid's success detector
+    checkpoint = None if settings.policy == "random" else policy_checkpoint(settings.policy)
+    env = make_env(env_name, render_size=settings.render_size, episode_length=settings.episode_length, **options)
+    length = settings.episode_length or spec.default_episode_length
     try:
-        act: Policy
         if checkpoint is None:
-            env.action_space.seed(seed)
-            act = lambda obs: env.action_space.sample()  # noqa: E731
+            env.action_space.seed(settings.seed)
+            act: Policy = lambda obs: env.action_space.sample()  # noqa: E731
         else:
-            act = load_sb3_policy(checkpoint, env, deterministic)
-        frames_dir = out / FRAMES
-        frames_dir.mkdir(parents=True, exist_ok=True)
-        for stale in frames_dir.glob("*.png"):
-            stale.unlink()
-        records: list[dict[str, Any]] = []
-        detector_seen = False
-        with tqdm(
-            total=episodes * length,
-            unit="step",
-            unit_scale=True,
-            dynamic_ncols=True,
-            desc=f"collect {env_name}",
-            disable=not progress_bar,
-        ) as bar:
-            for episode in range(episodes):
-                obs, _ = env.reset(seed=seed + episode)
-                step, done = 0, False
-                while not done:
-                    obs, _, terminated, truncated, info = env.step(act(obs))
-                    step += 1
-                    bar.update(1)
-                    done = bool(terminated or truncated)
-                    if done and step < length and bar.total is not None:  # ended early: the total shrinks
-                        bar.total -= length - step
-                        bar.refresh()
-                    if (step - 1) % every:
-                        continue
-                    name = f"{FRAMES}/e{episode:04d}_s{step:05d}.png"
-                    Image.fromarray(np.asarray(env.render(), dtype=np.uint8)).save(out / name, optimize=False)
-                    record: dict[str, Any] = {
-                        "index": len(records),
-                        "frame": name,
-                        "episode": episode,
-                        "step": step,
-                        **simulator_state(env),
-                    }
-                    if label_with_detector:
-                        if "is_success" in info:
-                            detector_seen = True
-                            record["is_success"] = bool(info["is_success"])
-                        else:
-                            record["is_success"] = None
-                    records.append(record)
-        if label_with_detector and not detector_seen:
-            hint = (
-                " (give the task whose detector to use, e.g. --task kneeling)"
-                if "task" in options or ("task" in spec.option_names())
-                else ""
-            )
-            raise ConfigError(
-                f"Environment {env_name!r} reports no success flag (info['is_success']){hint}; "
-                "collect without --label-with-detector and label the frames by hand."
-            )
+            act = load_sb3_policy(checkpoint, env, settings.deterministic)
+        records = _roll_out(env, act, out, settings, length, f"collect {env_name}")
     finally:
         env.close()
+    if settings.label_with_detector and all(record["is_success"] is None for record in records):
+        hint = " (give the task whose detector to use, e.g. --task kneeling)" if "task" in spec.option_names() else ""
+        raise ConfigError(
+            f"Environment {env_name!r} reports no success flag (info['is_success']){hint}; "
+            "collect without --label-with-detector and label the frames by hand."
+        )
     atomic_write_text(out / MANIFEST, "".join(json.dumps(r) + "\n" for r in records))
     metadata = {
         "format": DATASET_FORMAT,
         "env": env_name,
+        **asdict(settings),
         "env_options": options,
-        "render_size": render_size,
-        "episode_length": episode_length,
-        "episodes": episodes,
-        "every": every,
         "policy": "random" if checkpoint is None else str(checkpoint.resolve()),
-        "deterministic": deterministic,
-        "seed": seed,
-        "task": task,
-        "label_with_detector": label_with_detector,
         "frames": len(records),
     }
+    metadata.pop("overwrite"), metadata.pop("progress_bar")
     atomic_write_json(out / METADATA, metadata)
     logger.debug("wrote %d frames to %s", len(records), out)
     return Dataset(out, metadata, records)
+
+
+def _roll_out(
+    env: Any, act: Policy, out: Path, settings: CollectSettings, length: int, description: str
+) -> list[dict[str, Any]]:
+    """Run the episodes, save the kept frames as PNG under ``out/frames``; return their manifest records."""
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    frames_dir = out / FRAMES
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    for stale in frames_dir.glob("*.png"):
+        stale.unlink()
+    records: list[dict[str, Any]] = []
+    total, quiet = settings.episodes * length, not settings.progress_bar
+    with tqdm(total=total, disable=quiet, unit="step", unit_scale=True, dynamic_ncols=True, desc=description) as bar:
+        for episode in range(settings.episodes):
+            obs, _ = env.reset(seed=settings.seed + episode)
+            step, done = 0, False
+            while not done:
+                obs, _, terminated, truncated, info = env.step(act(obs))
+                step += 1
+                bar.update(1)
+                done = bool(terminated or truncated)
+                if done and step < length and bar.total is not None:  # ended early: the total shrinks
+                    bar.total -= length - step
+                    bar.refresh()
+                if (step - 1) % settings.every:
+                    continue
+                name = f"{FRAMES}/e{episode:04d}_s{step:05d}.png"
+                Image.fromarray(np.asarray(env.render(), dtype=np.uint8)).save(out / name, optimize=False)
+                record = {"index": len(records), "frame": name, "episode": episode, "step": step}
+                record.update(simulator_state(env))
+                if settings.label_with_detector:
+                    record["is_success"] = bool(info["is_success"]) if "is_success" in info else None
+                records.append(record)
+    return records

@@ -180,10 +180,14 @@ def epic_distance(
     """EPIC distance between two reward functions ``R(s, a, s')``, in [0, 1].
 
     Args:
-        reward_a, reward_b: batched reward functions ``(states, actions, next_states) -> (N,)``.
-        states, actions, next_states: transitions from the coverage distribution on which the
-            canonicalised rewards are correlated.
-        state_samples, action_samples: samples of ``D_S`` and ``D_A`` for the canonicalisation.
+        reward_a: a batched reward function ``(states, actions, next_states) -> (N,)``.
+        reward_b: the other one.
+        states: states of the transitions from the coverage distribution on which the canonicalised
+            rewards are correlated.
+        actions: their actions.
+        next_states: their next states.
+        state_samples: samples of ``D_S`` for the canonicalisation.
+        action_samples: samples of ``D_A`` for the canonicalisation.
         gamma: the discount factor of the shaping the distance should ignore.
     """
     canon_a = canonicalize(reward_a, states, actions, next_states, state_samples, action_samples, gamma)

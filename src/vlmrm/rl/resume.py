@@ -31,9 +31,17 @@ from vlmrm.config import (
 )
 from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError
 from vlmrm.rl.buffers import RelabelingReplayBuffer
-from vlmrm.rl.checkpoints import CheckpointInfo, find_latest_good_checkpoint, restore_replay_buffer
-from vlmrm.rl.guards import resume_command
-from vlmrm.rl.run_dir import CONFIG_FILE, SUMMARY_FILE
+from vlmrm.rl.checkpoints import (
+    CheckpointInfo,
+    find_latest_good_checkpoint,
+    remove_orphan_companions,
+    remove_temp_files,
+    restore_replay_buffer,
+    set_aside,
+)
+from vlmrm.rl.guards import BAD_FRAMES_DIR, resume_command
+from vlmrm.rl.logs import truncate_logs
+from vlmrm.rl.run_dir import CONFIG_FILE, SUBDIRECTORIES, SUMMARY_FILE
 from vlmrm.rl.trainer_state import TrainerState
 
 logger = logging.getLogger(__name__)
@@ -214,3 +222,43 @@ def load_newest_loadable(
             if found is None:
                 raise
             start = found
+
+
+def finished_at(run_dir: Path, step: int) -> bool:
+    """Whether the run finished at ``step`` (its summary says so), before a session extends it."""
+    summary = finished_summary(run_dir)
+    return summary is not None and summary.get("total_steps") == step
+
+
+def log_cut(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | None, total_steps: int) -> int:
+    """The last step whose logged rows stay when resuming from ``start``.
+
+    The checkpoint step's own row is written again, whole, from what the checkpoint carries; a run
+    that finished there keeps its final rows; checkpoints of vlmrm 0.1 carry nothing: their row
+    stays, unless only the final evaluation is left to do.
+    """
+    if start is None:
+        return 0
+    if finished_at(run_dir, start.step):
+        return start.step
+    if (state is not None and state.logs is not None) or start.step >= total_steps:
+        return start.step - 1
+    return start.step
+
+
+def tidy_for_resume(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | None, total_steps: int) -> None:
+    """Before a resumed session writes: set bad checkpoints aside, drop leftovers, cut the logs."""
+    checkpoints = run_dir / "checkpoints"
+    for bad, why in start.skipped if start else []:
+        if bad.exists():
+            aside = set_aside(bad)
+            logger.warning(
+                "vlmrm: checkpoint %s is unusable (%s); resuming from %s instead (%s kept as %s)",
+                bad, why, start.path if start else None, bad.name, aside.name,
+            )  # fmt: skip
+    for directory in (checkpoints, run_dir / "videos", run_dir / BAD_FRAMES_DIR, run_dir / "logs", run_dir):
+        remove_temp_files(directory)
+    remove_orphan_companions(checkpoints)
+    for sub in SUBDIRECTORIES:
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    truncate_logs(run_dir / "logs", log_cut(run_dir, start, state, total_steps))

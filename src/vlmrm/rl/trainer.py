@@ -75,25 +75,23 @@ from vlmrm.rl.checkpoints import (
     atomic_write_text,
     checkpoint_path,
     prune_checkpoints,
-    remove_orphan_companions,
-    remove_temp_files,
-    set_aside,
     write_checkpoint,
 )
 from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
 from vlmrm.rl.guards import write_error as storage_error
-from vlmrm.rl.logs import StepLogger, make_logger, truncate_logs
+from vlmrm.rl.logs import StepLogger, make_logger
 from vlmrm.rl.resume import (
     capture_rng,
+    finished_at,
     finished_summary,
     load_newest_loadable,
     load_run_config,
     restore_rng,
     resume_point,
+    tidy_for_resume,
 )
 from vlmrm.rl.run_dir import (
     CONFIG_FILE,
-    SUBDIRECTORIES,
     SUMMARY_FILE,
     check_run_dir_free,
     holds_nothing_to_keep,
@@ -247,7 +245,7 @@ class _Run:
             # Everything that can be wrong has been found: only now touch the disk.
             try:
                 if lock is not None:
-                    self._tidy(start)
+                    tidy_for_resume(self.path, start, self.state, self.config.rl.total_steps)
                 else:
                     prepare_run_dir(self.path, overwrite)
                     stack.enter_context(RunLock(self.path))
@@ -259,41 +257,6 @@ class _Run:
                 if is_storage_error(exc, self.path):
                     raise storage_error(exc, self.path) from exc
                 raise
-
-    def _tidy(self, start: CheckpointInfo | None) -> None:
-        """Before a resumed session writes: set bad checkpoints aside, drop leftovers, cut the logs."""
-        checkpoints = self.path / "checkpoints"
-        for bad, why in start.skipped if start else []:
-            if bad.exists():
-                aside = set_aside(bad)
-                logger.warning(
-                    "vlmrm: checkpoint %s is unusable (%s); resuming from %s instead (%s kept as %s)",
-                    bad, why, start.path if start else None, bad.name, aside.name,
-                )  # fmt: skip
-        for directory in (checkpoints, self.path / "videos", self.path / BAD_FRAMES_DIR, self.path / "logs", self.path):
-            remove_temp_files(directory)
-        remove_orphan_companions(checkpoints)
-        for sub in SUBDIRECTORIES:
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        truncate_logs(self.path / "logs", self._log_cut(start))
-
-    def _log_cut(self, start: CheckpointInfo | None) -> int:
-        """The last step whose logged rows stay: the checkpoint step's own row is written again, whole, from what
-        the checkpoint carries (checkpoints of vlmrm 0.1 carry nothing: their row stays, unless only the final
-        evaluation is left to do)."""
-        if start is None:
-            return 0
-        if self._finished_at(start.step):
-            return start.step  # the run ended here: its final rows are complete
-        carries_logs = self.state is not None and self.state.logs is not None
-        if carries_logs or start.step >= self.config.rl.total_steps:
-            return start.step - 1
-        return start.step
-
-    def _finished_at(self, step: int) -> bool:
-        """Whether the run finished at ``step`` (its summary says so), before this session extends it."""
-        summary = finished_summary(self.path)
-        return summary is not None and summary.get("total_steps") == step
 
     def save(self, step: int) -> Path:
         path = checkpoint_path(self.path / "checkpoints", step)
@@ -323,7 +286,7 @@ class _Run:
             self.learning_starts = getattr(self.model, "learning_starts", None)
         if start is None:
             return
-        state, finished = self.state, self._finished_at(start.step)
+        state, finished = self.state, finished_at(self.path, start.step)
         if state is not None:
             self.returns.load_state_dict(state.episode_returns or {})
             self.evaluation.load_state_dict(state.evaluation or {})
