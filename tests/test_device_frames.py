@@ -128,3 +128,31 @@ def test_the_guard_saves_a_bad_device_frame(tmp_path: Path) -> None:
         guard(frames)
     (saved,) = tmp_path.glob("*.png")
     assert saved.stat().st_size > 0
+
+
+@pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+def test_bench_measures_the_batched_env_and_says_how_frames_were_drawn(capsys: pytest.CaptureFixture[str]) -> None:
+    from vlmrm.cli.main import main
+
+    argv = ["bench", "cartpole", "--model", "tiny-random", "--n-envs", "2", "--steps", "3", "--repeats", "1"]
+    assert main([*argv, "--no-reference", "--vectorized", "--renderer", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "frames: batched, torch on cpu" in " ".join(out.split())  # the title wraps
+    assert "end_to_end_over_embed_only:" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--renderer", "torch"], "add --vectorized"),
+        (["--renderer", "warp", "--vectorized"], "renderer"),
+        (["--vectorized", "--vec-env", "subproc"], "subproc does not apply"),
+    ],
+)
+def test_bench_refuses_renderers_that_do_not_apply(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vlmrm.cli.main import main
+
+    assert main(["bench", "cartpole", "--model", "tiny-random", *extra]) == 2
+    assert message in capsys.readouterr().err

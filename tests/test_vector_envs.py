@@ -27,11 +27,11 @@ from vlmrm.envs.vector.render import CartPoleFrames, MountainCarFrames
 from vlmrm.envs.vector.textured import TexturedMountainCarFrames
 from vlmrm.envs.vector.vec_env import BatchedVecEnv, FrameBatchSource
 from vlmrm.errors import ConfigError
+from vlmrm.reward import VLMReward
 from vlmrm.rl import RelabelingReplayBuffer, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.wrappers import FRAME_KEY
 from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
-from vlmrm.reward import VLMReward
 
 
 def random_actions(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -199,14 +199,16 @@ def test_registry_and_config_say_which_envs_are_batched() -> None:
     try:
         with pytest.raises(ConfigError, match="no batched"):
             make_vector_env("plain", 2, render_size=16)
-        with pytest.raises(ConfigError, match="env.vectorized: plain has no batched version"):
-            config_from_dict({"env": {"name": "plain", "vectorized": True}, "rl": {"algorithm": "dqn", "total_steps": 9}})
+        with pytest.raises(ConfigError, match=r"env\.vectorized: plain has no batched version"):
+            config_from_dict(
+                {"env": {"name": "plain", "vectorized": True}, "rl": {"algorithm": "dqn", "total_steps": 9}}
+            )
     finally:
         del ENV_REGISTRY["plain"]
     base = {"rl": {"algorithm": "dqn", "total_steps": 9, "vec_env": "subproc"}}
     with pytest.raises(ConfigError, match="subproc does not apply"):
         config_from_dict({"env": {"name": "cartpole", "vectorized": True}, **base})
-    with pytest.raises(ConfigError, match="renderer: torch .* needs env.vectorized"):
+    with pytest.raises(ConfigError, match=r"renderer: torch .* needs env\.vectorized"):
         config_from_dict({"env": {"name": "cartpole", "options": {"renderer": "torch"}}, "rl": base["rl"]})
     with pytest.raises(ConfigError, match="vectorized env"):
         make_env("cartpole", render_size=16, renderer="torch")

@@ -25,7 +25,7 @@ HAS_WARP = all(importlib.util.find_spec(name) is not None for name in ("warp", "
 
 
 def test_warp_on_a_cpu_model_is_a_clear_error() -> None:
-    with pytest.raises(RenderBackendError, match="NVIDIA GPU.*renderer: mujoco"):
+    with pytest.raises(RenderBackendError, match=r"NVIDIA GPU.*renderer: mujoco"):
         resolve_renderer("warp", torch.device("cpu"))
     with pytest.raises(RenderBackendError, match="renderer: warp cannot render here"):
         make_vec_env("humanoid", 2, 32, episode_length=5, options={"renderer": "warp"}, vectorized=True)
@@ -53,7 +53,7 @@ def test_auto_falls_back_to_opengl_with_one_log_line(caplog: pytest.LogCaptureFi
 
 
 def test_warp_needs_the_vectorized_env_in_a_config() -> None:
-    with pytest.raises(ConfigError, match="renderer: warp .* needs env.vectorized: true"):
+    with pytest.raises(ConfigError, match=r"renderer: warp .* needs env.vectorized: true"):
         config_from_dict(
             {"env": {"name": "humanoid", "options": {"renderer": "warp"}}, "rl": {"algorithm": "sac", "total_steps": 9}}
         )

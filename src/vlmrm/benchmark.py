@@ -87,12 +87,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from vlmrm.envs import get_env_spec, make_env
 from vlmrm.envs.registry import parse_options
+from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.encoders import TransformersEncoder
-from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.rl.vec_env import FrameBatch, VecVLMReward, frames_for, score_frames, take_step_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
@@ -437,7 +437,8 @@ def time_render(venv: VecEnv, steps: int, seed: int, keep: int) -> tuple[float, 
 
 def stack_frames(frames: Sequence[FrameBatch]) -> FrameBatch:
     """Frames kept by :func:`time_render`, stacked where they are."""
-    return torch.stack(list(frames)) if isinstance(frames[0], torch.Tensor) else np.stack(frames)
+    items: list[Any] = list(frames)
+    return torch.stack(items) if isinstance(items[0], torch.Tensor) else np.stack(items)
 
 
 class ModelCalls(RewardFunctionWrapper):

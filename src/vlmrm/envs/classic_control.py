@@ -63,7 +63,7 @@ class CartPoleShapes:
 
 
 def cartpole_shapes(
-    x: np.ndarray, theta: np.ndarray, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
+    x: np.ndarray | float, theta: np.ndarray | float, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
 ) -> CartPoleShapes:
     """Place the cart at positions ``x`` with poles at angles ``theta`` (``theta > 0`` leans right, as in
     Gymnasium) on a ``canvas`` x ``canvas`` picture whose width holds the whole track."""
@@ -75,7 +75,9 @@ def cartpole_shapes(
     pole_w, pole_len = 0.1 * scale, 2 * pole_length * scale
     cart_x = x * scale + canvas / 2
     top, bottom = track_y - cart_h / 2, track_y + cart_h / 2
-    cart = np.stack([cart_x - cart_w / 2, np.full_like(cart_x, top), cart_x + cart_w / 2, np.full_like(cart_x, bottom)], 1)
+    cart = np.stack(
+        [cart_x - cart_w / 2, np.full_like(cart_x, top), cart_x + cart_w / 2, np.full_like(cart_x, bottom)], 1
+    )
     axle_y = track_y - cart_h / 4
     cos, sin = np.cos(theta), np.sin(theta)
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
@@ -132,7 +134,7 @@ class MountainCarShapes:
     wheels: np.ndarray
 
 
-def mountaincar_shapes(position: np.ndarray, canvas: int) -> MountainCarShapes:
+def mountaincar_shapes(position: np.ndarray | float, canvas: int) -> MountainCarShapes:
     """Place the flat look's car at track ``position`` (a batch) on a ``canvas`` x ``canvas`` picture."""
     position = np.atleast_1d(np.asarray(position, dtype=np.float64))
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)

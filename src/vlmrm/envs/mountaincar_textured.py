@@ -237,6 +237,10 @@ def _car_sprite(size: int) -> tuple[Image.Image, float, float]:
     return sprite, anchor_x, anchor_y
 
 
+Affine = tuple[float, float, float, float, float, float]
+"""An affine map ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, as Pillow writes one."""
+
+
 @dataclass(frozen=True)
 class CarPlacement:
     """Where the car sprite of one frame goes, as :func:`render_mountaincar_textured` places it.
@@ -250,7 +254,7 @@ class CarPlacement:
     """
 
     degrees: float
-    matrix: tuple[float, float, float, float, float, float]
+    matrix: Affine
     rotated_size: tuple[int, int]
     offset: tuple[int, int]
     left: int
@@ -258,12 +262,15 @@ class CarPlacement:
     patch_size: tuple[int, int]
 
 
-def pillow_rotation(degrees: float, width: int, height: int) -> tuple[tuple[float, ...], tuple[int, int]]:
+def pillow_rotation(degrees: float, width: int, height: int) -> tuple[Affine, tuple[int, int]]:
     """The inverse affine map and output size of Pillow's ``rotate(degrees, expand=True)`` of a
     ``width`` x ``height`` image (Pillow's own arithmetic, ``PIL.Image.Image.rotate``)."""
     angle = -math.radians(degrees % 360.0)
-    a, b, d, e = round(math.cos(angle), 15), round(math.sin(angle), 15), round(-math.sin(angle), 15), round(
-        math.cos(angle), 15
+    a, b, d, e = (
+        round(math.cos(angle), 15),
+        round(math.sin(angle), 15),
+        round(-math.sin(angle), 15),
+        round(math.cos(angle), 15),
     )
     cx, cy = width / 2, height / 2
     c, f = a * -cx + b * -cy + 0.0 + cx, d * -cx + e * -cy + 0.0 + cy

@@ -89,7 +89,7 @@ def frames_for(reward_fn: RewardFunction, frames: FrameBatch) -> FrameBatch:
 def _stack(frames: FrameBatch | Sequence[np.ndarray] | Sequence[torch.Tensor]) -> FrameBatch:
     if isinstance(frames, np.ndarray | torch.Tensor):
         return frames
-    items = list(frames)
+    items: list[Any] = list(frames)
     return torch.stack(items) if isinstance(items[0], torch.Tensor) else np.stack(items)
 
 

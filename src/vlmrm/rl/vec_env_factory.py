@@ -92,10 +92,10 @@ def make_vec_env(
     if vectorized:
         if kind != "dummy":
             raise ValueError(f"a vectorized env runs in this process; kind={kind!r} does not apply")
-        venv = make_vector_env(name, n_envs, render_size, episode_length, device=device, **options)
-        venv.action_space.seed(seed)  # as env_builder seeds the DummyVecEnv's (its first env's) action space
-        venv.seed(seed)
-        return venv
+        batched: VecEnv = make_vector_env(name, n_envs, render_size, episode_length, device=device, **options)
+        batched.action_space.seed(seed)  # as env_builder seeds the DummyVecEnv's (its first env's) action space
+        batched.seed(seed)
+        return batched
     subproc = kind == "subproc" and n_envs > 1
     if subproc:
         # Build one env here first so that configuration errors surface in this process, clearly.

@@ -40,13 +40,15 @@ def make_humanoid_vector(
         warp = WarpHumanoidRenderer(options, render_size, n_envs, device)
 
         def draw(envs: Sequence[gym.Env]) -> torch.Tensor:
-            return warp.render(np.stack([env.unwrapped.data.qpos for env in envs]))  # type: ignore[attr-defined]
+            qpos: list[np.ndarray] = [env.unwrapped.data.qpos for env in envs]  # type: ignore[attr-defined]
+            return warp.render(np.stack(qpos))
 
         sim = EnvListSimulation(envs, draw, device, "warp", close_renderer=warp.close)
     else:
 
         def draw(envs: Sequence[gym.Env]) -> torch.Tensor:
-            frames = torch.from_numpy(np.stack([env.render() for env in envs]))
+            rendered: list[np.ndarray] = [env.render() for env in envs]  # type: ignore[misc]
+            frames = torch.from_numpy(np.stack(rendered))
             return frames.to(device, non_blocking=True)
 
         sim = EnvListSimulation(envs, draw, device, "mujoco")

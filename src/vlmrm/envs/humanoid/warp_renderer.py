@@ -66,10 +66,10 @@ def warp_problem(device: torch.device) -> str | None:
 
 
 def _init_warp() -> Any:
-    """Warp, initialised without its banner on stdout."""
+    """Warp, initialised without its banner and kernel-load lines on stdout (its INFO log level; warnings stay)."""
     import warp as wp
 
-    wp.config.quiet = True
+    wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
     wp.init()
     return wp
 
@@ -137,7 +137,7 @@ class WarpHumanoidRenderer:
         self.nworld = int(nworld)
         self.tracking = options.camera.tracking
         try:
-            import mujoco_warp as mjw
+            import mujoco_warp as mjw  # type: ignore[import-untyped]
             import warp as wp
         except ImportError as exc:
             raise RenderBackendError(f"renderer: warp needs MuJoCo Warp: {exc} ({INSTALL_HINT}).") from None

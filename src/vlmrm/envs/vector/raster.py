@@ -86,9 +86,9 @@ def polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
     last_row = ymax.amax(dim=1, keepdim=True).clamp(max=canvas)  # Pillow's ymax, clamped to the image height
 
     def crossing(edge: int, row: torch.Tensor) -> torch.Tensor:  # (N, C) float32, as C computes it
-        return (row - y0[:, edge : edge + 1]).to(torch.float32) * dx[:, edge : edge + 1] + x0[
-            :, edge : edge + 1
-        ].to(torch.float32)
+        return (row - y0[:, edge : edge + 1]).to(torch.float32) * dx[:, edge : edge + 1] + x0[:, edge : edge + 1].to(
+            torch.float32
+        )
 
     def on_edge(edge: int, row: torch.Tensor) -> torch.Tensor:
         return (row >= ymin[:, edge : edge + 1]) & (row <= ymax[:, edge : edge + 1])

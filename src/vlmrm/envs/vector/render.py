@@ -49,8 +49,8 @@ from vlmrm.envs.vector.raster import (
     EllipseStamps,
     box_downsample2,
     c_int,
-    polygon_mask,
     paint,
+    polygon_mask,
     rectangle_mask,
 )
 

@@ -88,20 +88,22 @@ class TexturedMountainCarFrames:
         x, y = x.to(torch.int64) - 1, y.to(torch.int64) - 1
         cols = [(x + i).clamp(0, width - 1) for i in range(4)]
         rows = [y.clamp(0, height - 1)] + [(y + i).clamp(0, height - 1) for i in range(1, 4)]
-        row_values = []
+        row_values: list[torch.Tensor] = []
         for i, row in enumerate(rows):
             taps = [self.sprite[row, col] for col in cols]  # each (N, side, side, 4)
-            value = _bicubic(*taps, dx[..., None])
+            value = _bicubic(taps[0], taps[1], taps[2], taps[3], dx[..., None])
             if i > 0:  # rows past the edge repeat the row before (BICUBIC_BODY)
                 inside = ((y + i >= 0) & (y + i < height))[..., None]
                 value = torch.where(inside, value, row_values[-1])
             row_values.append(value)
-        value = _bicubic(*row_values, dy[..., None])
+        value = _bicubic(row_values[0], row_values[1], row_values[2], row_values[3], dy[..., None])
         pixel = torch.where(value <= 0, 0.0, torch.where(value >= 255, 255.0, torch.trunc(value))).to(torch.int64)
         pixel = torch.where((in_rotated & in_sprite)[..., None], pixel, 0)
         # RGBa -> RGBA (Pillow's rgba2rgbA), then the Pillow path's float32 premultiply.
         alpha = pixel[..., 3:4]
-        straight = torch.where((alpha == 0) | (alpha == 255), pixel[..., :3], (255 * pixel[..., :3]) // alpha.clamp(min=1))
+        straight = torch.where(
+            (alpha == 0) | (alpha == 255), pixel[..., :3], (255 * pixel[..., :3]) // alpha.clamp(min=1)
+        )
         straight = straight.clamp(0, 255).to(torch.float32)
         alpha_f = alpha.to(torch.float32) / 255.0
         premult = torch.cat([straight * alpha_f, alpha_f * 255.0], dim=-1)

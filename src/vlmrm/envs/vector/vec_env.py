@@ -231,9 +231,7 @@ class BatchedVecEnv(VecEnv):
         if method_name == "render":
             frames = self.get_images()
             return [frames[i] for i in self._get_indices(indices)]
-        raise AttributeError(
-            f"a batched vector env steps its envs together; it has no per-env method {method_name!r}"
-        )
+        raise AttributeError(f"a batched vector env steps its envs together; it has no per-env method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         # The episode statistics a Monitor would add are in the infos: callers that check for a
