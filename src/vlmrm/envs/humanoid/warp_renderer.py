@@ -184,7 +184,7 @@ class WarpHumanoidRenderer:
             mjw.render(self._model, self._data, self._context)
         packed = self._pixels[:, : self.size * self.size]
         bgra = packed.view(torch.uint8).view(self.nworld, self.size, self.size, 4)
-        return bgra[..., [2, 1, 0]]  # one device kernel: BGRA -> RGB
+        return torch.flip(bgra[..., :3], dims=(-1,))  # one device kernel: BGRA -> RGB
 
     @contextlib.contextmanager
     def _on_torch_stream(self) -> Any:

@@ -65,7 +65,7 @@ def _roundf(values: torch.Tensor) -> torch.Tensor:
     return torch.sign(wide) * torch.floor(wide.abs() + 0.5)
 
 
-def polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
+def polygon_mask(vertices: torch.Tensor, canvas: int, horizontal_edges: bool | None = None) -> torch.Tensor:
     """``(N, canvas, canvas)`` masks of Pillow's filled polygons; ``vertices`` ``(N, V, 2)`` integer ``x, y``.
 
     Pillow's ``polygon_generic`` for an RGB image, step for step: horizontal edges drawn as lines;
@@ -73,6 +73,9 @@ def polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
     twice, except on the last row), corners joined as Pillow joins them, the crossings sorted and
     filled pair by pair from ``ROUND_UP`` to ``ROUND_DOWN``. (Whether the closing edge exists when
     the last vertex repeats the first is not distinguished: the shapes here never repeat one.)
+
+    ``horizontal_edges``: whether any polygon has a horizontal edge, when the caller knows (from
+    the host copy of the vertices); otherwise it is read from the device, which waits for it.
     """
     device = vertices.device
     n = vertices.shape[0]
@@ -135,7 +138,9 @@ def polygon_mask(vertices: torch.Tensor, canvas: int) -> torch.Tensor:
         first = torch.where(filled, first, canvas)
         last = torch.where(filled, last, -1)
         mask |= (cols >= first[:, :, None]) & (cols <= last[:, :, None])
-    if bool(horizontal.any()):
+    if horizontal_edges is None:
+        horizontal_edges = bool(horizontal.any())
+    if horizontal_edges:
         # Horizontal edges are drawn as lines from their left to their right end.
         xmin, xmax = torch.minimum(x0, x1), torch.maximum(x0, x1)
         on_row = horizontal[..., None] & (rows[None, None, :] == y0[..., None])  # (N, V, C rows)
@@ -209,10 +214,15 @@ class EllipseStamps:
         return span_mask(start, end, canvas)
 
 
-def paint(canvas: torch.Tensor, mask: torch.Tensor, rgb: tuple[int, int, int]) -> torch.Tensor:
-    """``canvas`` ``(N, H, W, 3)`` uint8 with the pixels of ``mask`` ``(N, H, W)`` set to ``rgb`` (a new tensor)."""
-    colour = torch.tensor(rgb, dtype=torch.uint8, device=canvas.device)
-    return torch.where(mask[..., None], colour, canvas)
+def colour(rgb: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+    """A uint8 ``(3,)`` colour on ``device`` (made once, not per frame: no upload per step)."""
+    return torch.tensor(rgb, dtype=torch.uint8, device=device)
+
+
+def paint(canvas: torch.Tensor, mask: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """``canvas`` ``(N, H, W, 3)`` uint8 with the pixels of ``mask`` ``(N, H, W)`` set to ``rgb`` (:func:`colour`),
+    as a new tensor."""
+    return torch.where(mask[..., None], rgb, canvas)
 
 
 def box_downsample2(canvas: torch.Tensor) -> torch.Tensor:

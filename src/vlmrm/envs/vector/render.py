@@ -49,6 +49,7 @@ from vlmrm.envs.vector.raster import (
     EllipseStamps,
     box_downsample2,
     c_int,
+    colour,
     paint,
     polygon_mask,
     rectangle_mask,
@@ -80,6 +81,11 @@ def choose_backend(backend: Backend, device: torch.device) -> Literal["torch", "
     return backend
 
 
+def _has_horizontal(vertices: np.ndarray) -> bool:
+    """Whether any polygon ``(N, V, 2)`` (integers, on the host) has a horizontal edge."""
+    return bool((vertices[:, :, 1] == np.roll(vertices, -1, axis=1)[:, :, 1]).any())
+
+
 def _upload(params: np.ndarray, device: torch.device) -> torch.Tensor:
     """One small host-to-device copy of a step's integer shape parameters (not of frames)."""
     return torch.from_numpy(np.ascontiguousarray(params, dtype=np.int64)).to(device, non_blocking=True)
@@ -105,6 +111,7 @@ class CartPoleFrames:
         self.background = torch.from_numpy(cartpole_background(self.canvas).copy()).to(self.device)
         radius = 0.1 * self.canvas / (2 * x_threshold) / 2  # the axle: a circle as wide as the pole
         self.axle = EllipseStamps.for_radius(radius, self.device)
+        self.colours = [colour(rgb, self.device) for rgb in (CART_RGB, POLE_RGB, AXLE_RGB)]
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(-1, 4)
@@ -113,15 +120,14 @@ class CartPoleFrames:
             return torch.from_numpy(np.stack(frames)) if frames else self._empty()
         n, c = len(states), self.canvas
         shapes = cartpole_shapes(states[:, 0], states[:, 2], c, self.x_threshold, self.pole_length)
-        axle = c_int(shapes.axle)
-        params = np.concatenate(
-            [c_int(shapes.cart), c_int(shapes.pole).reshape(n, 8), axle[:, :2], self.axle.indices(axle)], 1
-        )
+        axle, pole = c_int(shapes.axle), c_int(shapes.pole)
+        params = np.concatenate([c_int(shapes.cart), pole.reshape(n, 8), axle[:, :2], self.axle.indices(axle)], 1)
         p = _upload(params, self.device)
+        cart_rgb, pole_rgb, axle_rgb = self.colours
         canvas = self.background.expand(n, c, c, 3)
-        canvas = paint(canvas, rectangle_mask(p[:, 0:4], c), CART_RGB)
-        canvas = paint(canvas, polygon_mask(p[:, 4:12].view(n, 4, 2), c), POLE_RGB)
-        canvas = paint(canvas, self.axle.mask(p[:, 14:16], p[:, 12:14], c), AXLE_RGB)
+        canvas = paint(canvas, rectangle_mask(p[:, 0:4], c), cart_rgb)
+        canvas = paint(canvas, polygon_mask(p[:, 4:12].view(n, 4, 2), c, _has_horizontal(pole)), pole_rgb)
+        canvas = paint(canvas, self.axle.mask(p[:, 14:16], p[:, 12:14], c), axle_rgb)
         return box_downsample2(canvas)
 
     def _empty(self) -> torch.Tensor:
@@ -144,6 +150,7 @@ class MountainCarFrames:
         self.background = torch.from_numpy(background.copy()).to(self.device)
         radius = 0.03 * 0.9 * self.canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
         self.wheels = EllipseStamps.for_radius(radius, self.device)
+        self.colours = [colour(rgb, self.device) for rgb in (CAR_RGB, WHEEL_RGB)]
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(len(states), -1)
@@ -153,16 +160,16 @@ class MountainCarFrames:
         n, c = len(states), self.canvas
         shapes = mountaincar_shapes(states[:, 0], c)
         wheels = [c_int(shapes.wheels[:, i]) for i in range(2)]
+        body = c_int(shapes.body)
         params = np.concatenate(
-            [c_int(shapes.body).reshape(n, 8)]
-            + [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels],
-            1,
+            [body.reshape(n, 8)] + [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels], 1
         )
         p = _upload(params, self.device)
+        car_rgb, wheel_rgb = self.colours
         canvas = self.background.expand(n, c, c, 3)
-        canvas = paint(canvas, polygon_mask(p[:, 0:8].view(n, 4, 2), c), CAR_RGB)
+        canvas = paint(canvas, polygon_mask(p[:, 0:8].view(n, 4, 2), c, _has_horizontal(body)), car_rgb)
         for start in (8, 12):
-            canvas = paint(canvas, self.wheels.mask(p[:, start + 2 : start + 4], p[:, start : start + 2], c), WHEEL_RGB)
+            canvas = paint(canvas, self.wheels.mask(p[:, start + 2 : start + 4], p[:, start : start + 2], c), wheel_rgb)
         return box_downsample2(canvas)
 
     def _empty(self) -> torch.Tensor:
