@@ -73,78 +73,71 @@ def polygon_mask(vertices: torch.Tensor, canvas: int, horizontal_edges: bool | N
     twice, except on the last row), corners joined as Pillow joins them, the crossings sorted and
     filled pair by pair from ``ROUND_UP`` to ``ROUND_DOWN``. (Whether the closing edge exists when
     the last vertex repeats the first is not distinguished: the shapes here never repeat one.)
+    Edges, rows and pairs are tensor dimensions, not loops: a few dozen kernels per call.
 
     ``horizontal_edges``: whether any polygon has a horizontal edge, when the caller knows (from
     the host copy of the vertices); otherwise it is read from the device, which waits for it.
     """
     device = vertices.device
-    n = vertices.shape[0]
+    edges = vertices.shape[1]
     start, end = vertices, torch.roll(vertices, -1, dims=1)
-    x0, y0, x1, y1 = start[..., 0], start[..., 1], end[..., 0], end[..., 1]  # (N, V), in Pillow's edge order
+    x0, y0, x1, y1 = (t[..., None] for t in (start[..., 0], start[..., 1], end[..., 0], end[..., 1]))  # (N, V, 1)
     ymin, ymax = torch.minimum(y0, y1), torch.maximum(y0, y1)
     horizontal = y0 == y1
     dx = (x1 - x0).to(torch.float32) / torch.where(horizontal, 1, y1 - y0).to(torch.float32)
+    x0f = x0.to(torch.float32)
     rows = _grid(canvas, device)
-    y = rows[None, :]  # (1, C)
+    y = rows[None, None, :]  # (1, 1, C)
     last_row = ymax.amax(dim=1, keepdim=True).clamp(max=canvas)  # Pillow's ymax, clamped to the image height
-
-    def crossing(edge: int, row: torch.Tensor) -> torch.Tensor:  # (N, C) float32, as C computes it
-        return (row - y0[:, edge : edge + 1]).to(torch.float32) * dx[:, edge : edge + 1] + x0[:, edge : edge + 1].to(
-            torch.float32
-        )
-
-    def on_edge(edge: int, row: torch.Tensor) -> torch.Tensor:
-        return (row >= ymin[:, edge : edge + 1]) & (row <= ymax[:, edge : edge + 1])
-
-    def at_vertex(edge: int) -> torch.Tensor:
-        return (y == ymin[:, edge : edge + 1]) | (y == ymax[:, edge : edge + 1])
-
-    slots, valid = [], []
     one = torch.tensor(1.0, dtype=torch.float32, device=device)
-    for i in range(vertices.shape[1]):
-        active = on_edge(i, y) & ~horizontal[:, i : i + 1]  # (N, C)
-        x = crossing(i, y)
-        ends_here = y == ymax[:, i : i + 1]
-        duplicate = active & ends_here & (y < last_row)
-        # Pillow's "connect discontiguous corners": at a vertex row of this edge and an earlier one.
-        corner = active & ~duplicate & at_vertex(i) & (dx[:, i : i + 1] != 0)
-        decided = ~corner
-        offset = torch.where(ends_here, -1, 1)
-        adjacent = crossing(i, y + offset)
-        for k in range(i):
-            candidate = ~decided & ~horizontal[:, k : k + 1] & at_vertex(k) & (dx[:, k : k + 1] != 0)
-            candidate &= _roundf(x) == _roundf(crossing(k, y))
-            reaches = candidate & on_edge(k, y + offset)
-            other = crossing(k, y + offset)
-            right = reaches & (x > adjacent + one) & (x > other + one)
-            left = reaches & ~right & (x < adjacent - one) & (x < other - one)
-            x = torch.where(right, (_roundf(torch.maximum(adjacent, other)) + 1).to(torch.float32), x)
-            x = torch.where(left, (_roundf(torch.minimum(adjacent, other)) - 1).to(torch.float32), x)
-            decided |= reaches  # Pillow stops at the first earlier edge whose next row it reaches
-        slots += [x, x]
-        valid += [active, duplicate]
+
+    # Each edge's crossing with each row, as C computes it: ((y - y0) * dx) + x0 in float32.
+    crossing = (y - y0).to(torch.float32) * dx + x0f  # (N, V, C)
+    active = (y >= ymin) & (y <= ymax) & ~horizontal
+    ends_here = y == ymax
+    vertex_row = (y == ymin) | ends_here
+    duplicate = active & ends_here & (y < last_row)
+    # Pillow's "connect discontiguous corners": on a vertex row of edge i (not a duplicated one), the first
+    # earlier edge k (k < i) with a vertex on the row and the same rounded crossing, whose next row (the
+    # previous one on the last row of edge i) it reaches, may move edge i's crossing by one pixel.
+    corner = active & ~duplicate & vertex_row & (dx != 0)
+    offset = torch.where(ends_here, -1, 1)  # (N, V, C)
+    beside = y + offset  # the row Pillow looks at next to this one
+    adjacent = (beside - y0).to(torch.float32) * dx + x0f  # edge i on that row
+    # (N, V_i, V_k, C): edge k's crossing on edge i's next row, and whether edge k reaches that row.
+    other = (beside[:, :, None] - y0[:, None]).to(torch.float32) * dx[:, None] + x0f[:, None]
+    reaches = (beside[:, :, None] >= ymin[:, None]) & (beside[:, :, None] <= ymax[:, None])
+    candidate = (~horizontal & vertex_row & (dx != 0))[:, None]  # (N, 1, V_k, C)
+    same_corner = _roundf(crossing)[:, :, None] == _roundf(crossing)[:, None]
+    earlier = torch.ones(edges, edges, dtype=torch.bool, device=device).tril(-1)[None, :, :, None]
+    stops = corner[:, :, None] & candidate & same_corner & reaches & earlier  # Pillow breaks at the first
+    found = stops.any(dim=2)  # (N, V, C)
+    first = stops.to(torch.int8).argmax(dim=2, keepdim=True)  # the first k that stops the search
+    other = torch.gather(other, 2, first).squeeze(2)
+    right = found & (crossing > adjacent + one) & (crossing > other + one)
+    left = found & ~right & (crossing < adjacent - one) & (crossing < other - one)
+    crossing = torch.where(right, (_roundf(torch.maximum(adjacent, other)) + 1).to(torch.float32), crossing)
+    crossing = torch.where(left, (_roundf(torch.minimum(adjacent, other)) - 1).to(torch.float32), crossing)
+    # Every row's crossings (an edge ending on the row twice), sorted; filled pair by pair.
     inf = torch.tensor(float("inf"), dtype=torch.float32, device=device)
-    crossings = torch.stack([torch.where(v, s, inf) for s, v in zip(slots, valid, strict=True)], dim=-1)
-    crossings, _ = torch.sort(crossings, dim=-1)  # (N, C, slots); missing ones last
-    count = torch.stack(valid, dim=-1).sum(dim=-1)  # (N, C)
-    rows_ok = (y >= ymin.amin(dim=1, keepdim=True)) & (y <= last_row)
-    cols = rows[None, None, :]
-    mask = torch.zeros((n, canvas, canvas), dtype=torch.bool, device=device)
-    for pair in range(1, crossings.shape[-1], 2):
-        filled = rows_ok & (count > pair)
-        big = float(canvas + 2)
-        first = _round_up(crossings[..., pair - 1].clamp(-big, big)).to(torch.int64)
-        last = _round_down(crossings[..., pair].clamp(-big, big)).to(torch.int64)
-        first = torch.where(filled, first, canvas)
-        last = torch.where(filled, last, -1)
-        mask |= (cols >= first[:, :, None]) & (cols <= last[:, :, None])
+    slots = torch.cat([torch.where(active, crossing, inf), torch.where(duplicate, crossing, inf)], dim=1)
+    slots, _ = torch.sort(slots.transpose(1, 2), dim=-1)  # (N, C, 2V), missing ones last
+    count = active.sum(dim=1) + duplicate.sum(dim=1)  # (N, C)
+    pairs = torch.arange(1, 2 * edges, 2, device=device)  # the second crossing of each pair
+    rows_ok = (rows[None, :] >= ymin.amin(dim=(1, 2))[:, None]) & (rows[None, :] <= last_row[:, :, 0])
+    filled = rows_ok[..., None] & (count[..., None] > pairs)  # (N, C, pairs)
+    big = float(canvas + 2)
+    first_x = torch.where(filled, _round_up(slots[..., 0::2].clamp(-big, big)), canvas).to(torch.int64)
+    last_x = torch.where(filled, _round_down(slots[..., 1::2].clamp(-big, big)), -1).to(torch.int64)
+    cols = rows[None, None, None, :]
+    mask = ((cols >= first_x[..., None]) & (cols <= last_x[..., None])).any(dim=2)  # (N, C rows, C cols)
     if horizontal_edges is None:
         horizontal_edges = bool(horizontal.any())
     if horizontal_edges:
         # Horizontal edges are drawn as lines from their left to their right end.
-        xmin, xmax = torch.minimum(x0, x1), torch.maximum(x0, x1)
-        on_row = horizontal[..., None] & (rows[None, None, :] == y0[..., None])  # (N, V, C rows)
-        in_line = (cols >= xmin[..., None]) & (cols <= xmax[..., None])  # (N, V, C cols)
+        xmin, xmax = torch.minimum(x0, x1), torch.maximum(x0, x1)  # (N, V, 1)
+        on_row = horizontal & (y == y0)  # (N, V, C rows)
+        in_line = (rows[None, None, :] >= xmin) & (rows[None, None, :] <= xmax)  # (N, V, C cols)
         mask |= (on_row[..., :, None] & in_line[..., None, :]).any(dim=1)
     return mask
 
