@@ -19,10 +19,17 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from vlmrm.config import config_from_dict
 from vlmrm.envs import make_env, make_vector_env, vectorized_envs
-from vlmrm.envs.classic_control import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X, render_cartpole, render_mountaincar
+from vlmrm.envs.classic_control import (
+    MOUNTAIN_MAX_X,
+    MOUNTAIN_MIN_X,
+    cartpole_shapes,
+    render_cartpole,
+    render_mountaincar,
+)
 from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
 from vlmrm.envs.registry import ENV_REGISTRY, register_env
 from vlmrm.envs.spec import EnvSpec
+from vlmrm.envs.vector.raster import CudaGraphDraw, c_int, polygon_mask
 from vlmrm.envs.vector.render import CartPoleFrames, MountainCarFrames
 from vlmrm.envs.vector.textured import TexturedMountainCarFrames
 from vlmrm.envs.vector.vec_env import BatchedVecEnv, FrameBatchSource
@@ -162,6 +169,16 @@ def test_torch_textured_mountaincar_frames_match_pillow_frames(size: int) -> Non
     expected = np.stack([render_mountaincar_textured(p, size) for p in positions]).astype(int)
     # Pillow's arithmetic throughout; float32 sums of the 4x4 average may round apart: at most 1 grey level.
     assert np.abs(frames - expected).max() <= 1
+
+
+def test_the_branch_free_polygon_fill_a_cuda_graph_captures_draws_the_same() -> None:
+    """On a GPU the frames come from a captured graph, which always runs the horizontal-edge pass."""
+    canvas = 40
+    states = edge_cartpole_states()
+    poles = torch.from_numpy(c_int(cartpole_shapes(states[:, 0], states[:, 2], canvas).pole))
+    assert torch.equal(polygon_mask(poles, canvas, horizontal_edges=True), polygon_mask(poles, canvas))
+    draw = CudaGraphDraw(lambda p: polygon_mask(p, canvas))
+    assert torch.equal(draw(poles), polygon_mask(poles, canvas))  # off CUDA: drawn as it is
 
 
 def test_the_pil_backend_draws_on_the_host_only() -> None:

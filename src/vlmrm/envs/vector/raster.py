@@ -15,16 +15,20 @@ rasteriser:
 - ``Image.resize(..., BOX)`` by 2 averages pixel pairs horizontally, then vertically, each time
   rounding halves up: ``(a + b + 1) // 2``.
 
-Every function takes tensors on one device and makes no host round trip. Shapes are ``(N, ...)``.
+Every function takes tensors on one device and makes no host round trip (and creates no tensor
+from host values, so a CUDA graph can capture it, :class:`CudaGraphDraw`). Shapes are ``(N, ...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+logger = logging.getLogger(__name__)
 
 
 def c_int(values: np.ndarray) -> np.ndarray:
@@ -47,14 +51,14 @@ def rectangle_mask(boxes: torch.Tensor, canvas: int) -> torch.Tensor:
 def _round_up(values: torch.Tensor) -> torch.Tensor:
     """Pillow's ``ROUND_UP`` of float32 values: ``floor(f + 0.5F)`` in float, or ``-floor(fabs(f) + 0.5F)`` in
     double (``fabs`` returns a double) for negative values."""
-    positive = torch.floor(values + torch.tensor(0.5, dtype=torch.float32, device=values.device)).double()
+    positive = torch.floor(values + 0.5).double()  # float32 + a Python float stays float32, as 0.5F in C
     negative = -torch.floor(values.double().abs() + 0.5)
     return torch.where(values >= 0, positive, negative)
 
 
 def _round_down(values: torch.Tensor) -> torch.Tensor:
     """Pillow's ``ROUND_DOWN``: ``ceil(f - 0.5F)`` in float, ``-ceil(fabs(f) - 0.5F)`` in double when negative."""
-    positive = torch.ceil(values - torch.tensor(0.5, dtype=torch.float32, device=values.device)).double()
+    positive = torch.ceil(values - 0.5).double()
     negative = -torch.ceil(values.double().abs() - 0.5)
     return torch.where(values >= 0, positive, negative)
 
@@ -89,7 +93,6 @@ def polygon_mask(vertices: torch.Tensor, canvas: int, horizontal_edges: bool | N
     rows = _grid(canvas, device)
     y = rows[None, None, :]  # (1, 1, C)
     last_row = ymax.amax(dim=1, keepdim=True).clamp(max=canvas)  # Pillow's ymax, clamped to the image height
-    one = torch.tensor(1.0, dtype=torch.float32, device=device)
 
     # Each edge's crossing with each row, as C computes it: ((y - y0) * dx) + x0 in float32.
     crossing = (y - y0).to(torch.float32) * dx + x0f  # (N, V, C)
@@ -114,12 +117,12 @@ def polygon_mask(vertices: torch.Tensor, canvas: int, horizontal_edges: bool | N
     found = stops.any(dim=2)  # (N, V, C)
     first = stops.to(torch.int8).argmax(dim=2, keepdim=True)  # the first k that stops the search
     other = torch.gather(other, 2, first).squeeze(2)
-    right = found & (crossing > adjacent + one) & (crossing > other + one)
-    left = found & ~right & (crossing < adjacent - one) & (crossing < other - one)
+    right = found & (crossing > adjacent + 1.0) & (crossing > other + 1.0)
+    left = found & ~right & (crossing < adjacent - 1.0) & (crossing < other - 1.0)
     crossing = torch.where(right, (_roundf(torch.maximum(adjacent, other)) + 1).to(torch.float32), crossing)
     crossing = torch.where(left, (_roundf(torch.minimum(adjacent, other)) - 1).to(torch.float32), crossing)
     # Every row's crossings (an edge ending on the row twice), sorted; filled pair by pair.
-    inf = torch.tensor(float("inf"), dtype=torch.float32, device=device)
+    inf = float("inf")
     slots = torch.cat([torch.where(active, crossing, inf), torch.where(duplicate, crossing, inf)], dim=1)
     slots, _ = torch.sort(slots.transpose(1, 2), dim=-1)  # (N, C, 2V), missing ones last
     count = active.sum(dim=1) + duplicate.sum(dim=1)  # (N, C)
@@ -223,3 +226,50 @@ def box_downsample2(canvas: torch.Tensor) -> torch.Tensor:
     wide = canvas.to(torch.int16)
     half = (wide[:, :, 0::2] + wide[:, :, 1::2] + 1) >> 1  # horizontal pass first, rounded as Pillow does
     return ((half[:, 0::2] + half[:, 1::2] + 1) >> 1).to(torch.uint8)
+
+
+class CudaGraphDraw:
+    """``draw(params) -> frames`` replayed from a CUDA graph: one launch instead of a couple of hundred.
+
+    A batch of frames takes about 200 small kernels (the shapes, Pillow's rounding, the filter); at a
+    few microseconds to launch each, the host would set the pace. On a CUDA device the first call of
+    each parameter shape captures them in a graph (after two warm-up calls on a side stream); later
+    calls copy the parameters into the graph's input, replay it, and return a copy of its output
+    (the caller keeps frames, e.g. for a running episode, while the graph is replayed again). On
+    another device, or should the capture fail (logged once), ``draw`` runs as it is.
+    """
+
+    def __init__(self, draw: Callable[[torch.Tensor], torch.Tensor]):
+        self.draw = draw
+        self.enabled = True
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, params: torch.Tensor) -> torch.Tensor:
+        if not (self.enabled and params.is_cuda):
+            return self.draw(params)
+        key = tuple(params.shape)
+        if key not in self._graphs:
+            try:
+                self._graphs[key] = self._capture(params)
+            except RuntimeError as exc:  # a capture problem costs speed, never frames
+                logger.warning("vlmrm: drawing frames without a CUDA graph: %s", exc)
+                self.enabled = False
+                return self.draw(params)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(params)
+        graph.replay()
+        return static_out.clone()
+
+    def _capture(self, params: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        static_in = params.clone()
+        current = torch.cuda.current_stream(params.device)
+        side = torch.cuda.Stream(params.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.draw(static_in)
+        current.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.draw(static_in)
+        return graph, static_in, static_out

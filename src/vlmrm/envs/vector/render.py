@@ -46,6 +46,7 @@ from vlmrm.envs.classic_control import (
     render_mountaincar,
 )
 from vlmrm.envs.vector.raster import (
+    CudaGraphDraw,
     EllipseStamps,
     box_downsample2,
     c_int,
@@ -112,6 +113,7 @@ class CartPoleFrames:
         radius = 0.1 * self.canvas / (2 * x_threshold) / 2  # the axle: a circle as wide as the pole
         self.axle = EllipseStamps.for_radius(radius, self.device)
         self.colours = [colour(rgb, self.device) for rgb in (CART_RGB, POLE_RGB, AXLE_RGB)]
+        self._graphed = CudaGraphDraw(self._draw)
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(-1, 4)
@@ -123,10 +125,16 @@ class CartPoleFrames:
         axle, pole = c_int(shapes.axle), c_int(shapes.pole)
         params = np.concatenate([c_int(shapes.cart), pole.reshape(n, 8), axle[:, :2], self.axle.indices(axle)], 1)
         p = _upload(params, self.device)
+        if p.is_cuda:
+            return self._graphed(p)
+        return self._draw(p, _has_horizontal(pole))
+
+    def _draw(self, p: torch.Tensor, horizontal_edges: bool = True) -> torch.Tensor:
+        n, c = p.shape[0], self.canvas
         cart_rgb, pole_rgb, axle_rgb = self.colours
         canvas = self.background.expand(n, c, c, 3)
         canvas = paint(canvas, rectangle_mask(p[:, 0:4], c), cart_rgb)
-        canvas = paint(canvas, polygon_mask(p[:, 4:12].view(n, 4, 2), c, _has_horizontal(pole)), pole_rgb)
+        canvas = paint(canvas, polygon_mask(p[:, 4:12].view(n, 4, 2), c, horizontal_edges), pole_rgb)
         canvas = paint(canvas, self.axle.mask(p[:, 14:16], p[:, 12:14], c), axle_rgb)
         return box_downsample2(canvas)
 
@@ -151,6 +159,7 @@ class MountainCarFrames:
         radius = 0.03 * 0.9 * self.canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
         self.wheels = EllipseStamps.for_radius(radius, self.device)
         self.colours = [colour(rgb, self.device) for rgb in (CAR_RGB, WHEEL_RGB)]
+        self._graphed = CudaGraphDraw(self._draw)
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(len(states), -1)
@@ -165,9 +174,15 @@ class MountainCarFrames:
             [body.reshape(n, 8)] + [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels], 1
         )
         p = _upload(params, self.device)
+        if p.is_cuda:
+            return self._graphed(p)
+        return self._draw(p, _has_horizontal(body))
+
+    def _draw(self, p: torch.Tensor, horizontal_edges: bool = True) -> torch.Tensor:
+        n, c = p.shape[0], self.canvas
         car_rgb, wheel_rgb = self.colours
         canvas = self.background.expand(n, c, c, 3)
-        canvas = paint(canvas, polygon_mask(p[:, 0:8].view(n, 4, 2), c, _has_horizontal(body)), car_rgb)
+        canvas = paint(canvas, polygon_mask(p[:, 0:8].view(n, 4, 2), c, horizontal_edges), car_rgb)
         for start in (8, 12):
             canvas = paint(canvas, self.wheels.mask(p[:, start + 2 : start + 4], p[:, start : start + 2], c), wheel_rgb)
         return box_downsample2(canvas)
