@@ -175,7 +175,8 @@ def test_the_branch_free_polygon_fill_a_cuda_graph_captures_draws_the_same() -> 
     """On a GPU the frames come from a captured graph, which always runs the horizontal-edge pass."""
     canvas = 40
     states = edge_cartpole_states()
-    poles = torch.from_numpy(c_int(cartpole_shapes(states[:, 0], states[:, 2], canvas).pole))
+    corners = cartpole_shapes(states[:, 0], states[:, 2], canvas).pole
+    poles = torch.from_numpy(c_int(np.stack([np.stack(corner, axis=1) for corner in corners], axis=1)))
     assert torch.equal(polygon_mask(poles, canvas, horizontal_edges=True), polygon_mask(poles, canvas))
     draw = CudaGraphDraw(lambda p: polygon_mask(p, canvas))
     assert torch.equal(draw(poles), polygon_mask(poles, canvas))  # off CUDA: drawn as it is

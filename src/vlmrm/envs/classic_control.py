@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -47,55 +46,59 @@ def _finish(image: Image.Image, size: int) -> np.ndarray:
 # arithmetic, on the same static background, so their frames agree pixel for pixel.
 
 
-@dataclass(frozen=True)
-class CartPoleShapes:
-    """CartPole's moving shapes on a canvas, one row per state.
+Number = Any
+"""A float, or an array of them (one per state): the geometry below is written once for both."""
+Point = tuple[Number, Number]
+
+
+class CartPoleShapes(NamedTuple):
+    """CartPole's moving shapes on a canvas, for one state (floats) or a batch (arrays).
 
     Attributes:
-        cart: ``(N, 4)`` the cart's box ``x0, y0, x1, y1``.
-        pole: ``(N, 4, 2)`` the pole's corners (a rotated rectangle), ``(x, y)``.
-        axle: ``(N, 4)`` the axle's bounding box (a circle).
+        cart: the cart's box ``(x0, y0, x1, y1)``.
+        pole: the pole's four corners (a rotated rectangle), ``(x, y)`` each.
+        axle: the axle's bounding box ``(x0, y0, x1, y1)`` (a circle).
     """
 
-    cart: np.ndarray
-    pole: np.ndarray
-    axle: np.ndarray
+    cart: tuple[Number, Number, Number, Number]
+    pole: tuple[Point, Point, Point, Point]
+    axle: tuple[Number, Number, Number, Number]
 
 
 def cartpole_shapes(
-    x: np.ndarray | float, theta: np.ndarray | float, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
+    x: Number, theta: Number, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
 ) -> CartPoleShapes:
-    """Place the cart at positions ``x`` with poles at angles ``theta`` (``theta > 0`` leans right, as in
-    Gymnasium) on a ``canvas`` x ``canvas`` picture whose width holds the whole track."""
-    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
-    theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
+    """Place the cart at position ``x`` with the pole at angle ``theta`` (``theta > 0`` leans right, as in
+    Gymnasium) on a ``canvas`` x ``canvas`` picture whose width holds the whole track. Floats or arrays
+    (the same float64 arithmetic either way)."""
     scale = canvas / (2 * x_threshold)  # pixels per metre: the whole track fits the frame
     track_y = canvas * 0.62
     cart_w, cart_h = 0.5 * scale, 0.3 * scale
     pole_w, pole_len = 0.1 * scale, 2 * pole_length * scale
     cart_x = x * scale + canvas / 2
-    top, bottom = track_y - cart_h / 2, track_y + cart_h / 2
-    cart = np.stack(
-        [cart_x - cart_w / 2, np.full_like(cart_x, top), cart_x + cart_w / 2, np.full_like(cart_x, bottom)], 1
-    )
+    cart = (cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2)
     axle_y = track_y - cart_h / 4
     cos, sin = np.cos(theta), np.sin(theta)
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
-    pole = np.stack(
-        [np.stack([cart_x + cx * cos + cy * sin, axle_y + cx * sin - cy * cos], 1) for cx, cy in corners], 1
-    )
+    pole = tuple((cart_x + cx * cos + cy * sin, axle_y + cx * sin - cy * cos) for cx, cy in corners)
     r = pole_w / 2
-    axle = np.stack([cart_x - r, np.full_like(cart_x, axle_y - r), cart_x + r, np.full_like(cart_x, axle_y + r)], 1)
-    return CartPoleShapes(cart, pole, axle)
+    return CartPoleShapes(cart, pole, (cart_x - r, axle_y - r, cart_x + r, axle_y + r))  # type: ignore[arg-type]
+
+
+def _cartpole_canvas(canvas: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A new CartPole canvas with its static part (white, the track line) drawn: drawing it is as fast as
+    copying it."""
+    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    track_y = canvas * 0.62
+    draw.line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
+    return image, draw
 
 
 @lru_cache(maxsize=8)
 def cartpole_background(canvas: int) -> np.ndarray:
-    """The static part of a CartPole canvas (white, the track line); read-only ``(canvas, canvas, 3)``."""
-    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
-    track_y = canvas * 0.62
-    ImageDraw.Draw(image).line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
-    background = np.asarray(image, dtype=np.uint8)
+    """The static part of a CartPole canvas: ``(canvas, canvas, 3)`` uint8, read-only."""
+    background = np.asarray(_cartpole_canvas(canvas)[0], dtype=np.uint8)
     background.flags.writeable = False
     return background
 
@@ -103,12 +106,11 @@ def cartpole_background(canvas: int) -> np.ndarray:
 def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
     """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
     canvas = size * _SUPERSAMPLE
-    image = Image.fromarray(cartpole_background(canvas))
-    draw = ImageDraw.Draw(image)
-    shapes = cartpole_shapes(state[0], state[2], canvas, x_threshold, pole_length)
-    draw.rectangle(shapes.cart[0].tolist(), fill=CART_RGB)
-    draw.polygon([tuple(corner) for corner in shapes.pole[0].tolist()], fill=POLE_RGB)
-    draw.ellipse(shapes.axle[0].tolist(), fill=AXLE_RGB)
+    image, draw = _cartpole_canvas(canvas)
+    shapes = cartpole_shapes(float(state[0]), float(state[2]), canvas, x_threshold, pole_length)
+    draw.rectangle(shapes.cart, fill=CART_RGB)
+    draw.polygon(shapes.pole, fill=POLE_RGB)
+    draw.ellipse(shapes.axle, fill=AXLE_RGB)
     return _finish(image, size)
 
 
@@ -121,22 +123,20 @@ def mountain_height(x: float) -> float:
     return float(np.sin(3 * x) * 0.45 + 0.55)
 
 
-@dataclass(frozen=True)
-class MountainCarShapes:
-    """The flat look's car on a canvas, one row per position.
+class MountainCarShapes(NamedTuple):
+    """The flat look's car on a canvas, for one position (floats) or a batch (arrays).
 
     Attributes:
-        body: ``(N, 4, 2)`` the body's corners (a rectangle tilted along the slope).
-        wheels: ``(N, 2, 4)`` the bounding boxes of the two wheels (circles).
+        body: the body's four corners (a rectangle tilted along the slope), ``(x, y)`` each.
+        wheels: the bounding boxes ``(x0, y0, x1, y1)`` of the two wheels (circles).
     """
 
-    body: np.ndarray
-    wheels: np.ndarray
+    body: tuple[Point, Point, Point, Point]
+    wheels: tuple[tuple[Number, Number, Number, Number], tuple[Number, Number, Number, Number]]
 
 
-def mountaincar_shapes(position: np.ndarray | float, canvas: int) -> MountainCarShapes:
-    """Place the flat look's car at track ``position`` (a batch) on a ``canvas`` x ``canvas`` picture."""
-    position = np.atleast_1d(np.asarray(position, dtype=np.float64))
+def mountaincar_shapes(position: Number, canvas: int) -> MountainCarShapes:
+    """Place the flat look's car at track ``position`` (a float or an array) on a ``canvas`` x ``canvas`` picture."""
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
     base = canvas * _MOUNTAIN_BASE  # y pixel of height 0
     angle = np.arctan(np.cos(3 * position) * 0.45 * 3)
@@ -145,28 +145,24 @@ def mountaincar_shapes(position: np.ndarray | float, canvas: int) -> MountainCar
     cy = base - (np.sin(3 * position) * 0.45 + 0.55) * scale
     cos_a, sin_a = np.cos(angle), np.sin(angle)
 
-    def rotate(dx: float, dy: float) -> np.ndarray:
+    def rotate(dx: float, dy: float) -> Point:
         # dy measured upward from the track surface.
-        return np.stack([cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)], 1)
+        return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
 
-    body = np.stack(
-        [
-            rotate(-car_w / 2, clearance),
-            rotate(-car_w / 2, clearance + car_h),
-            rotate(car_w / 2, clearance + car_h),
-            rotate(car_w / 2, clearance),
-        ],
-        1,
+    body = (
+        rotate(-car_w / 2, clearance),
+        rotate(-car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance),
     )
     wheel_r = clearance * 0.9
     centres = [rotate(dx, clearance) for dx in (-car_w / 4, car_w / 4)]
-    wheels = np.stack([np.concatenate([c - wheel_r, c + wheel_r], 1) for c in centres], 1)
-    return MountainCarShapes(body, wheels)
+    wheels = tuple((x - wheel_r, y - wheel_r, x + wheel_r, y + wheel_r) for x, y in centres)
+    return MountainCarShapes(body, wheels)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=8)
-def mountaincar_background(canvas: int, goal_position: float = 0.45) -> np.ndarray:
-    """The static part of a flat MountainCar canvas (the track, the flag); read-only ``(canvas, canvas, 3)``."""
+def _mountaincar_background_image(canvas: int, goal_position: float = 0.45) -> Image.Image:
     image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
@@ -189,20 +185,23 @@ def mountaincar_background(canvas: int, goal_position: float = 0.45) -> np.ndarr
         ],
         fill=(204, 204, 0),
     )
-    background = np.asarray(image, dtype=np.uint8)
-    background.flags.writeable = False
-    return background
+    return image
+
+
+def mountaincar_background(canvas: int, goal_position: float = 0.45) -> np.ndarray:
+    """The static part of a flat MountainCar canvas (the track, the flag): ``(canvas, canvas, 3)`` uint8."""
+    return np.asarray(_mountaincar_background_image(canvas, float(goal_position)), dtype=np.uint8)
 
 
 def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
     """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
     canvas = size * _SUPERSAMPLE
-    image = Image.fromarray(mountaincar_background(canvas, float(goal_position)))
+    image = _mountaincar_background_image(canvas, float(goal_position)).copy()
     draw = ImageDraw.Draw(image)
     # Car: a body tilted along the slope, with two wheels.
-    shapes = mountaincar_shapes(position, canvas)
-    draw.polygon([tuple(corner) for corner in shapes.body[0].tolist()], fill=CAR_RGB)
-    for box in shapes.wheels[0].tolist():
+    shapes = mountaincar_shapes(float(position), canvas)
+    draw.polygon(shapes.body, fill=CAR_RGB)
+    for box in shapes.wheels:
         draw.ellipse(box, fill=WHEEL_RGB)
     return _finish(image, size)
 

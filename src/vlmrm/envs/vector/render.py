@@ -82,6 +82,16 @@ def choose_backend(backend: Backend, device: torch.device) -> Literal["torch", "
     return backend
 
 
+def _boxes(box: tuple) -> np.ndarray:
+    """``(x0, y0, x1, y1)`` of arrays -> ``(N, 4)``."""
+    return np.stack(np.broadcast_arrays(*box), axis=1)
+
+
+def _corners(points: tuple) -> np.ndarray:
+    """``V`` points ``(x, y)`` of arrays -> ``(N, V, 2)``."""
+    return np.stack([np.stack(np.broadcast_arrays(*point), axis=1) for point in points], axis=1)
+
+
 def _has_horizontal(vertices: np.ndarray) -> bool:
     """Whether any polygon ``(N, V, 2)`` (integers, on the host) has a horizontal edge."""
     return bool((vertices[:, :, 1] == np.roll(vertices, -1, axis=1)[:, :, 1]).any())
@@ -122,8 +132,9 @@ class CartPoleFrames:
             return torch.from_numpy(np.stack(frames)) if frames else self._empty()
         n, c = len(states), self.canvas
         shapes = cartpole_shapes(states[:, 0], states[:, 2], c, self.x_threshold, self.pole_length)
-        axle, pole = c_int(shapes.axle), c_int(shapes.pole)
-        params = np.concatenate([c_int(shapes.cart), pole.reshape(n, 8), axle[:, :2], self.axle.indices(axle)], 1)
+        axle, pole = c_int(_boxes(shapes.axle)), c_int(_corners(shapes.pole))
+        cart = c_int(_boxes(shapes.cart))
+        params = np.concatenate([cart, pole.reshape(n, 8), axle[:, :2], self.axle.indices(axle)], 1)
         p = _upload(params, self.device)
         if p.is_cuda:
             return self._graphed(p)
@@ -168,8 +179,8 @@ class MountainCarFrames:
             return torch.from_numpy(np.stack(frames)) if frames else self._empty()
         n, c = len(states), self.canvas
         shapes = mountaincar_shapes(states[:, 0], c)
-        wheels = [c_int(shapes.wheels[:, i]) for i in range(2)]
-        body = c_int(shapes.body)
+        wheels = [c_int(_boxes(box)) for box in shapes.wheels]
+        body = c_int(_corners(shapes.body))
         params = np.concatenate(
             [body.reshape(n, 8)] + [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels], 1
         )
