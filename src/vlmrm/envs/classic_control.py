@@ -51,6 +51,17 @@ Number = Any
 Point = tuple[Number, Number]
 
 
+class _NumpyTrig:
+    """``math``'s names for numpy's functions, for arrays."""
+
+    cos, sin, atan = np.cos, np.sin, np.arctan
+
+
+def _trig(value: Number) -> Any:
+    """``math`` for one float (a frame costs no ufunc overhead), numpy for arrays: the same IEEE functions."""
+    return math if isinstance(value, float) else _NumpyTrig
+
+
 class CartPoleShapes(NamedTuple):
     """CartPole's moving shapes on a canvas, for one state (floats) or a batch (arrays).
 
@@ -78,7 +89,8 @@ def cartpole_shapes(
     cart_x = x * scale + canvas / 2
     cart = (cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2)
     axle_y = track_y - cart_h / 4
-    cos, sin = np.cos(theta), np.sin(theta)
+    trig = _trig(theta)
+    cos, sin = trig.cos(theta), trig.sin(theta)
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
     pole = tuple((cart_x + cx * cos + cy * sin, axle_y + cx * sin - cy * cos) for cx, cy in corners)
     r = pole_w / 2
@@ -139,11 +151,12 @@ def mountaincar_shapes(position: Number, canvas: int) -> MountainCarShapes:
     """Place the flat look's car at track ``position`` (a float or an array) on a ``canvas`` x ``canvas`` picture."""
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
     base = canvas * _MOUNTAIN_BASE  # y pixel of height 0
-    angle = np.arctan(np.cos(3 * position) * 0.45 * 3)
+    trig = _trig(position)
+    angle = trig.atan(trig.cos(3 * position) * 0.45 * 3)
     car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
     cx = (position - MOUNTAIN_MIN_X) * scale
-    cy = base - (np.sin(3 * position) * 0.45 + 0.55) * scale
-    cos_a, sin_a = np.cos(angle), np.sin(angle)
+    cy = base - (trig.sin(3 * position) * 0.45 + 0.55) * scale
+    cos_a, sin_a = trig.cos(angle), trig.sin(angle)
 
     def rotate(dx: float, dy: float) -> Point:
         # dy measured upward from the track surface.
