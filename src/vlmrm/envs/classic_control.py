@@ -230,18 +230,15 @@ RENDERER_HELP = (
 class CartPoleOptions(EnvOptions):
     """Options of ``cartpole``."""
 
-    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
-
     terminate_on_fall: bool = False
     """End the episode when the pole falls (Gymnasium's CartPole-v1 rule). Off (the paper's authors): the
     episode goes on to its time limit, the pole angle wrapped into [-pi, pi] and the cart held inside the
     track after every step, so an early end cannot act as a survival bonus for a reward above 0."""
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
 
 class MountainCarOptions(EnvOptions):
     """Options of ``mountaincar``."""
-
-    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
     terminate_at_goal: bool = False
     """End the episode at the flag. Off: a dense reward that peaks at the goal should be collected there."""
@@ -250,6 +247,7 @@ class MountainCarOptions(EnvOptions):
     authors did; the episode goes on."""
     textured: bool = False
     """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
 
 def keep_on_track(state: np.ndarray, x_threshold: float) -> np.ndarray:
