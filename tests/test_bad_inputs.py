@@ -178,7 +178,7 @@ CASES: list[tuple[str, list[str], str]] = [
         "misspelled-env-option",
         ["train", MOUNTAINCAR, "--set", "env.options.terminate_at_gaol=true"],
         "  env.options.terminate_at_gaol: unknown field. Did you mean 'env.options.terminate_at_goal'? "
-        "Valid fields here: terminate_at_goal, clip_at_goal, textured.",
+        "Valid fields here: terminate_at_goal, clip_at_goal, textured, renderer.",
     ),
     (
         "env-option-type",

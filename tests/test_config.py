@@ -125,7 +125,12 @@ def test_resolve_fills_every_default_once() -> None:
 
     config = config_from_dict({"env": {"name": "mountaincar"}, "rl": {"algorithm": "sac", "total_steps": 10}})
     assert config.reward.target_prompts
-    assert config.env.options == {"terminate_at_goal": False, "clip_at_goal": True, "textured": False}
+    assert config.env.options == {
+        "renderer": "auto",
+        "terminate_at_goal": False,
+        "clip_at_goal": True,
+        "textured": False,
+    }
     cpu = resolve(config, RewardFacts(image_size=224, device="cpu", dtype="fp32"), run_dir="runs/x")
     assert (cpu.env.episode_length, cpu.env.render_size, cpu.reward.device, cpu.reward.dtype) == (
         200,

@@ -4,8 +4,11 @@
 
 ``render_only``
     Env steps with random actions and rendering, through the vector env training builds
-    (:func:`vlmrm.rl.vec_env_factory.make_vec_env`: ``RenderFrameInInfo`` + ``Monitor``), frames
-    rendered at the model's input size. Frames per second.
+    (:func:`vlmrm.rl.vec_env_factory.make_vec_env`: ``RenderFrameInInfo`` + ``Monitor``, or with
+    ``vectorized`` the env's batched version, drawing all frames in one call on the model's
+    device), frames rendered at the model's input size, by the env's ``renderer`` option when
+    given (``pil`` / ``torch`` for the batched classic-control envs, ``mujoco`` / ``warp`` for
+    the Humanoid). Frames per second.
 ``e2e_step`` / ``e2e_episode`` / ``e2e_episode_overlap``
     Rewarded env steps per second (env step + render + preprocess + embed + reward) through the
     wrappers training uses (``RenderFrameInInfo`` + :class:`~vlmrm.rl.vec_env.VecVLMReward`)
@@ -83,14 +86,16 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from vlmrm.envs import get_env_spec, make_env
+from vlmrm.envs.registry import parse_options
+from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.encoders import TransformersEncoder
-from vlmrm.rl.vec_env import VecVLMReward, score_frames
+from vlmrm.rl.vec_env import FrameBatch, VecVLMReward, frames_for, score_frames, take_step_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
-from vlmrm.rl.wrappers import FRAME_KEY, RenderFrameInInfo
+from vlmrm.rl.wrappers import RenderFrameInInfo
 
 NATIVE_RENDER_SIZE = 480
 """Square render size of the reference path for envs without a Gymnasium renderer of their own (Humanoid)."""
@@ -150,6 +155,10 @@ class BenchSettings:
     vec_env: Literal["dummy", "subproc"] = "dummy"
     seed: int = 0
     reference: bool = True
+    vectorized: bool = False
+    """The env's batched version: all envs stepped, and their frames drawn, in one call each."""
+    renderer: str | None = None
+    """The env's ``renderer`` option (``None``: its default)."""
 
     def __post_init__(self) -> None:
         for name in ("n_envs", "batch", "steps", "repeats", "episode_length"):
@@ -157,6 +166,19 @@ class BenchSettings:
             if value is not None and value <= 0:  # episode_length None: the env's default
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name} ({flag}) must be 1 or more, got {value}.")
+        if self.vectorized and self.vec_env != "dummy":
+            raise ConfigError("--vectorized steps all envs in this process; --vec-env subproc does not apply.")
+
+    def env_options(self) -> dict[str, Any]:
+        """The env options the measured envs are built with (checked against the env's options)."""
+        spec = get_env_spec(self.env)
+        options = {} if self.renderer is None else {"renderer": self.renderer}
+        if options and "renderer" not in spec.option_names():
+            raise ConfigError(f"--renderer: {spec.name} has no renderer option (it draws one way).")
+        parsed = parse_options(spec, options, prefix="--")
+        if getattr(parsed, "renderer", None) in ("torch", "warp") and not self.vectorized:
+            raise ConfigError(f"--renderer {self.renderer} draws all envs' frames in one call: add --vectorized.")
+        return options
 
 
 @dataclass
@@ -234,6 +256,8 @@ def one_minute_load(load_average: list[float] | None) -> str:
 @dataclass
 class BenchResult:
     settings: BenchSettings
+    frames: str
+    """How frames were drawn and where they were (see :func:`describe_frames`)."""
     model_name: str
     dtype: str
     image_size: int
@@ -261,6 +285,7 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "settings": asdict(self.settings),
+            "frames": self.frames,
             "model": {"name": self.model_name, "dtype": self.dtype, "image_size": self.image_size},
             "reference_frame_shape": list(self.reference_frame_shape) if self.reference_frame_shape else None,
             "phases": {
@@ -378,20 +403,42 @@ class RandomActions:
         return np.stack([self.space.sample() for _ in range(self.n)])
 
 
-def time_render(venv: VecEnv, steps: int, seed: int, keep: int) -> tuple[float, list[np.ndarray]]:
-    """Seconds for ``steps`` random vector steps with rendering; the first ``keep`` frames."""
+def describe_frames(venv: VecEnv) -> str:
+    """How ``venv`` draws frames: ``batched, <renderer> on <device>`` or ``one env at a time, host arrays``."""
+    source = venv.unwrapped
+    if isinstance(source, FrameBatchSource):
+        renderer = getattr(getattr(source, "sim", None), "renderer_name", "batched renderer")
+        return f"batched, {renderer} on {source.frame_device}"
+    return "one env at a time, host arrays"
+
+
+def synchronize(frames: object) -> None:
+    """Wait for the device that holds ``frames`` (a CUDA tensor) to finish drawing them: timings count the work."""
+    if isinstance(frames, torch.Tensor) and frames.is_cuda:
+        torch.cuda.synchronize(frames.device)
+
+
+def time_render(venv: VecEnv, steps: int, seed: int, keep: int) -> tuple[float, list[FrameBatch]]:
+    """Seconds for ``steps`` random vector steps with rendering; the first ``keep`` frames (arrays or tensors)."""
     venv.seed(seed)
     venv.reset()
     actions = RandomActions(venv, seed)
-    kept: list[np.ndarray] = []
+    kept: list[FrameBatch] = []
+    frames: FrameBatch | None = None
     start = time.perf_counter()
     for _ in range(steps):
         _, _, _, infos = venv.step(actions())
-        for info in infos:
-            frame = info.pop(FRAME_KEY)
-            if len(kept) < keep:
-                kept.append(frame)
+        frames = take_step_frames(venv, infos)
+        for frame in frames[: max(0, keep - len(kept))]:
+            kept.append(frame)
+    synchronize(frames)
     return time.perf_counter() - start, kept
+
+
+def stack_frames(frames: Sequence[FrameBatch]) -> FrameBatch:
+    """Frames kept by :func:`time_render`, stacked where they are."""
+    items: list[Any] = list(frames)
+    return torch.stack(items) if isinstance(items[0], torch.Tensor) else np.stack(items)
 
 
 class ModelCalls(RewardFunctionWrapper):
@@ -406,7 +453,7 @@ class ModelCalls(RewardFunctionWrapper):
         self.calls: list[tuple[int, bool]] = []
         self._home = threading.get_ident()
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
+    def __call__(self, frames: FrameBatch) -> np.ndarray:
         # list.append is atomic: safe from the background scorer's thread.
         self.calls.append((len(frames), threading.get_ident() != self._home))
         return self.reward_fn(frames)
@@ -431,7 +478,7 @@ def run_lengths(sizes: Sequence[int]) -> list[list[int]]:
     return runs
 
 
-def time_calls(reward_fn: RewardFunction, pool: np.ndarray, calls: Sequence[tuple[int, bool]]) -> float:
+def time_calls(reward_fn: RewardFunction, pool: FrameBatch, calls: Sequence[tuple[int, bool]]) -> float:
     """Seconds to make ``calls`` (frames, from another thread) on frames of ``pool`` (slices, no copies).
 
     Calls marked ``True`` are made from one worker thread, the others from the calling thread, in
@@ -439,7 +486,7 @@ def time_calls(reward_fn: RewardFunction, pool: np.ndarray, calls: Sequence[tupl
     """
     if max((frames for frames, _ in calls), default=0) > len(pool):
         raise ValueError(f"a call of {max(frames for frames, _ in calls)} frames needs that many frames in the pool")
-    chunks: list[tuple[np.ndarray, bool]] = []
+    chunks: list[tuple[FrameBatch, bool]] = []
     offset = 0
     for count, other in calls:
         if offset + count > len(pool):
@@ -447,7 +494,7 @@ def time_calls(reward_fn: RewardFunction, pool: np.ndarray, calls: Sequence[tupl
         chunks.append((pool[offset : offset + count], other))
         offset += count
 
-    def score(group: list[np.ndarray]) -> None:
+    def score(group: list[FrameBatch]) -> None:
         for chunk in group:
             reward_fn(chunk)
 
@@ -512,8 +559,20 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     n, steps = settings.n_envs, settings.steps
     frames_per_run = n * steps
 
+    options = settings.env_options()
+
     def vec_env() -> VecEnv:
-        return make_vec_env(env, n, size, episode_length, seed=settings.seed, kind=settings.vec_env)
+        return make_vec_env(
+            env,
+            n,
+            size,
+            episode_length,
+            options,
+            seed=settings.seed,
+            kind=settings.vec_env,
+            vectorized=settings.vectorized,
+            device=fast.device,
+        )
 
     def rewarded_steps(name: str) -> tuple[float, ModelCalls]:
         """Seconds for the end-to-end row ``name``, and the model calls it made."""
@@ -547,7 +606,11 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
         names += [name, EMBED_ONLY[name]]
     names += ["reference"] if settings.reference else []
     phases = {name: Phase(name, *DESCRIPTIONS[name]) for name in names}
-    pool: np.ndarray | None = None
+    pool: FrameBatch | None = None
+    probe = vec_env()
+    frames_label = describe_frames(probe)
+    probe.close()
+    log(f"frames: {frames_label}")
 
     def record(name: str, seconds: float, work: int, peak: PeakRSS, calls: ModelCalls | None = None) -> None:
         phase = phases[name]
@@ -568,7 +631,8 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
         reset_ok &= peak.reset
         record("render_only", seconds, frames_per_run, peak)
         if pool is None:
-            pool = np.stack(kept)  # every call is at most min(batch, frames_per_run) frames: the pool holds it
+            # Every call is at most min(batch, frames_per_run) frames: the pool holds it, where the model wants it.
+            pool = frames_for(fast, stack_frames(kept))
         del kept
         for name in END_TO_END:
             with PeakRSS() as peak:
@@ -607,6 +671,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     ]
     return BenchResult(
         settings=settings,
+        frames=frames_label,
         model_name=fast.encoder.name,
         dtype=str(fast.dtype).removeprefix("torch."),
         image_size=size,

@@ -78,6 +78,11 @@ class EnvConfig(_Section):
         default=None, gt=0, description="Square frame size in pixels; default: the model's input size."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Environment-specific options.")
+    vectorized: bool = Field(
+        default=False,
+        description="Step all envs in one call and draw all their frames in one call, on the reward model's "
+        "device (cartpole, mountaincar, humanoid; see docs/gpu.md).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -369,6 +374,25 @@ def _batching_problems(config: TrainConfig) -> list[str]:
     return problems
 
 
+def _vectorized_problems(config: TrainConfig) -> list[str]:
+    env, spec = config.env, get_env_spec(config.env.name)
+    problems = []
+    if env.vectorized and spec.vector_entry_point is None:
+        problems.append(f"env.vectorized: {spec.name} has no batched version; set it to false.")
+    if env.vectorized and config.rl.vec_env == "subproc":
+        problems.append(
+            "rl.vec_env: subproc does not apply to a vectorized env (it steps all envs in this process); "
+            "set rl.vec_env: dummy or env.vectorized: false."
+        )
+    renderer = env.options.get("renderer")
+    if renderer in ("warp", "torch") and not env.vectorized:
+        problems.append(
+            f"env.options.renderer: {renderer} draws all envs' frames in one call, which needs env.vectorized: true; "
+            "set it, or use renderer: auto."
+        )
+    return problems
+
+
 def _reward_problems(reward: RewardConfig) -> list[str]:
     problems = []
     if reward.alpha > 0 and not reward.baseline_prompts:
@@ -404,6 +428,7 @@ def config_problems(config: TrainConfig) -> list[str]:
             f"rl.algorithm: {config.rl.algorithm} needs {' or '.join(sorted(ACTION_KINDS[config.rl.algorithm]))} "
             f"actions; {spec.name} has {spec.action_kind} actions. Use {' or '.join(fits)}."
         )
+    problems += _vectorized_problems(config)
     problems += _reward_problems(config.reward)
     problems += _batching_problems(config)
     problems += _hyperparameter_problems(config.rl)

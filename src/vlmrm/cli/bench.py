@@ -43,6 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--vec-env", default="dummy", choices=["dummy", "subproc"], help="Vector env kind (default: dummy)."
     )
+    parser.add_argument(
+        "--vectorized",
+        action="store_true",
+        help="Use the env's batched version: all envs stepped in one call, all frames drawn in one call on the "
+        "model's device (cartpole, mountaincar, humanoid).",
+    )
+    parser.add_argument(
+        "--renderer",
+        help="The env's renderer option: pil or torch (cartpole, mountaincar with --vectorized), mujoco or warp "
+        "(humanoid; warp with --vectorized), auto. Default: the env's.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Env and action seed (default: 0).")
     parser.add_argument("--no-reference", action="store_true", help="Skip the reference-style measurement.")
     parser.add_argument(
@@ -77,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         vec_env=args.vec_env,
         seed=args.seed,
         reference=not args.no_reference,
+        vectorized=args.vectorized,
+        renderer=args.renderer,
     )
+    settings.env_options()  # a bad --renderer fails before the model loads
     json_path = Path(args.json_path) if args.json_path else None
     if json_path is not None:
         check_writable(json_path)  # before minutes of measuring, not after
@@ -90,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     out = Console(file=sys.stdout, width=120)
     table = Table(
         title=f"vlmrm bench {settings.env}: {result.model_name} ({result.dtype}), {settings.n_envs} envs, "
-        f"batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats"
+        f"batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats; frames: {result.frames}"
     )
     table.add_column("measurement")
     table.add_column("median", justify="right")

@@ -10,10 +10,27 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vlmrm.envs.registry import ENV_REGISTRY, available_envs, get_env_spec, make_env, register_env
+    from vlmrm.envs.registry import (
+        ENV_REGISTRY,
+        available_envs,
+        get_env_spec,
+        make_env,
+        make_vector_env,
+        register_env,
+        vectorized_envs,
+    )
     from vlmrm.envs.spec import EnvSpec
 
-__all__ = ["ENV_REGISTRY", "EnvSpec", "available_envs", "get_env_spec", "make_env", "register_env"]
+__all__ = [
+    "ENV_REGISTRY",
+    "EnvSpec",
+    "available_envs",
+    "get_env_spec",
+    "make_env",
+    "make_vector_env",
+    "register_env",
+    "vectorized_envs",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -18,49 +19,115 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 from gymnasium.wrappers import TimeLimit
 from PIL import Image, ImageDraw
+from pydantic import Field
 
 from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
 from vlmrm.envs.spec import EnvOptions, EnvSpec, Prompts, SimState, StateSweep, all_steps_succeed, any_step_succeeds
+from vlmrm.errors import ConfigError
 
 _SUPERSAMPLE = 2
+"""Frames are drawn at twice their size and box-filtered down (anti-aliasing)."""
+
+CART_RGB = (0, 0, 0)
+POLE_RGB = (202, 152, 101)
+AXLE_RGB = (129, 132, 203)
+CAR_RGB = (0, 0, 0)
+WHEEL_RGB = (128, 128, 128)
 
 
 def _finish(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
 
-def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
-    """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
-    canvas = size * _SUPERSAMPLE
-    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
-    draw = ImageDraw.Draw(image)
+# -- geometry: where each shape lies on the supersampled canvas, for one state or a batch ------------------
+#
+# One truth for both renderers: the PIL renderer below and the batched torch renderer
+# (:mod:`vlmrm.envs.vector.render`) draw the shapes these functions place, from the same float64
+# arithmetic, on the same static background, so their frames agree pixel for pixel.
+
+
+Number = Any
+"""A float, or an array of them (one per state): the geometry below is written once for both."""
+Point = tuple[Number, Number]
+
+
+class _NumpyTrig:
+    """``math``'s names for numpy's functions, for arrays."""
+
+    cos, sin, atan = np.cos, np.sin, np.arctan
+
+
+def _trig(value: Number) -> Any:
+    """``math`` for one float (a frame costs no ufunc overhead), numpy for arrays: the same IEEE functions."""
+    return math if isinstance(value, float) else _NumpyTrig
+
+
+class CartPoleShapes(NamedTuple):
+    """CartPole's moving shapes on a canvas, for one state (floats) or a batch (arrays).
+
+    Attributes:
+        cart: the cart's box ``(x0, y0, x1, y1)``.
+        pole: the pole's four corners (a rotated rectangle), ``(x, y)`` each.
+        axle: the axle's bounding box ``(x0, y0, x1, y1)`` (a circle).
+    """
+
+    cart: tuple[Number, Number, Number, Number]
+    pole: tuple[Point, Point, Point, Point]
+    axle: tuple[Number, Number, Number, Number]
+
+
+def cartpole_shapes(
+    x: Number, theta: Number, canvas: int, x_threshold: float = 2.4, pole_length: float = 0.5
+) -> CartPoleShapes:
+    """Place the cart at position ``x`` with the pole at angle ``theta`` (``theta > 0`` leans right, as in
+    Gymnasium) on a ``canvas`` x ``canvas`` picture whose width holds the whole track. Floats or arrays
+    (the same float64 arithmetic either way)."""
     scale = canvas / (2 * x_threshold)  # pixels per metre: the whole track fits the frame
     track_y = canvas * 0.62
     cart_w, cart_h = 0.5 * scale, 0.3 * scale
     pole_w, pole_len = 0.1 * scale, 2 * pole_length * scale
-    cart_x = state[0] * scale + canvas / 2
-    draw.line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
-    draw.rectangle(
-        [cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2], fill=(0, 0, 0)
-    )
+    cart_x = x * scale + canvas / 2
+    cart = (cart_x - cart_w / 2, track_y - cart_h / 2, cart_x + cart_w / 2, track_y + cart_h / 2)
     axle_y = track_y - cart_h / 4
-    theta = float(state[2])
-    # Pole as a rotated rectangle; theta > 0 leans right, as in Gymnasium.
+    trig = _trig(theta)
+    cos, sin = trig.cos(theta), trig.sin(theta)
     corners = [(-pole_w / 2, 0.0), (-pole_w / 2, pole_len), (pole_w / 2, pole_len), (pole_w / 2, 0.0)]
-    polygon = [
-        (
-            cart_x + cx * math.cos(theta) + cy * math.sin(theta),
-            axle_y + cx * math.sin(theta) - cy * math.cos(theta),
-        )
-        for cx, cy in corners
-    ]
-    draw.polygon(polygon, fill=(202, 152, 101))
+    pole = tuple((cart_x + cx * cos + cy * sin, axle_y + cx * sin - cy * cos) for cx, cy in corners)
     r = pole_w / 2
-    draw.ellipse([cart_x - r, axle_y - r, cart_x + r, axle_y + r], fill=(129, 132, 203))
+    return CartPoleShapes(cart, pole, (cart_x - r, axle_y - r, cart_x + r, axle_y + r))  # type: ignore[arg-type]
+
+
+def _cartpole_canvas(canvas: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A new CartPole canvas with its static part (white, the track line) drawn: drawing it is as fast as
+    copying it."""
+    image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    track_y = canvas * 0.62
+    draw.line([(0, track_y), (canvas, track_y)], fill=(0, 0, 0), width=max(1, _SUPERSAMPLE))
+    return image, draw
+
+
+@lru_cache(maxsize=8)
+def cartpole_background(canvas: int) -> np.ndarray:
+    """The static part of a CartPole canvas: ``(canvas, canvas, 3)`` uint8, read-only."""
+    background = np.asarray(_cartpole_canvas(canvas)[0], dtype=np.uint8)
+    background.flags.writeable = False
+    return background
+
+
+def render_cartpole(state: np.ndarray, size: int, x_threshold: float = 2.4, pole_length: float = 0.5) -> np.ndarray:
+    """Draw a CartPole state ``(x, x_dot, theta, theta_dot)`` as a ``(size, size, 3)`` frame."""
+    canvas = size * _SUPERSAMPLE
+    image, draw = _cartpole_canvas(canvas)
+    shapes = cartpole_shapes(float(state[0]), float(state[2]), canvas, x_threshold, pole_length)
+    draw.rectangle(shapes.cart, fill=CART_RGB)
+    draw.polygon(shapes.pole, fill=POLE_RGB)
+    draw.ellipse(shapes.axle, fill=AXLE_RGB)
     return _finish(image, size)
 
 
 MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
+_MOUNTAIN_BASE = 0.82  # fraction of the canvas height at which the track height 0 is drawn
 
 
 def mountain_height(x: float) -> float:
@@ -68,13 +135,51 @@ def mountain_height(x: float) -> float:
     return float(np.sin(3 * x) * 0.45 + 0.55)
 
 
-def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
-    """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
-    canvas = size * _SUPERSAMPLE
+class MountainCarShapes(NamedTuple):
+    """The flat look's car on a canvas, for one position (floats) or a batch (arrays).
+
+    Attributes:
+        body: the body's four corners (a rectangle tilted along the slope), ``(x, y)`` each.
+        wheels: the bounding boxes ``(x0, y0, x1, y1)`` of the two wheels (circles).
+    """
+
+    body: tuple[Point, Point, Point, Point]
+    wheels: tuple[tuple[Number, Number, Number, Number], tuple[Number, Number, Number, Number]]
+
+
+def mountaincar_shapes(position: Number, canvas: int) -> MountainCarShapes:
+    """Place the flat look's car at track ``position`` (a float or an array) on a ``canvas`` x ``canvas`` picture."""
+    scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
+    base = canvas * _MOUNTAIN_BASE  # y pixel of height 0
+    trig = _trig(position)
+    angle = trig.atan(trig.cos(3 * position) * 0.45 * 3)
+    car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
+    cx = (position - MOUNTAIN_MIN_X) * scale
+    cy = base - (trig.sin(3 * position) * 0.45 + 0.55) * scale
+    cos_a, sin_a = trig.cos(angle), trig.sin(angle)
+
+    def rotate(dx: float, dy: float) -> Point:
+        # dy measured upward from the track surface.
+        return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
+
+    body = (
+        rotate(-car_w / 2, clearance),
+        rotate(-car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance + car_h),
+        rotate(car_w / 2, clearance),
+    )
+    wheel_r = clearance * 0.9
+    centres = [rotate(dx, clearance) for dx in (-car_w / 4, car_w / 4)]
+    wheels = tuple((x - wheel_r, y - wheel_r, x + wheel_r, y + wheel_r) for x, y in centres)
+    return MountainCarShapes(body, wheels)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=8)
+def _mountaincar_background_image(canvas: int, goal_position: float = 0.45) -> Image.Image:
     image = Image.new("RGB", (canvas, canvas), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     scale = canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
-    base = canvas * 0.82  # y pixel of height 0
+    base = canvas * _MOUNTAIN_BASE
 
     def to_px(x: float, y: float) -> tuple[float, float]:
         return (x - MOUNTAIN_MIN_X) * scale, base - y * scale
@@ -93,28 +198,33 @@ def render_mountaincar(position: float, size: int, goal_position: float = 0.45) 
         ],
         fill=(204, 204, 0),
     )
+    return image
+
+
+def mountaincar_background(canvas: int, goal_position: float = 0.45) -> np.ndarray:
+    """The static part of a flat MountainCar canvas (the track, the flag): ``(canvas, canvas, 3)`` uint8."""
+    return np.asarray(_mountaincar_background_image(canvas, float(goal_position)), dtype=np.uint8)
+
+
+def render_mountaincar(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
+    """Draw MountainCar (Gymnasium's flat look) with the car at ``position``."""
+    canvas = size * _SUPERSAMPLE
+    image = _mountaincar_background_image(canvas, float(goal_position)).copy()
+    draw = ImageDraw.Draw(image)
     # Car: a body tilted along the slope, with two wheels.
-    angle = math.atan(math.cos(3 * position) * 0.45 * 3)
-    car_w, car_h, clearance = 0.12 * scale, 0.06 * scale, 0.03 * scale
-    cx, cy = to_px(position, mountain_height(position))
-    cos_a, sin_a = math.cos(angle), math.sin(angle)
-
-    def rotate(dx: float, dy: float) -> tuple[float, float]:
-        # dy measured upward from the track surface.
-        return cx + dx * cos_a - dy * sin_a, cy - (dx * sin_a + dy * cos_a)
-
-    body = [
-        rotate(-car_w / 2, clearance),
-        rotate(-car_w / 2, clearance + car_h),
-        rotate(car_w / 2, clearance + car_h),
-        rotate(car_w / 2, clearance),
-    ]
-    draw.polygon(body, fill=(0, 0, 0))
-    wheel_r = clearance * 0.9
-    for dx in (-car_w / 4, car_w / 4):
-        wx, wy = rotate(dx, clearance)
-        draw.ellipse([wx - wheel_r, wy - wheel_r, wx + wheel_r, wy + wheel_r], fill=(128, 128, 128))
+    shapes = mountaincar_shapes(float(position), canvas)
+    draw.polygon(shapes.body, fill=CAR_RGB)
+    for box in shapes.wheels:
+        draw.ellipse(box, fill=WHEEL_RGB)
     return _finish(image, size)
+
+
+ClassicRenderer = Literal["auto", "pil", "torch"]
+RENDERER_HELP = (
+    "How a vectorized env (env.vectorized: true) draws its frames: pil (Pillow, on the host), torch (on the "
+    "reward model's device), auto (Pillow on the CPU, torch on a GPU). The same pictures either way; a single "
+    "env always uses Pillow."
+)
 
 
 class CartPoleOptions(EnvOptions):
@@ -124,6 +234,7 @@ class CartPoleOptions(EnvOptions):
     """End the episode when the pole falls (Gymnasium's CartPole-v1 rule). Off (the paper's authors): the
     episode goes on to its time limit, the pole angle wrapped into [-pi, pi] and the cart held inside the
     track after every step, so an early end cannot act as a survival bonus for a reward above 0."""
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
 
 
 class MountainCarOptions(EnvOptions):
@@ -136,6 +247,16 @@ class MountainCarOptions(EnvOptions):
     authors did; the episode goes on."""
     textured: bool = False
     """Draw the realistic look (sky, grassy hill, red car) instead of Gymnasium's flat one."""
+    renderer: ClassicRenderer = Field(default="auto", description=RENDERER_HELP)
+
+
+def keep_on_track(state: np.ndarray, x_threshold: float) -> np.ndarray:
+    """CartPole states ``(..., 4)`` after a step that goes on past a fall: the pole angle wrapped into
+    [-pi, pi], the cart held inside the track (a new array; the vectorised CartPole applies the same rule)."""
+    state = np.array(state, dtype=np.float64)
+    state[..., 2] = (state[..., 2] + math.pi) % (2 * math.pi) - math.pi
+    state[..., 0] = np.clip(state[..., 0], -x_threshold, x_threshold)
+    return state
 
 
 class _StateVector:
@@ -178,10 +299,7 @@ class SquareCartPole(_StateVector, CartPoleEnv):
         info["is_success"] = not fell
         if self.options.terminate_on_fall:
             return obs, float(reward), bool(fell), bool(truncated), info
-        x, x_dot, theta, theta_dot = np.asarray(self.state, dtype=np.float64)
-        theta = (theta + math.pi) % (2 * math.pi) - math.pi
-        x = float(np.clip(x, -self.x_threshold, self.x_threshold))
-        self.state = np.array([x, x_dot, theta, theta_dot], dtype=np.float64)
+        self.state = keep_on_track(np.asarray(self.state, dtype=np.float64), self.x_threshold)
         self.steps_beyond_terminated = None  # the episode goes on: not an ended one stepped again
         return np.array(self.state, dtype=np.float32), float(not fell), False, bool(truncated), info
 
@@ -222,11 +340,21 @@ class SquareMountainCarContinuous(_StateVector, Continuous_MountainCarEnv):
         return draw(float(self.state[0]), self.render_size, self.goal_position)
 
 
+def _single_env_renderer(options: CartPoleOptions | MountainCarOptions) -> None:
+    if options.renderer == "torch":
+        raise ConfigError(
+            "renderer: torch draws a batch of frames on the reward model's device, which needs the vectorized env "
+            "(env.vectorized: true); a single env draws with Pillow (renderer: auto or pil)."
+        )
+
+
 def make_cartpole(render_size: int, episode_length: int, options: CartPoleOptions) -> gym.Env:
+    _single_env_renderer(options)
     return TimeLimit(SquareCartPole(render_size, options), max_episode_steps=episode_length)
 
 
 def make_mountaincar(render_size: int, episode_length: int, options: MountainCarOptions) -> gym.Env:
+    _single_env_renderer(options)
     return TimeLimit(SquareMountainCarContinuous(render_size, options), max_episode_steps=episode_length)
 
 
@@ -253,6 +381,7 @@ CARTPOLE_SPEC = EnvSpec(
     prompts=lambda options: Prompts(("pole vertically upright on top of the cart",), ("pole and cart",)),
     sweep=cartpole_sweep,
     episode_success=all_steps_succeed,
+    vector_entry_point="vlmrm.envs.vector.classic_control:make_cartpole_vector",
 )
 
 MOUNTAINCAR_SPEC = EnvSpec(
@@ -267,4 +396,5 @@ MOUNTAINCAR_SPEC = EnvSpec(
     ),
     sweep=mountaincar_sweep,
     episode_success=any_step_succeeds,
+    vector_entry_point="vlmrm.envs.vector.classic_control:make_mountaincar_vector",
 )

@@ -11,6 +11,7 @@ cached; a frame then costs one copy of the background plus a rotated, anti-alias
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -236,6 +237,76 @@ def _car_sprite(size: int) -> tuple[Image.Image, float, float]:
     return sprite, anchor_x, anchor_y
 
 
+Affine = tuple[float, float, float, float, float, float]
+"""An affine map ``(a, b, c, d, e, f)``: ``(x, y) -> (a x + b y + c, d x + e y + f)``, as Pillow writes one."""
+
+
+@dataclass(frozen=True)
+class CarPlacement:
+    """Where the car sprite of one frame goes, as :func:`render_mountaincar_textured` places it.
+
+    The sprite is rotated by ``degrees`` about its centre into an image of ``rotated_size``
+    (Pillow's ``rotate(..., expand=True)``, whose inverse affine map is ``matrix``: rotated pixel
+    centre -> sprite coordinates), pasted at ``offset`` into a transparent patch of ``patch_size``
+    frame pixels (``_SPRITE_SUPERSAMPLE`` times as many patch pixels), which goes to frame pixel
+    ``(left, top)``. The batched renderer (:mod:`vlmrm.envs.vector.textured`) draws from the same
+    numbers.
+    """
+
+    degrees: float
+    matrix: Affine
+    rotated_size: tuple[int, int]
+    offset: tuple[int, int]
+    left: int
+    top: int
+    patch_size: tuple[int, int]
+
+
+def pillow_rotation(degrees: float, width: int, height: int) -> tuple[Affine, tuple[int, int]]:
+    """The inverse affine map and output size of Pillow's ``rotate(degrees, expand=True)`` of a
+    ``width`` x ``height`` image (Pillow's own arithmetic, ``PIL.Image.Image.rotate``)."""
+    angle = -math.radians(degrees % 360.0)
+    a, b, d, e = (
+        round(math.cos(angle), 15),
+        round(math.sin(angle), 15),
+        round(-math.sin(angle), 15),
+        round(math.cos(angle), 15),
+    )
+    cx, cy = width / 2, height / 2
+    c, f = a * -cx + b * -cy + 0.0 + cx, d * -cx + e * -cy + 0.0 + cy
+    corners = [(0, 0), (width, 0), (width, height), (0, height)]
+    xs = [a * x + b * y + c for x, y in corners]
+    ys = [d * x + e * y + f for x, y in corners]
+    new_w = math.ceil(max(xs)) - math.floor(min(xs))
+    new_h = math.ceil(max(ys)) - math.floor(min(ys))
+    tx, ty = -(new_w - width) / 2.0, -(new_h - height) / 2.0
+    return (a, b, a * tx + b * ty + c, d, e, d * tx + e * ty + f), (new_w, new_h)
+
+
+def car_placement(position: float, size: int) -> CarPlacement:
+    """Where the car goes in a ``size`` frame with the car at track ``position``."""
+    k = _SPRITE_SUPERSAMPLE
+    sprite, ax, ay = _car_sprite(size)
+    angle = math.atan(_track_slope(position))  # counter-clockwise on screen when climbing to the right
+    degrees = math.degrees(angle)
+    matrix, (rot_w, rot_h) = pillow_rotation(degrees, sprite.width, sprite.height)
+    # Where the anchor lands after rotating about the sprite's centre (y points down).
+    vx, vy = ax - sprite.width / 2, ay - sprite.height / 2
+    cos_a, sin_a = math.cos(angle), math.sin(angle)
+    rax = rot_w / 2 + vx * cos_a + vy * sin_a
+    ray = rot_h / 2 - vx * sin_a + vy * cos_a
+    # Target point on the track, in frame pixels.
+    scale = size / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
+    tx = (position - MOUNTAIN_MIN_X) * scale
+    ty = size * _BASE - float(_track_height(position)) * scale
+    # A patch aligned to whole frame pixels, so the sub-pixel offset survives the downsampling.
+    left = math.floor(tx - rax / k) - 1
+    top = math.floor(ty - ray / k) - 1
+    patch_size = (math.ceil(rot_w / k) + 3, math.ceil(rot_h / k) + 3)
+    offset = (round((tx - left) * k - rax), round((ty - top) * k - ray))
+    return CarPlacement(degrees, matrix, (rot_w, rot_h), offset, left, top, patch_size)
+
+
 def render_mountaincar_textured(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
     """Draw MountainCar in the realistic look with the car at ``position``: ``(size, size, 3)`` uint8.
 
@@ -243,25 +314,14 @@ def render_mountaincar_textured(position: float, size: int, goal_position: float
     """
     k = _SPRITE_SUPERSAMPLE
     frame = Image.fromarray(textured_background(size, goal_position))
-    sprite, ax, ay = _car_sprite(size)
-    angle = math.atan(_track_slope(position))  # counter-clockwise on screen when climbing to the right
-    rotated = sprite.rotate(math.degrees(angle), resample=Image.Resampling.BICUBIC, expand=True)
-    # Where the anchor lands after rotating about the sprite's centre (y points down).
-    vx, vy = ax - sprite.width / 2, ay - sprite.height / 2
-    cos_a, sin_a = math.cos(angle), math.sin(angle)
-    rax = rotated.width / 2 + vx * cos_a + vy * sin_a
-    ray = rotated.height / 2 - vx * sin_a + vy * cos_a
-    # Target point on the track, in frame pixels.
-    scale = size / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
-    tx = (position - MOUNTAIN_MIN_X) * scale
-    ty = size * _BASE - float(_track_height(position)) * scale
-    # Paste into a patch aligned to whole frame pixels, so the sub-pixel offset survives the downsampling.
-    left = math.floor(tx - rax / k) - 1
-    top = math.floor(ty - ray / k) - 1
-    patch_w = math.ceil(rotated.width / k) + 3
-    patch_h = math.ceil(rotated.height / k) + 3
+    sprite, _, _ = _car_sprite(size)
+    place = car_placement(position, size)
+    rotated = sprite.rotate(place.degrees, resample=Image.Resampling.BICUBIC, expand=True)
+    assert rotated.size == place.rotated_size
+    patch_w, patch_h = place.patch_size
+    left, top = place.left, place.top
     patch = Image.new("RGBA", (patch_w * k, patch_h * k), (0, 0, 0, 0))
-    patch.alpha_composite(rotated, (round((tx - left) * k - rax), round((ty - top) * k - ray)))
+    patch.alpha_composite(rotated, place.offset)
     # Premultiply before downsampling so transparent pixels do not darken the edges.
     arr = np.asarray(patch, dtype=np.float32)
     alpha = arr[..., 3:4] / 255.0

@@ -57,6 +57,15 @@ def available_envs() -> list[str]:
     return sorted(ENV_REGISTRY)
 
 
+def vectorized_envs() -> list[str]:
+    """The registered envs that have a batched version (``env.vectorized: true``), sorted.
+
+    >>> vectorized_envs()
+    ['cartpole', 'humanoid', 'mountaincar']
+    """
+    return sorted(name for name, spec in ENV_REGISTRY.items() if spec.vector_entry_point is not None)
+
+
 def parse_options(
     spec: EnvSpec, options: Mapping[str, Any] | EnvOptions | None, prefix: str = "env.options."
 ) -> EnvOptions:
@@ -80,6 +89,15 @@ def load_entry_point(entry_point: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
+def _checked(spec: EnvSpec, render_size: int, episode_length: int | None) -> int:
+    if render_size <= 0:
+        raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
+    length = spec.default_episode_length if episode_length is None else episode_length
+    if length <= 0:
+        raise ConfigError(f"episode_length must be positive, got {length}.")
+    return length
+
+
 def make_env(
     name: str,
     render_size: int = 224,
@@ -92,13 +110,39 @@ def make_env(
     """
     spec = get_env_spec(name)
     parsed = parse_options(spec, options, prefix="")
-    if render_size <= 0:
-        raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
-    length = spec.default_episode_length if episode_length is None else episode_length
-    if length <= 0:
-        raise ConfigError(f"episode_length must be positive, got {length}.")
+    length = _checked(spec, render_size, episode_length)
     if spec.uses_mujoco:
         ensure_gl_backend()  # before the entry point imports MuJoCo
     factory = load_entry_point(spec.entry_point)
     env: gym.Env = factory(render_size=render_size, episode_length=length, options=parsed)
     return env
+
+
+def make_vector_env(
+    name: str,
+    n_envs: int,
+    render_size: int = 224,
+    episode_length: int | None = None,
+    device: Any = "cpu",
+    **options: Any,
+) -> Any:
+    """``n_envs`` copies of env ``name`` as one batched stable-baselines3 vector env
+    (:class:`~vlmrm.envs.vector.vec_env.BatchedVecEnv`): one call steps them all, one call draws
+    all their frames as a tensor on ``device`` (the reward model's). Not seeded: call ``seed()``.
+
+    A :class:`ConfigError` for an env without a batched version (see :func:`vectorized_envs`).
+    """
+    spec = get_env_spec(name)
+    if spec.vector_entry_point is None:
+        raise ConfigError(
+            f"Environment {spec.name!r} has no batched (vectorized) version; environments with one: "
+            f"{', '.join(vectorized_envs())}."
+        )
+    parsed = parse_options(spec, options, prefix="")
+    length = _checked(spec, render_size, episode_length)
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs <= 0:
+        raise ConfigError(f"n_envs must be a positive whole number, got {n_envs!r}.")
+    if spec.uses_mujoco:
+        ensure_gl_backend()
+    factory = load_entry_point(spec.vector_entry_point)
+    return factory(n_envs=n_envs, render_size=render_size, episode_length=length, options=parsed, device=device)

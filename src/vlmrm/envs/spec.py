@@ -106,8 +106,9 @@ class EnvSpec:
         episode_success: turns the per-step ``info["is_success"]`` flags of one episode into the
             episode's success; ``None`` when the env reports no success flag.
         uses_mujoco: whether an OpenGL backend must be chosen before the env is built.
-        vector_entry_point: ``"module:function"`` building ``n`` copies as one batched vector env
-            (frames drawn in one call), or ``None``.
+        vector_entry_point: ``"module:function"``; ``function(n_envs, render_size, episode_length, options,
+            device)`` builds ``n_envs`` copies as one batched stable-baselines3 vector env that draws all
+            frames in one call on ``device`` (:mod:`vlmrm.envs.vector`); ``None`` when there is none.
     """
 
     name: str

@@ -107,6 +107,8 @@ class RewardGuard(RewardFunctionWrapper):
 def _save_png(frame: Any, path: Path) -> None:
     from PIL import Image
 
+    if hasattr(frame, "detach"):  # a torch tensor, maybe on the GPU (env.vectorized)
+        frame = frame.detach().cpu().numpy()
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
 
 

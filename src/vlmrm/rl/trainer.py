@@ -212,7 +212,13 @@ class _Run:
         env, rl = config.env, config.rl
         assert env.render_size is not None and env.episode_length is not None  # resolved
         build = functools.partial(
-            make_vec_env, env.name, render_size=env.render_size, episode_length=env.episode_length, options=env.options
+            make_vec_env,
+            env.name,
+            render_size=env.render_size,
+            episode_length=env.episode_length,
+            options=env.options,
+            vectorized=env.vectorized,
+            device=reward.device,  # a vectorized env draws its frames where the reward model runs
         )
         inner = build(n_envs=rl.n_envs, seed=rl.seed + start_step, kind=rl.vec_env)
         stack.callback(_quietly, inner.close, "the training envs")

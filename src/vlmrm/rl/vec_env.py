@@ -26,6 +26,15 @@ envs if that is more): when the model falls behind, stepping waits for it.
 
 Frames are stacked and scored ``max_batch_frames`` at a time, so memory holds the running
 episodes' frames, the frames in flight and one stacked chunk, never a run's worth.
+
+Frames come from ``info["frame"]`` (host arrays, from
+:class:`~vlmrm.rl.wrappers.RenderFrameInInfo`), or, from a vector env that draws all its frames in
+one call (:class:`~vlmrm.envs.vector.vec_env.FrameBatchSource`, ``env.vectorized: true``), as one
+tensor on the reward model's device. Such tensors stay where they are: the frames of running
+episodes are views of the step tensors, kept on the device (at most ``n_envs`` x the episode
+length frames, plus those in flight: 16 envs x 200 steps of 224 x 224 frames are 482 MB), stacked
+on the device and handed to the reward function there. A reward function on the CPU (``device``
+``cpu``: a plain function, a Ray pool) gets host arrays, as ever (:func:`frames_for`).
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from concurrent.futures import Future
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.reward.contract import RewardFunction
 from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY
 
@@ -47,13 +58,52 @@ EPISODE_REWARDS_KEY = "vlm_episode_rewards"
 RewardMode = Literal["step", "episode"]
 
 
+FrameBatch = np.ndarray | torch.Tensor
+"""Frames ``(N, H, W, 3)`` uint8: a host array, or a tensor on the device that drew them."""
+
+
+def take_step_frames(venv: VecEnv, infos: list[dict[str, Any]]) -> FrameBatch:
+    """The frames of the step that returned ``infos``: ``venv``'s batch when it draws one
+    (:class:`~vlmrm.envs.vector.vec_env.FrameBatchSource`), else ``info["frame"]`` of each env, popped."""
+    source = venv.unwrapped if isinstance(venv, VecEnvWrapper) else venv
+    if isinstance(source, FrameBatchSource):
+        return source.step_frames()
+    try:
+        frames = [info.pop(FRAME_KEY) for info in infos]
+    except KeyError:
+        raise RuntimeError("no frame in info: wrap each env in vlmrm.rl.wrappers.RenderFrameInInfo") from None
+    return np.stack(frames)
+
+
+def frames_for(reward_fn: RewardFunction, frames: FrameBatch) -> FrameBatch:
+    """``frames`` where ``reward_fn`` wants them (its ``device``): a host array for the CPU (no copy from a
+    CPU tensor), a tensor on its device otherwise (moved only when elsewhere); host arrays stay as they are."""
+    if not isinstance(frames, torch.Tensor):
+        return frames
+    device = torch.device(getattr(reward_fn, "device", "cpu"))
+    if device.type == "cpu":
+        return frames.detach().cpu().numpy()
+    return frames if frames.device == device else frames.to(device)
+
+
+def _stack(frames: FrameBatch | Sequence[np.ndarray] | Sequence[torch.Tensor]) -> FrameBatch:
+    if isinstance(frames, np.ndarray | torch.Tensor):
+        return frames
+    items: list[Any] = list(frames)
+    return torch.stack(items) if isinstance(items[0], torch.Tensor) else np.stack(items)
+
+
 def score_frames(
-    reward_fn: RewardFunction, frames: np.ndarray | Sequence[np.ndarray], max_batch_frames: int
+    reward_fn: RewardFunction,
+    frames: FrameBatch | Sequence[np.ndarray] | Sequence[torch.Tensor],
+    max_batch_frames: int,
 ) -> np.ndarray:
-    """Score frames (a stacked array or a list), passing at most ``max_batch_frames`` at a time to ``reward_fn``."""
-    stack = (lambda chunk: chunk) if isinstance(frames, np.ndarray) else (lambda chunk: np.stack(list(chunk)))
+    """Score frames (stacked, or a list of frames), passing at most ``max_batch_frames`` at a time to
+    ``reward_fn``, where it wants them (:func:`frames_for`)."""
     scored = [
-        np.asarray(reward_fn(stack(frames[start : start + max_batch_frames])), dtype=np.float32).reshape(-1)
+        np.asarray(
+            reward_fn(frames_for(reward_fn, _stack(frames[start : start + max_batch_frames]))), dtype=np.float32
+        ).reshape(-1)
         for start in range(0, len(frames), max_batch_frames)
     ]
     return np.concatenate(scored) if scored else np.zeros(0, dtype=np.float32)
@@ -206,8 +256,9 @@ class BackgroundScorer:
 class VecVLMReward(VecEnvWrapper):
     """Replace the rewards of a vector env with VLM rewards of the frames in ``info["frame"]``.
 
-    The wrapped envs must be wrapped in :class:`~vlmrm.rl.wrappers.RenderFrameInInfo`.
-    ``last_frames`` holds the frames of the latest step (for videos).
+    The wrapped envs must be wrapped in :class:`~vlmrm.rl.wrappers.RenderFrameInInfo`, or the
+    vector env must draw its frames itself (:class:`~vlmrm.envs.vector.vec_env.FrameBatchSource`).
+    ``last_frames`` holds the frames of the latest step as a host array (for videos).
 
     Args:
         venv: the vector env.
@@ -245,8 +296,9 @@ class VecVLMReward(VecEnvWrapper):
         self.max_batch_frames = max_batch_frames
         self.max_in_flight_frames = max_in_flight_frames
         self._longest_episode = 0
-        self.last_frames: np.ndarray | None = None
-        self._episode_frames: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
+        self._last_frames: FrameBatch | None = None
+        self._last_host: np.ndarray | None = None
+        self._episode_frames: list[list[Any]] = [[] for _ in range(self.num_envs)]
         self._vlm_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._env_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -262,17 +314,18 @@ class VecVLMReward(VecEnvWrapper):
         self._lengths[:] = 0
         return self.venv.reset()
 
-    def _pop_frames(self, infos: list[dict[str, Any]]) -> np.ndarray:
-        try:
-            frames = [info.pop(FRAME_KEY) for info in infos]
-        except KeyError:
-            raise RuntimeError("no frame in info: wrap each env in vlmrm.rl.wrappers.RenderFrameInInfo") from None
-        return np.stack(frames)
+    @property
+    def last_frames(self) -> np.ndarray | None:
+        """The frames of the latest step, ``(N, H, W, 3)`` uint8 on the host (copied from the device once)."""
+        if self._last_host is None and self._last_frames is not None:
+            frames = self._last_frames
+            self._last_host = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else frames
+        return self._last_host
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, env_rewards, dones, infos = self.venv.step_wait()
-        frames = self._pop_frames(infos)
-        self.last_frames = frames
+        frames = take_step_frames(self.venv, infos)
+        self._last_frames, self._last_host = frames, None
         for i, info in enumerate(infos):
             info[ENV_REWARD_KEY] = float(env_rewards[i])
         self._env_returns += env_rewards
@@ -297,7 +350,7 @@ class VecVLMReward(VecEnvWrapper):
             "length": int(self._lengths[env]),
         }
 
-    def _end_episodes(self, frames: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+    def _end_episodes(self, frames: FrameBatch, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
         """Keep each env's frame; hand the finished episodes to the scorer, in one submission."""
         assert self._scorer is not None
         for i, frame in enumerate(frames):
@@ -342,7 +395,7 @@ class VecVLMReward(VecEnvWrapper):
         if self._scorer is not None:
             self._scorer.drain()
 
-    def running_episode_frames(self) -> list[list[np.ndarray]]:
+    def running_episode_frames(self) -> list[list[Any]]:
         """Episode mode: the frames kept for each env's running episode, not scored yet."""
         return self._episode_frames
 

@@ -1,6 +1,8 @@
 """Build vector envs whose every env renders frames for the reward model.
 
-With ``kind="subproc"`` the envs step and render in worker processes. The workers ignore SIGINT
+With ``kind="subproc"`` the envs step and render in worker processes. With ``vectorized=True`` the
+env's batched version (:mod:`vlmrm.envs.vector`) steps all envs in one call and draws all their
+frames in one call, as a tensor on ``device`` (the reward model's); see :func:`make_vec_env`. The workers ignore SIGINT
 and SIGTERM (Ctrl-C reaches the whole process group, and the workers must outlive the trainer's
 checkpoint; the trainer closes them), and on Linux they end with the trainer's process, even
 after a SIGKILL, without printing a traceback about the broken pipe.
@@ -19,7 +21,7 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from vlmrm.envs import make_env
+from vlmrm.envs import make_env, make_vector_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
 
 
@@ -78,9 +80,22 @@ def make_vec_env(
     options: Mapping[str, Any] | None = None,
     seed: int = 0,
     kind: Literal["dummy", "subproc"] = "dummy",
+    vectorized: bool = False,
+    device: Any = "cpu",
 ) -> VecEnv:
-    """``n_envs`` copies of env ``name``; ``subproc`` steps and renders them in worker processes."""
+    """``n_envs`` copies of env ``name``; ``subproc`` steps and renders them in worker processes.
+
+    ``vectorized``: the env's batched version instead (one process, frames drawn as one tensor on
+    ``device``), seeded as the ``DummyVecEnv`` would be: the same seeds give the same episodes.
+    """
     options = dict(options or {})
+    if vectorized:
+        if kind != "dummy":
+            raise ValueError(f"a vectorized env runs in this process; kind={kind!r} does not apply")
+        batched: VecEnv = make_vector_env(name, n_envs, render_size, episode_length, device=device, **options)
+        batched.action_space.seed(seed)  # as env_builder seeds the DummyVecEnv's (its first env's) action space
+        batched.seed(seed)
+        return batched
     subproc = kind == "subproc" and n_envs > 1
     if subproc:
         # Build one env here first so that configuration errors surface in this process, clearly.

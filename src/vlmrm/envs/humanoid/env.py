@@ -15,6 +15,7 @@ first (:func:`vlmrm.envs.gl.ensure_gl_backend`). Should no backend work, importi
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,8 @@ from vlmrm.envs.humanoid.scene import build_humanoid_xml, gymnasium_humanoid_xml
 from vlmrm.envs.humanoid.success import PoseCheck, check_task
 from vlmrm.envs.humanoid.tasks import TASKS
 from vlmrm.envs.spec import SimState
+
+logger = logging.getLogger(__name__)
 
 
 def _gl_context(width: int, height: int) -> Any:
@@ -149,6 +152,8 @@ class VLMHumanoidEnv(HumanoidEnv):
         self.camera.azimuth = options.camera.azimuth
         self.camera.lookat[:] = options.camera.lookat
         self._renderer: OffscreenRenderer | None = None
+        self._warp: Any = None  # a WarpHumanoidRenderer of one world, with renderer: warp (or auto, where it runs)
+        self._rgb_renderer: str | None = None  # "mujoco" or "warp", chosen on the first frame
         HumanoidEnv.__init__(
             self,
             xml_file=str(gymnasium_humanoid_xml_path()),
@@ -221,11 +226,26 @@ class VLMHumanoidEnv(HumanoidEnv):
         return self.camera
 
     def _render(self, segmentation: bool = False) -> np.ndarray:
+        if not segmentation and self._use_warp():
+            return self._warp.render(self.data.qpos[None]).cpu().numpy()[0]
         if self._renderer is None:
             if _GL_ERROR is not None:
                 raise _GL_ERROR
             self._renderer = OffscreenRenderer(self.model, self.render_size)
         return self._renderer.render(self.data, self.update_camera(), self.render_flags, segmentation)
+
+    def _use_warp(self) -> bool:
+        """Whether RGB frames come from MuJoCo Warp (``renderer``: warp, or auto where Warp runs)."""
+        if self._rgb_renderer is None:
+            import torch
+
+            from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer, resolve_renderer
+
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self._rgb_renderer = resolve_renderer(self.options.renderer, device, logger.info)
+            if self._rgb_renderer == "warp":
+                self._warp = WarpHumanoidRenderer(self.options, self.render_size, 1, device)
+        return self._rgb_renderer == "warp"
 
     def render(self) -> np.ndarray:
         """A ``(render_size, render_size, 3)`` uint8 frame of the current state."""
@@ -247,6 +267,9 @@ class VLMHumanoidEnv(HumanoidEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        if self._warp is not None:
+            self._warp.close()
+            self._warp = None
         super().close()
 
 

@@ -6,6 +6,7 @@
     camera: paper               # paper | gymnasium, or {distance, elevation, azimuth, lookat, tracking}
     look: {textured: true, shadows: true, reflections: true, skybox: true, antialiasing: true}
     reset_noise_scale: 0.01
+    renderer: mujoco            # mujoco | warp | auto (warp: all envs at once on the GPU, env.vectorized)
 
 The paper's camera (:data:`PAPER_CAMERA`) is what the authors' runs saw: distance 3.5, look-at
 (0, 0, 1), elevation -10, azimuth 180 on a *free* camera. Their config also names
@@ -17,7 +18,7 @@ body; ``tracking: true`` makes it follow the torso across the floor instead. Gym
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -79,6 +80,12 @@ class HumanoidOptions(EnvOptions):
     camera: HumanoidCamera = Field(default=PAPER_CAMERA, description="'paper', 'gymnasium' or camera fields.")
     look: HumanoidLook = Field(default_factory=HumanoidLook, description="'textured', 'mujoco' or look fields.")
     reset_noise_scale: float = Field(default=1e-2, ge=0, description="Uniform noise on the initial state.")
+    renderer: Literal["mujoco", "warp", "auto"] = Field(
+        default="mujoco",
+        description="mujoco: MuJoCo's OpenGL renderer, one env at a time. warp: MuJoCo Warp's batch ray tracer, "
+        "all envs of a vectorized env in one call on the reward model's GPU (pip install 'vlmrm[warp]'; a "
+        "slightly different look, docs/gpu.md). auto: warp where it can run, else mujoco.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -159,4 +166,5 @@ HUMANOID_SPEC = EnvSpec(
     sweep=humanoid_sweep,
     episode_success=half_of_steps_succeed,
     uses_mujoco=True,
+    vector_entry_point="vlmrm.envs.humanoid.vector:make_humanoid_vector",
 )
