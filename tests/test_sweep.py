@@ -316,18 +316,22 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path
                    any((d / "checkpoints").glob("step_*.zip"))]  # fmt: skip
         return bool(done and started)
 
-    first = subprocess.Popen(sweep_command(experiment, out), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    log = tmp_path / "first.log"  # a file, not a pipe nobody reads while the sweep runs
+    with log.open("w") as first_output:
+        first = subprocess.Popen(sweep_command(experiment, out), env=env, stdout=first_output,
+                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         seen = watch(first, one_done_one_checkpointed)
-        assert first.poll() is None, first.communicate()[0][-3000:]
+        assert first.poll() is None, log.read_text()[-3000:]
         assert "raylet" in " ".join(seen.values())
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:
         if first.poll() is None:
             first.kill()
-    assert wait_dead(seen) == {}, "Ray processes outlived the killed sweep"
+    left = wait_dead(seen)
+    assert left == {}, f"Ray processes outlived the killed sweep: {left}; its output:\n{log.read_text()[-3000:]}"
+    assert "was killed: stopped the" in log.read_text()  # the watchdog, not Ray's own timeouts, stopped them
     finished = {
         d.name: (d / "summary.json").stat().st_mtime_ns for d in trials.glob("*") if (d / "summary.json").exists()
     }

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrm.experiments.grid import Plan, Trial, plan_trials
+from vlmrm.experiments.reaper import TOKEN_VARIABLE
 from vlmrm.experiments.schema import ExperimentError, load_experiment
 from vlmrm.experiments.sweep_dir import SweepDir, TrialState
 
@@ -191,14 +193,22 @@ def ray_session(address: str | None, echo: Echo) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
+    # Every process Ray starts inherits the token: the watchdog finds them all should the sweep be killed.
+    token = uuid.uuid4().hex
+    previous = os.environ.get(TOKEN_VARIABLE)
+    os.environ[TOKEN_VARIABLE] = token
     reaper = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid())],
+        [sys.executable, str(Path(__file__).with_name("reaper.py")), str(os.getpid()), token],
         stdin=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        context = ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            assert reaper.stdin is not None
+            reaper.stdin.write(f"session {getattr(context, 'address_info', {})['session_dir']}\n")
+            reaper.stdin.flush()
         yield
     finally:
         try:
@@ -210,6 +220,10 @@ def ray_session(address: str | None, echo: Echo) -> Iterator[None]:
                 reaper.stdin.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 reaper.wait(timeout=10)
+            if previous is None:
+                os.environ.pop(TOKEN_VARIABLE, None)
+            else:
+                os.environ[TOKEN_VARIABLE] = previous
 
 
 def fit_resources(requested: dict[str, float], echo: Echo) -> dict[str, float]:
