@@ -31,8 +31,8 @@ SWEEP = textwrap.dedent(
     orphan = subprocess.run(["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
     session = sys.argv[5]
     watchdog.stdin.write(f"session {session}\\n"); watchdog.stdin.flush()
-    agent = subprocess.run(["env", "-u", sys.argv[3], "sh", "-c", f"sleep 300 3>{session}/agent.log >/dev/null 2>&1 & echo $!"],
-                           capture_output=True, text=True)
+    holds_a_log = f"sleep 300 3>{session}/agent.log >/dev/null 2>&1 & echo $!"
+    agent = subprocess.run(["env", "-u", sys.argv[3], "sh", "-c", holds_a_log], capture_output=True, text=True)
     print(child.pid, orphan.stdout.strip(), agent.stdout.strip(), watchdog.pid, flush=True)
     if sys.argv[4] == "finish":
         watchdog.stdin.write("done\\n"); watchdog.stdin.close(); watchdog.wait(10)
@@ -88,7 +88,7 @@ def test_a_killed_sweep_leaves_no_process_behind_not_even_one_no_longer_its_desc
 
 
 def test_a_closed_pipe_alone_does_not_set_the_watchdog_off(tmp_path: Path) -> None:
-    sweep, (child, orphan, agent, watchdog), stderr = start(tmp_path, "close")
+    sweep, (child, orphan, agent, watchdog), _ = start(tmp_path, "close")
     try:
         time.sleep(1.5)
         assert all(map(alive, (child, orphan, agent, watchdog)))
