@@ -137,7 +137,7 @@ class WarpHumanoidRenderer:
         self.nworld = int(nworld)
         self.tracking = options.camera.tracking
         try:
-            import mujoco_warp as mjw  # type: ignore[import-untyped]
+            import mujoco_warp as mjw
             import warp as wp
         except ImportError as exc:
             raise RenderBackendError(f"renderer: warp needs MuJoCo Warp: {exc} ({INSTALL_HINT}).") from None
