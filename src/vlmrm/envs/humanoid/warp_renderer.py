@@ -54,11 +54,12 @@ INSTALL_HINT = "pip install 'vlmrm[warp]' (warp-lang and mujoco-warp)"
 
 def warp_problem(device: torch.device) -> str | None:
     """Why MuJoCo Warp cannot render on ``device`` here, or ``None`` when it can (an NVIDIA GPU with CUDA)."""
+    # The device first: with the model on a CPU, installing Warp would not help.
+    if device.type != "cuda":
+        return f"MuJoCo Warp renders on an NVIDIA GPU, and the frames go to the reward model's device, {device}"
     missing = [name for name in ("warp", "mujoco_warp") if importlib.util.find_spec(name) is None]
     if missing:
         return f"{' and '.join(missing)} not installed ({INSTALL_HINT})"
-    if device.type != "cuda":
-        return f"MuJoCo Warp renders on an NVIDIA GPU, and the frames go to the reward model's device, {device}"
     wp = _init_warp()
     if not wp.is_cuda_available():
         return "Warp finds no CUDA driver (an NVIDIA GPU and driver are needed; see docs/gpu.md)"
