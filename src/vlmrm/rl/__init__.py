@@ -1,7 +1,29 @@
-"""RL integration: reward wrappers, episode-end relabelling, stable-baselines3 glue and training."""
+"""RL integration: reward wrappers, episode-end relabelling, stable-baselines3 glue and training.
 
-from vlmrm.rl.buffers import RelabelingReplayBuffer
-from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.wrappers import RenderFrameInInfo, VLMRewardWrapper
+The names below load on first use: an env worker process imports modules of this package to build
+its env, and must not pay for the reward model's imports (transformers) it never uses.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlmrm.rl.buffers import RelabelingReplayBuffer
+    from vlmrm.rl.vec_env import VecVLMReward
+    from vlmrm.rl.wrappers import RenderFrameInInfo, VLMRewardWrapper
+
+_HOMES = {
+    "RelabelingReplayBuffer": "vlmrm.rl.buffers",
+    "VecVLMReward": "vlmrm.rl.vec_env",
+    "RenderFrameInInfo": "vlmrm.rl.wrappers",
+    "VLMRewardWrapper": "vlmrm.rl.wrappers",
+}
 __all__ = ["RelabelingReplayBuffer", "RenderFrameInInfo", "VLMRewardWrapper", "VecVLMReward"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'vlmrm.rl' has no attribute {name!r}")
