@@ -5,22 +5,58 @@ env's batched version (:mod:`vlmrm.envs.vector`) steps all envs in one call and 
 frames in one call, as a tensor on ``device`` (the reward model's); see :func:`make_vec_env`. The workers ignore SIGINT
 and SIGTERM (Ctrl-C reaches the whole process group, and the workers must outlive the trainer's
 checkpoint; the trainer closes them), and on Linux they end with the trainer's process, even
-after a SIGKILL, without printing a traceback about the broken pipe. What a worker runs is in
-:mod:`vlmrm.rl.env_worker`, which imports neither stable-baselines3 nor torch.
+after a SIGKILL, without printing a traceback about the broken pipe. A worker imports this module
+(and stable-baselines3 with torch, for SB3's worker loop), never the reward model's stack.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from vlmrm.envs import make_env, make_vector_env
-from vlmrm.rl.env_worker import env_builder
+from vlmrm.rl.wrappers import RenderFrameInInfo
+
+
+def _end_with_parent() -> None:
+    """In a worker process: be killed when the process that started it dies (Linux's PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def env_builder(
+    name: str,
+    render_size: int,
+    episode_length: int | None,
+    options: Mapping[str, Any],
+    seed: int | None = None,
+    in_worker: bool = False,
+) -> Callable[[], gym.Env]:
+    """A picklable thunk that builds one monitored, frame-rendering env (for subprocess workers too)."""
+
+    def build() -> gym.Env:
+        if in_worker:
+            _end_with_parent()
+        env = make_env(name, render_size=render_size, episode_length=episode_length, **dict(options))
+        env = RenderFrameInInfo(Monitor(env))
+        if seed is not None:
+            env.action_space.seed(seed)
+        return env
+
+    return build
 
 
 @contextlib.contextmanager
@@ -72,5 +108,4 @@ def make_vec_env(
     else:
         venv = DummyVecEnv(builders)
     venv.seed(seed)
-    # The episode statistics (info["episode"]) stable-baselines3 logs, added here, not in each worker.
-    return VecMonitor(venv)
+    return venv
