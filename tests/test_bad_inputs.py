@@ -47,10 +47,17 @@ def runs(tmp_path: Path) -> dict[str, str]:
     finished = make("finished")
     fake_checkpoint(finished / "checkpoints" / "step_0000000100.zip", config)
     (finished / "summary.json").write_text(json.dumps({"total_steps": 100}))
+    # 100 steps with 32 envs end at 128: stable-baselines3 steps all envs at once.
+    past = make("past")
+    fake_checkpoint(past / "checkpoints" / "step_0000000128.zip", config)
+    (past / "summary.json").write_text(json.dumps({"total_steps": 128}))
+    midway = make("midway")
+    fake_checkpoint(midway / "checkpoints" / "step_0000000100.zip", config)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "notes.txt").write_text("mine")
     (tmp_path / "empty").mkdir()
-    return {"tmp": str(tmp_path), **{name: str(tmp_path / name) for name in ("run", "corrupt", "finished", "notes")}}
+    names = ("run", "corrupt", "finished", "past", "midway", "notes")
+    return {"tmp": str(tmp_path), **{name: str(tmp_path / name) for name in names}}
 
 
 # (command line, the exact lines of the message after "error: "), paths as {run}, {tmp}, ...
@@ -124,8 +131,14 @@ CASES: list[tuple[str, list[str], str]] = [
         "  vlmrm train --resume {finished} --set rl.total_steps=200",
     ),
     (
+        "resume-finished-past-its-total",
+        ["train", "--resume", "{past}"],
+        "The run in '{past}' already finished its 128 steps. To train longer:\n"
+        "  vlmrm train --resume {past} --set rl.total_steps=256",
+    ),
+    (
         "resume-below-checkpoint",
-        ["train", "--resume", "{finished}", "--set", "rl.total_steps=60"],
+        ["train", "--resume", "{midway}", "--set", "rl.total_steps=60"],
         "rl.total_steps=60 is below the step of the checkpoint to resume from (100); "
         "pass --set rl.total_steps=N with N >= 100.",
     ),

@@ -207,6 +207,22 @@ def test_a_trial_whose_reward_raises_is_recorded_and_runs_again_later(tmp_path: 
     assert run_trial(sweep, trial.name, trial.config)["state"] == "skipped"
 
 
+def test_a_trial_that_ends_past_its_total_steps_is_done_and_not_run_again(tmp_path: Path) -> None:
+    trial = plan_trials(
+        load_experiment(experiment_file(tmp_path)),
+        ["reward.model=tiny-random", "rl.total_steps=102", "rl.n_envs=4", "rl.vec_env=dummy", "env.episode_length=20",
+         "env.render_size=32", "logging.eval_episodes=1", "rl.hyperparameters.learning_starts=80"],
+        cells=1, seeds=1,
+    ).trials[0]  # fmt: skip
+    sweep = tmp_path / "sweep"
+    assert run_trial(sweep, trial.name, trial.config)["state"] == "done"
+    summary = json.loads((sweep / "trials" / trial.name / "summary.json").read_text())
+    assert summary["total_steps"] > 102  # 4 envs step at once: 102 steps end at 104 or later
+    assert run_trial(sweep, trial.name, trial.config)["state"] == "skipped"
+    main_args = ["train", "--resume", str(sweep / "trials" / trial.name)]
+    assert main(main_args) == 2  # resuming says it finished, as for a run that ended on its total
+
+
 # -- smoke sweeps of the paper's experiments, on one Ray instance ---------------------------------------------
 
 CHEAP = [

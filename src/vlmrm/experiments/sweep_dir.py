@@ -33,6 +33,7 @@ from vlmrm.experiments.grid import Plan, Trial
 from vlmrm.experiments.schema import ExperimentError
 from vlmrm.rl.checkpoints import atomic_write_text
 from vlmrm.rl.guards import RunLock
+from vlmrm.rl.run_dir import trained_for
 
 MANIFEST = "sweep.json"
 FORMAT = 1
@@ -173,7 +174,7 @@ class SweepDir:
             summary = json.loads((self.run_dir(name) / "summary.json").read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(summary, dict) or summary.get("total_steps") != total_steps:
+        if not isinstance(summary, dict) or not trained_for(summary, total_steps):
             return None
         return summary if "eval_env_return" in summary else None
 

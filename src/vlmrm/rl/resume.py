@@ -41,7 +41,7 @@ from vlmrm.rl.checkpoints import (
 )
 from vlmrm.rl.guards import BAD_FRAMES_DIR, resume_command
 from vlmrm.rl.logs import truncate_logs
-from vlmrm.rl.run_dir import CONFIG_FILE, SUBDIRECTORIES, SUMMARY_FILE
+from vlmrm.rl.run_dir import CONFIG_FILE, SUBDIRECTORIES, SUMMARY_FILE, trained_for
 from vlmrm.rl.trainer_state import TrainerState
 
 logger = logging.getLogger(__name__)
@@ -167,18 +167,19 @@ def resume_point(config: TrainConfig, run_dir: Path) -> CheckpointInfo | None:
         logger.warning("vlmrm: %s has no checkpoint yet: training starts again from step 0", run_dir)
         return None
     total = config.rl.total_steps
+    summary = finished_summary(run_dir)
+    # Finished: its summary is of this checkpoint, at or past total (all envs step at once).
+    if summary is not None and summary.get("total_steps") == start.step and trained_for(summary, total):
+        raise ConfigError(
+            f"The run in {str(run_dir)!r} already finished its {start.step} steps. To train longer:\n"
+            f"  {resume_command(run_dir)} --set rl.total_steps={2 * start.step}"
+        )
     if start.step > total:
         raise ConfigError(
             f"rl.total_steps={total} is below the step of the checkpoint to resume from ({start.step}); "
             f"pass --set rl.total_steps=N with N >= {start.step}."
         )
     if start.step == total and (run_dir / SUMMARY_FILE).exists():
-        summary = finished_summary(run_dir)
-        if summary is not None and summary.get("total_steps") == total:
-            raise ConfigError(
-                f"The run in {str(run_dir)!r} already finished its {total} steps. To train longer:\n"
-                f"  {resume_command(run_dir)} --set rl.total_steps={2 * total}"
-            )
         logger.warning("vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", SUMMARY_FILE)
     return start
 

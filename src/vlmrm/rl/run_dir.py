@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from vlmrm.errors import RunDirectoryError
 from vlmrm.rl.guards import BAD_FRAMES_DIR, RunLock, resume_command
@@ -16,6 +17,16 @@ INSPECT_DIR = "inspect"
 
 RUN_ARTEFACTS = frozenset({CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, INSPECT_DIR, *SUBDIRECTORIES})
 """What vlmrm writes at the top of a run directory; ``--overwrite`` refuses directories holding anything else."""
+
+
+def trained_for(summary: dict[str, Any], total_steps: int) -> bool:
+    """Whether a run's ``summary.json`` says it trained for ``total_steps`` (``rl.total_steps``).
+
+    A run may end past them: stable-baselines3 steps all envs at once (300 steps with 32 envs end
+    at 320), and collects an off-policy rollout of ``train_freq`` steps whole.
+    """
+    steps = summary.get("total_steps")
+    return isinstance(steps, int) and not isinstance(steps, bool) and steps >= total_steps
 
 
 def check_run_dir_free(path: Path, overwrite: bool) -> None:
