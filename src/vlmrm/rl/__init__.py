@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from vlmrm.rl.vec_env import VecVLMReward
     from vlmrm.rl.wrappers import RenderFrameInInfo, VLMRewardWrapper
 
-_HOMES = {
+_EXPORTS = {
     "RelabelingReplayBuffer": "vlmrm.rl.buffers",
     "VecVLMReward": "vlmrm.rl.vec_env",
     "RenderFrameInInfo": "vlmrm.rl.wrappers",
@@ -24,6 +24,6 @@ __all__ = ["RelabelingReplayBuffer", "RenderFrameInInfo", "VLMRewardWrapper", "V
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name]), name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'vlmrm.rl' has no attribute {name!r}")
