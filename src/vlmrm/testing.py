@@ -42,12 +42,12 @@ class ColorEmbedder(ImageTextEncoder):
         "white": (1.0, 1.0, 1.0),
     }
 
-    def __init__(self, size: int = 16):
+    def __init__(self, size: int = 16, device: str | torch.device = "cpu"):
         self.name = "color-embedder"
         # mean 0.5, std 0.5 maps pixels to [-1, 1].
         self.image_spec = ImageSpec(size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "squash")
         self.context_length = 16
-        self.device = torch.device("cpu")
+        self.device = torch.device(device)
         self.dtype = torch.float32
         self.image_calls = 0
         self.text_calls: list[list[str]] = []
@@ -65,7 +65,7 @@ class ColorEmbedder(ImageTextEncoder):
             digest = hashlib.sha256(prompt.encode()).digest()
             color = named if named is not None else tuple(b / 255.0 - 0.5 for b in digest[:3])
             rows.append([*(2 * np.asarray(color) - 1), 0.25])
-        return torch.tensor(rows, dtype=torch.float32)
+        return torch.tensor(rows, dtype=torch.float32, device=self.device)
 
 
 def color_reward_reference(frames: np.ndarray, target_rgb: tuple[float, float, float]) -> np.ndarray:

@@ -69,6 +69,7 @@ class CartPoleSimulation:
         self.state = np.zeros((n, 4), dtype=np.float64)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.renderer = CartPoleFrames(render_size, self.device, self.x_threshold, self.length, backend)
+        self.renderer.prepare(n)
         self.renderer_name = self.renderer.backend
 
     def reset_env(self, index: int, seed: int | None, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
@@ -139,6 +140,7 @@ def make_mountaincar_vector(
     envs: list[gym.Env] = [SquareMountainCarContinuous(render_size, options) for _ in range(n_envs)]
     goal = envs[0].unwrapped.goal_position  # type: ignore[attr-defined]
     renderer = draw(render_size, device, goal, options.renderer)
+    renderer.prepare(n_envs)
 
     def frames(envs: Sequence[gym.Env]) -> torch.Tensor:
         return renderer(np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs]))  # type: ignore[attr-defined]

@@ -228,15 +228,34 @@ def box_downsample2(canvas: torch.Tensor) -> torch.Tensor:
     return ((half[:, 0::2] + half[:, 1::2] + 1) >> 1).to(torch.uint8)
 
 
+CAPTURE_ERROR_MODE = "thread_local"
+"""How a capture treats CUDA calls that are unsafe while a stream captures (``cudaStreamCaptureMode``).
+
+The rule for every CUDA-graph capture in vlmrm: **capture in thread-local mode, and capture up front**.
+
+- Thread-local: the default, ``"global"``, forbids unsafe calls (a synchronisation, a ``.cpu()``) in
+  *every* thread while one thread captures, and a forbidden call in another thread both fails there
+  (``operation not permitted when stream is capturing``) and invalidates the capture. Training runs a
+  background scorer thread (``reward.overlap_scoring``) that copies rewards to the host whenever a batch
+  is scored, so a global-mode capture in the stepping thread crashed it. In thread-local mode only the
+  capturing thread is restricted, and the graph's kernels run on a side stream that no other thread uses.
+- Up front: a renderer captures its graph for its batch shape when it is made
+  (:meth:`CudaGraphDraw.prepare`, called by the batched simulations' constructors), before a scorer thread
+  exists, so training's hot path never captures. A shape first seen later (``get_images`` of another
+  batch size) still captures, safely, by the first rule.
+"""
+
+
 class CudaGraphDraw:
     """``draw(params) -> frames`` replayed from a CUDA graph: one launch instead of a couple of hundred.
 
     A batch of frames takes about 200 small kernels (the shapes, Pillow's rounding, the filter); at a
-    few microseconds to launch each, the host would set the pace. On a CUDA device the first call of
-    each parameter shape captures them in a graph (after two warm-up calls on a side stream); later
-    calls copy the parameters into the graph's input, replay it, and return a copy of its output
-    (the caller keeps frames, e.g. for a running episode, while the graph is replayed again). On
-    another device, or should the capture fail (logged once), ``draw`` runs as it is.
+    few microseconds to launch each, the host would set the pace. On a CUDA device each parameter shape
+    is captured once in a graph (after two warm-up calls on a side stream), in thread-local capture mode
+    (:data:`CAPTURE_ERROR_MODE`); :meth:`prepare` does it ahead of time. Later calls copy the parameters
+    into the graph's input, replay it, and return a copy of its output (the caller keeps frames, e.g. for
+    a running episode, while the graph is replayed again). On another device, or should the capture fail
+    (logged once), ``draw`` runs as it is.
     """
 
     def __init__(self, draw: Callable[[torch.Tensor], torch.Tensor]):
@@ -244,18 +263,25 @@ class CudaGraphDraw:
         self.enabled = True
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
-    def __call__(self, params: torch.Tensor) -> torch.Tensor:
-        if not (self.enabled and params.is_cuda):
-            return self.draw(params)
-        key = tuple(params.shape)
-        if key not in self._graphs:
+    def prepare(self, params: torch.Tensor) -> None:
+        """Capture the graph for the shape of ``params`` now (a no-op off CUDA or once captured)."""
+        if self.enabled and params.is_cuda and tuple(params.shape) not in self._graphs:
             try:
-                self._graphs[key] = self._capture(params)
+                self._graphs[tuple(params.shape)] = self._capture(params)
             except RuntimeError as exc:  # a capture problem costs speed, never frames
                 logger.warning("vlmrm: drawing frames without a CUDA graph: %s", exc)
                 self.enabled = False
-                return self.draw(params)
-        graph, static_in, static_out = self._graphs[key]
+
+    @property
+    def captured_shapes(self) -> list[tuple[int, ...]]:
+        """The parameter shapes that have a graph."""
+        return list(self._graphs)
+
+    def __call__(self, params: torch.Tensor) -> torch.Tensor:
+        self.prepare(params)
+        if not (self.enabled and params.is_cuda):
+            return self.draw(params)
+        graph, static_in, static_out = self._graphs[tuple(params.shape)]
         static_in.copy_(params)
         graph.replay()
         return static_out.clone()
@@ -270,6 +296,6 @@ class CudaGraphDraw:
                 self.draw(static_in)
         current.wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode=CAPTURE_ERROR_MODE):
             static_out = self.draw(static_in)
         return graph, static_in, static_out

@@ -67,6 +67,11 @@ class FrameRenderer(Protocol):
         """``(N, ...)`` host states -> ``(N, size, size, 3)`` uint8 frames on :attr:`device`."""
         ...
 
+    def prepare(self, num_envs: int) -> None:
+        """Get ready to draw batches of ``num_envs`` frames: capture any CUDA graph now, before training
+        starts threads (the rule: :data:`~vlmrm.envs.vector.raster.CAPTURE_ERROR_MODE`)."""
+        ...
+
 
 Backend = Literal["auto", "torch", "pil"]
 
@@ -140,6 +145,11 @@ class CartPoleFrames:
             return self._graphed(p)
         return self._draw(p, _has_horizontal(pole))
 
+    def prepare(self, num_envs: int) -> None:
+        """Capture the CUDA graph for batches of ``num_envs`` frames now (resting states; a no-op off CUDA)."""
+        if self.backend == "torch" and self.device.type == "cuda":
+            self(np.zeros((num_envs, 4)))
+
     def _draw(self, p: torch.Tensor, horizontal_edges: bool = True) -> torch.Tensor:
         n, c = p.shape[0], self.canvas
         cart_rgb, pole_rgb, axle_rgb = self.colours
@@ -188,6 +198,11 @@ class MountainCarFrames:
         if p.is_cuda:
             return self._graphed(p)
         return self._draw(p, _has_horizontal(body))
+
+    def prepare(self, num_envs: int) -> None:
+        """Capture the CUDA graph for batches of ``num_envs`` frames now (resting states; a no-op off CUDA)."""
+        if self.backend == "torch" and self.device.type == "cuda":
+            self(np.zeros((num_envs, 2)))
 
     def _draw(self, p: torch.Tensor, horizontal_edges: bool = True) -> torch.Tensor:
         n, c = p.shape[0], self.canvas

@@ -63,6 +63,9 @@ class TexturedMountainCarFrames:
             return torch.from_numpy(np.stack(frames))
         return self._draw([car_placement(float(p), self.size) for p in states[:, 0]])
 
+    def prepare(self, num_envs: int) -> None:
+        """Nothing to prepare: the textured car is drawn without a CUDA graph."""
+
     def _draw(self, places: list) -> torch.Tensor:
         n, k, device = len(places), _SPRITE_SUPERSAMPLE, self.device
         matrices = torch.tensor([p.matrix for p in places], dtype=torch.float64, device=device)  # (N, 6)
