@@ -102,10 +102,6 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
             "rl.hyperparameters.batch_size: must be a positive integer (got True).",
         ),
         (
-            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"learning_starts": 10}}},
-            "learning_starts=10 is below n_envs * episode_length = 200",
-        ),
-        (
             {"rl": {"algorithm": "ppo", "total_steps": 100}, "reward": {"episode_end_batching": True}},
             "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo",
         ),
@@ -118,6 +114,65 @@ def test_rules_across_fields_are_checked_with_the_config(patch: dict, message: s
     with pytest.raises(ConfigError) as info:
         config_from_dict(data)
     assert message in str(info.value)
+
+
+def test_a_learning_start_below_one_round_of_episodes_is_raised_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A preset's learning_starts (tuned for one env) with more envs: raised to n_envs * episode_length, said once,
+    so a GPU run that raises rl.n_envs needs no second change. At or above it, or without batching, it is kept."""
+    import logging
+
+    from vlmrm.config import RewardFacts, resolve
+
+    facts = RewardFacts(image_size=32, device="cpu", dtype="fp32")
+
+    def resolved(n_envs: int, starts: int, batching: bool = True) -> int:
+        data = {
+            "env": {"name": "cartpole", "episode_length": 50},
+            "reward": {"episode_end_batching": batching},
+            "rl": {
+                "algorithm": "dqn",
+                "total_steps": 100,
+                "n_envs": n_envs,
+                "hyperparameters": {"learning_starts": starts},
+            },
+        }
+        return resolve(config_from_dict(data), facts, run_dir="runs/x").rl.hyperparameters["learning_starts"]
+
+    with caplog.at_level(logging.INFO, logger="vlmrm.config"):
+        assert resolved(16, 1000) == 1000  # 16 x 50 = 800 <= 1000: kept
+        caplog.clear()
+        assert resolved(32, 1000) == 1600
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "vlmrm: rl.hyperparameters.learning_starts raised from 1000 to n_envs * episode_length = 32 x 50 = 1600: "
+        "with episode-end batching no reward is known before the first episodes end"
+    ]
+    assert resolved(32, 1000, batching=False) == 1000
+
+
+@pytest.mark.parametrize(
+    ("env", "device", "rl", "reward", "expected"),
+    [
+        ({"name": "cartpole"}, "cpu", {}, {}, False),  # Pillow on the host is as fast on a CPU
+        ({"name": "cartpole"}, "cuda", {}, {}, True),
+        ({"name": "mountaincar", "options": {"textured": True}}, "cuda:1", {"algorithm": "sac"}, {}, True),
+        ({"name": "cartpole"}, "cuda", {"vec_env": "subproc"}, {}, False),  # worker processes want host frames
+        ({"name": "cartpole"}, "cuda", {}, {"backend": "ray"}, False),
+        ({"name": "cartpole", "options": {"renderer": "torch"}}, "cpu", {}, {}, True),  # only the batched env has it
+        ({"name": "humanoid"}, "cuda", {"algorithm": "sac"}, {}, False),  # OpenGL frames come through the host
+        ({"name": "cartpole", "vectorized": False}, "cuda", {}, {}, False),  # an explicit choice stays
+        ({"name": "cartpole", "vectorized": True}, "cpu", {}, {}, True),
+    ],
+)
+def test_vectorized_auto_picks_the_batched_env_where_frames_are_drawn_on_the_gpu(
+    env: dict, device: str, rl: dict, reward: dict, expected: bool
+) -> None:
+    from vlmrm.config import RewardFacts, resolve
+
+    data = {"env": env, "reward": reward, "rl": {"algorithm": "dqn", "total_steps": 100, **rl}}
+    config = config_from_dict(data)
+    assert config.env.vectorized == env.get("vectorized", "auto")
+    assert resolve(config, RewardFacts(image_size=32, device=device), run_dir="runs/x").env.vectorized is expected
 
 
 def test_resolve_fills_every_default_once() -> None:

@@ -16,6 +16,7 @@ from faultkit import load_dqn_checkpoint
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RunDirectoryError
 from vlmrm.rl.trainer import train
+from vlmrm.rl.video import video_encoder_problem
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -66,8 +67,12 @@ def test_cartpole_dqn_writes_every_artefact(tmp_path: Path) -> None:
     checkpoints = sorted((run_dir / "checkpoints").glob("step_*.zip"))
     assert [p.name for p in checkpoints] == ["step_0000000150.zip", "step_0000000300.zip"]
     DQN.load(checkpoints[-1])
-    # Videos at 200 and the end; they decode to frames of tiny-random's input size.
+    # Videos at 200 and the end; they decode to frames of tiny-random's input size. Without an encoder (the GPU
+    # image has none) they are skipped with one log line, and the run still completes.
     videos = sorted((run_dir / "videos").glob("*.mp4"))
+    if video_encoder_problem() is not None:
+        assert videos == []
+        return
     assert [p.name for p in videos] == ["step_0000000200.mp4", "step_0000000300.mp4"]
     frames = list(imageio.get_reader(videos[-1]).iter_data())
     assert frames and frames[0].shape == (64, 64, 3)
@@ -139,7 +144,6 @@ def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
         ("sac", "cartpole", {}, "sac needs continuous actions"),
         ("dqn", "cartpole", {"learning_rat": 0.1}, "Did you mean 'learning_rate'?"),
         ("dqn", "cartpole", {"seed": 3}, "set by vlmrm"),
-        ("dqn", "cartpole", {"learning_starts": 10}, r"below n_envs \* episode_length"),
     ],
 )
 def test_rl_setting_errors(tmp_path: Path, algorithm: str, env: str, hyperparameters: dict, message: str) -> None:

@@ -228,7 +228,11 @@ def test_registry_and_config_say_which_envs_are_batched() -> None:
     with pytest.raises(ConfigError, match="subproc does not apply"):
         config_from_dict({"env": {"name": "cartpole", "vectorized": True}, **base})
     with pytest.raises(ConfigError, match=r"renderer: torch .* needs env\.vectorized"):
-        config_from_dict({"env": {"name": "cartpole", "options": {"renderer": "torch"}}, "rl": base["rl"]})
+        config_from_dict(
+            {"env": {"name": "cartpole", "vectorized": False, "options": {"renderer": "torch"}}, "rl": base["rl"]}
+        )
+    with pytest.raises(ConfigError, match="subproc does not apply"):  # auto would pick the batched env
+        config_from_dict({"env": {"name": "cartpole", "options": {"renderer": "torch"}}, **base})
     with pytest.raises(ConfigError, match="vectorized env"):
         make_env("cartpole", render_size=16, renderer="torch")
 

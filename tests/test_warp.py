@@ -55,7 +55,10 @@ def test_auto_falls_back_to_opengl_with_one_log_line(caplog: pytest.LogCaptureFi
 def test_warp_needs_the_vectorized_env_in_a_config() -> None:
     with pytest.raises(ConfigError, match=r"renderer: warp .* needs env.vectorized: true"):
         config_from_dict(
-            {"env": {"name": "humanoid", "options": {"renderer": "warp"}}, "rl": {"algorithm": "sac", "total_steps": 9}}
+            {
+                "env": {"name": "humanoid", "vectorized": False, "options": {"renderer": "warp"}},
+                "rl": {"algorithm": "sac", "total_steps": 9},
+            }
         )
     config = config_from_dict(
         {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,8 @@ from pydantic.config import JsonDict
 from vlmrm.envs.registry import get_env_spec, parse_options
 from vlmrm.errors import ConfigError
 from vlmrm.validation import closest, problem_lines
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
@@ -78,10 +81,11 @@ class EnvConfig(_Section):
         default=None, gt=0, description="Square frame size in pixels; default: the model's input size."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Environment-specific options.")
-    vectorized: bool = Field(
-        default=False,
+    vectorized: bool | Literal["auto"] = Field(
+        default="auto",
         description="Step all envs in one call and draw all their frames in one call, on the reward model's "
-        "device (cartpole, mountaincar, humanoid; see docs/gpu.md).",
+        "device (cartpole, mountaincar, humanoid; see docs/gpu.md). auto: on when the model runs on a GPU and "
+        "the env's batched version draws there (cartpole, mountaincar; the humanoid with Warp), else off.",
     )
 
     @field_validator("name")
@@ -360,35 +364,28 @@ def _batching_problems(config: TrainConfig) -> list[str]:
             "reward.overlap_scoring: needs episode-end batching (an off-policy algorithm, sac or dqn, with "
             "reward.episode_end_batching not false); set it to false."
         )
-    if batching and is_off_policy(rl.algorithm):
-        if rl.hyperparameters.get("replay_buffer_class") is not None:
-            problems.append("rl.hyperparameters.replay_buffer_class: cannot be set with episode-end batching.")
-        minimum = rl.n_envs * episode_length(config)
-        starts = rl.hyperparameters.get("learning_starts")
-        if isinstance(starts, int) and starts < minimum:
-            problems.append(
-                f"rl.hyperparameters.learning_starts={starts} is below n_envs * episode_length = {minimum}: with "
-                f"episode-end batching no reward is known before the first episodes end. Raise learning_starts to "
-                f"{minimum} or set reward.episode_end_batching=false."
-            )
+    if batching and is_off_policy(rl.algorithm) and rl.hyperparameters.get("replay_buffer_class") is not None:
+        problems.append("rl.hyperparameters.replay_buffer_class: cannot be set with episode-end batching.")
     return problems
 
 
 def _vectorized_problems(config: TrainConfig) -> list[str]:
     env, spec = config.env, get_env_spec(config.env.name)
+    renderer = env.options.get("renderer")
+    batched_renderer = renderer in ("warp", "torch")  # only the batched env draws this way: auto picks it
+    batched = env.vectorized is True or (env.vectorized == "auto" and batched_renderer)
     problems = []
-    if env.vectorized and spec.vector_entry_point is None:
+    if batched and spec.vector_entry_point is None:
         problems.append(f"env.vectorized: {spec.name} has no batched version; set it to false.")
-    if env.vectorized and config.rl.vec_env == "subproc":
+    if batched and config.rl.vec_env == "subproc":
         problems.append(
             "rl.vec_env: subproc does not apply to a vectorized env (it steps all envs in this process); "
             "set rl.vec_env: dummy or env.vectorized: false."
         )
-    renderer = env.options.get("renderer")
-    if renderer in ("warp", "torch") and not env.vectorized:
+    if batched_renderer and env.vectorized is False:
         problems.append(
             f"env.options.renderer: {renderer} draws all envs' frames in one call, which needs env.vectorized: true; "
-            "set it, or use renderer: auto."
+            "set it (or auto), or use renderer: auto."
         )
     return problems
 
@@ -506,10 +503,46 @@ def resolve(config: TrainConfig, facts: RewardFacts, run_dir: str | Path | None 
     if log["save_replay_buffer"] is None:
         log["save_replay_buffer"] = is_off_policy(rl["algorithm"])
     log["run_dir"] = str(run_dir or log["run_dir"] or default_run_dir(config))
-    if batching and "learning_starts" not in rl["hyperparameters"]:
-        # The first gradient step must find finished, relabelled episodes.
-        rl["hyperparameters"]["learning_starts"] = max(rl["n_envs"] * env["episode_length"], 100)
+    if env["vectorized"] == "auto":
+        env["vectorized"] = choose_vectorized(config, facts)
+    if batching:
+        rl["hyperparameters"]["learning_starts"] = learning_starts(config)
     return TrainConfig.model_validate(data)
+
+
+def choose_vectorized(config: TrainConfig, facts: RewardFacts) -> bool:
+    """``env.vectorized: auto``: the batched env where it pays, that is where frames are drawn on the GPU the
+    model runs on (see :meth:`~vlmrm.envs.spec.EnvSpec.batched_on_device`), never with subprocess envs or Ray
+    workers, which want frames on the host. A renderer that only the batched env has (torch, warp) asks for it."""
+    if config.env.options.get("renderer") in ("torch", "warp"):
+        return True
+    if config.rl.vec_env == "subproc" or config.reward.backend == "ray":
+        return False
+    chosen = get_env_spec(config.env.name).batched_on_device(config.env.options, facts.device)
+    if chosen:
+        logger.info("vlmrm: env.vectorized auto: the batched env, all frames drawn in one call on %s", facts.device)
+    return chosen
+
+
+def learning_starts(config: TrainConfig) -> int:
+    """``learning_starts`` with episode-end batching: at least ``n_envs * episode_length``, since the first
+    gradient step must find finished, relabelled episodes. A lower value (a preset's, tuned for one env) is
+    raised to it, with one log line, so raising ``rl.n_envs`` for a GPU run needs nothing else."""
+    minimum = config.rl.n_envs * episode_length(config)
+    starts = config.rl.hyperparameters.get("learning_starts")
+    if starts is None:
+        return max(minimum, 100)
+    if starts < minimum:
+        logger.info(
+            "vlmrm: rl.hyperparameters.learning_starts raised from %d to n_envs * episode_length = %d x %d = %d: "
+            "with episode-end batching no reward is known before the first episodes end",
+            starts,
+            config.rl.n_envs,
+            episode_length(config),
+            minimum,
+        )
+        return minimum
+    return int(starts)
 
 
 # -- resume safety ------------------------------------------------------------------------------------------

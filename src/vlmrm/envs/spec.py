@@ -109,6 +109,10 @@ class EnvSpec:
         vector_entry_point: ``"module:function"``; ``function(n_envs, render_size, episode_length, options,
             device)`` builds ``n_envs`` copies as one batched stable-baselines3 vector env that draws all
             frames in one call on ``device`` (:mod:`vlmrm.envs.vector`); ``None`` when there is none.
+        vector_draws_on_device: ``function(options, device)``: whether the batched version, with these
+            options, draws its frames on ``device`` itself (no frames through the host), which is what
+            ``env.vectorized: auto`` asks before it picks the batched env on a GPU; ``None``: it does
+            wherever there is a batched version.
     """
 
     name: str
@@ -122,6 +126,16 @@ class EnvSpec:
     episode_success: Callable[[Sequence[bool]], bool] | None = None
     uses_mujoco: bool = False
     vector_entry_point: str | None = None
+    vector_draws_on_device: Callable[[Any, str], bool] | None = None
+
+    def batched_on_device(self, options: Mapping[str, Any] | None, device: str) -> bool:
+        """Whether ``env.vectorized: auto`` picks the batched env for frames wanted on ``device``: only on a GPU,
+        and only where the batched version draws there (a CPU draws single frames as fast, with Pillow)."""
+        if self.vector_entry_point is None or not device.startswith("cuda"):
+            return False
+        if self.vector_draws_on_device is None:
+            return True
+        return self.vector_draws_on_device(self.options.model_validate(dict(options or {})), device)
 
     def option_names(self) -> list[str]:
         """The names of the env's options."""

@@ -210,14 +210,14 @@ class _Run:
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
         eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
         env, rl = config.env, config.rl
-        assert env.render_size is not None and env.episode_length is not None  # resolved
+        assert env.render_size is not None and env.episode_length is not None and env.vectorized != "auto"  # resolved
         build = functools.partial(
             make_vec_env,
             env.name,
             render_size=env.render_size,
             episode_length=env.episode_length,
             options=env.options,
-            vectorized=env.vectorized,
+            vectorized=env.vectorized is True,
             device=reward.device,  # a vectorized env draws its frames where the reward model runs
         )
         inner = build(n_envs=rl.n_envs, seed=rl.seed + start_step, kind=rl.vec_env)

@@ -239,7 +239,8 @@ class VLMHumanoidEnv(HumanoidEnv):
         if self._rgb_renderer is None:
             import torch
 
-            from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer, resolve_renderer
+            from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer
+            from vlmrm.envs.humanoid.warp_support import resolve_renderer
 
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             self._rgb_renderer = resolve_renderer(self.options.renderer, device, logger.info)

@@ -155,6 +155,18 @@ def humanoid_sweep(options: HumanoidOptions, points: int) -> StateSweep:
     return StateSweep(f"pose interpolation, start → {task}", values, 1.0, states)
 
 
+def _warp_draws(options: HumanoidOptions, device: str) -> bool:
+    """The batched Humanoid draws on the GPU with Warp only (with OpenGL, frames come through the host, and
+    subprocess envs draw faster)."""
+    if options.renderer == "mujoco":
+        return False
+    import torch
+
+    from vlmrm.envs.humanoid.warp_support import warp_problem  # imports Warp, if installed: only when asked
+
+    return warp_problem(torch.device(device)) is None
+
+
 HUMANOID_SPEC = EnvSpec(
     name="humanoid",
     description="MuJoCo Humanoid-v5 without termination, realistic scene, the paper's camera; option task=...",
@@ -167,4 +179,5 @@ HUMANOID_SPEC = EnvSpec(
     episode_success=half_of_steps_succeed,
     uses_mujoco=True,
     vector_entry_point="vlmrm.envs.humanoid.vector:make_humanoid_vector",
+    vector_draws_on_device=_warp_draws,
 )

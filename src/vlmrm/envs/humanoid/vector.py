@@ -19,7 +19,8 @@ import torch
 
 from vlmrm.envs.humanoid.env import VLMHumanoidEnv
 from vlmrm.envs.humanoid.options import HumanoidOptions
-from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer, resolve_renderer
+from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer
+from vlmrm.envs.humanoid.warp_support import resolve_renderer
 from vlmrm.envs.vector.vec_env import BatchedVecEnv, EnvListSimulation
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,6 @@ slowly, which is how it is tested without a GPU.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -46,33 +45,12 @@ import torch
 
 from vlmrm.envs.humanoid.options import HumanoidCamera, HumanoidOptions
 from vlmrm.envs.humanoid.scene import build_humanoid_xml
+from vlmrm.envs.humanoid.warp_support import INSTALL_HINT, init_warp, resolve_renderer, warp_problem
 from vlmrm.errors import RenderBackendError
 
+__all__ = ["WarpHumanoidRenderer", "free_camera_pose", "render_model", "resolve_renderer", "warp_problem"]
+
 CAMERA_NAME = "vlmrm_camera"
-INSTALL_HINT = "pip install 'vlmrm[warp]' (warp-lang and mujoco-warp)"
-
-
-def warp_problem(device: torch.device) -> str | None:
-    """Why MuJoCo Warp cannot render on ``device`` here, or ``None`` when it can (an NVIDIA GPU with CUDA)."""
-    # The device first: with the model on a CPU, installing Warp would not help.
-    if device.type != "cuda":
-        return f"MuJoCo Warp renders on an NVIDIA GPU, and the frames go to the reward model's device, {device}"
-    missing = [name for name in ("warp", "mujoco_warp") if importlib.util.find_spec(name) is None]
-    if missing:
-        return f"{' and '.join(missing)} not installed ({INSTALL_HINT})"
-    wp = _init_warp()
-    if not wp.is_cuda_available():
-        return "Warp finds no CUDA driver (an NVIDIA GPU and driver are needed; see docs/gpu.md)"
-    return None
-
-
-def _init_warp() -> Any:
-    """Warp, initialised without its banner and kernel-load lines on stdout (its INFO log level; warnings stay)."""
-    import warp as wp
-
-    wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)
-    wp.init()
-    return wp
 
 
 def free_camera_pose(camera: HumanoidCamera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,7 +120,7 @@ class WarpHumanoidRenderer:
             import warp as wp
         except ImportError as exc:
             raise RenderBackendError(f"renderer: warp needs MuJoCo Warp: {exc} ({INSTALL_HINT}).") from None
-        self._wp, self._mjw = _init_warp(), mjw
+        self._wp, self._mjw = init_warp(), mjw
         self._warp_device = _warp_device(self.device)
         model, self.camera_id = render_model(options, self.size)
         self.nq = model.nq
@@ -218,24 +196,3 @@ class WarpHumanoidRenderer:
         """Drop the device arrays (Warp frees them with their last reference)."""
         self._model = self._data = self._context = None
         self._qpos = self._cam_xpos = self._xpos = self._pixels = torch.empty(0)
-
-
-def resolve_renderer(choice: str, device: torch.device, log: Any = None) -> str:
-    """``mujoco`` or ``warp`` for the ``renderer`` option ``choice`` with frames wanted on ``device``.
-
-    ``warp`` where Warp cannot render raises a :class:`RenderBackendError` saying why; ``auto`` picks
-    ``warp`` when it can, else ``mujoco``, saying why in one log line.
-    """
-    if choice == "mujoco":
-        return "mujoco"
-    problem = warp_problem(device)
-    if problem is None:
-        return "warp"
-    if choice == "warp":
-        raise RenderBackendError(
-            f"renderer: warp cannot render here: {problem}. Use renderer: mujoco (OpenGL), or auto to fall back "
-            "to it when Warp cannot render."
-        )
-    if log is not None:
-        log("vlmrm: humanoid renderer auto: OpenGL (MuJoCo), not Warp: %s", problem)
-    return "mujoco"
