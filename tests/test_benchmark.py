@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from markers import requires_pygame, skip_without_pygame
 from vlmrm.benchmark import (
     BOUNDED_BY_ONE,
     EMBED_ONLY,
@@ -87,6 +88,7 @@ def test_fast_path_gives_the_reference_rewards_on_the_same_frames(rewards: tuple
     assert float(cosine.min()) > 0.99
 
 
+@requires_pygame
 def test_reference_env_renders_gymnasium_native_frames() -> None:
     venv = make_reference_vec_env("cartpole", 2, episode_length=10, seed=0)
     venv.reset()
@@ -118,6 +120,7 @@ def test_peak_memory_does_not_grow_with_steps(rewards: tuple[VLMReward, VLMRewar
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str], dict]:
     """One small ``vlmrm bench`` run: its exit code, stdout lines and JSON. Episodes end at step 3 of 4."""
+    skip_without_pygame()  # the reference row renders with Gymnasium's own renderer
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     args = ["cartpole", "--model", "tiny-random", "--steps", "4", "--repeats", "2", "--n-envs", "2", "--batch", "4"]
     stdout = io.StringIO()

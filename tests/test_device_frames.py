@@ -137,7 +137,8 @@ def test_bench_measures_the_batched_env_and_says_how_frames_were_drawn(capsys: p
     argv = ["bench", "cartpole", "--model", "tiny-random", "--n-envs", "2", "--steps", "3", "--repeats", "1"]
     assert main([*argv, "--no-reference", "--vectorized", "--renderer", "torch"]) == 0
     out = capsys.readouterr().out
-    assert "frames: batched, torch on cpu" in " ".join(out.split())  # the title wraps
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the model's device: auto
+    assert f"frames: batched, torch on {device}" in " ".join(out.split())  # the title wraps
     assert "end_to_end_over_embed_only:" in out
 
 

@@ -14,6 +14,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from faultkit import NaNEmbedder, color_reward, frame_of_png, run_config
+from markers import requires_video_encoder
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RewardError, RunDirectoryError, WriteError
 from vlmrm.reward import VLMReward as ColorReward
@@ -133,6 +134,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     assert not (checkpoints / "step_0000000100.zip.corrupt").exists()
 
 
+@requires_video_encoder
 def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import vlmrm.rl.callbacks as callbacks
 

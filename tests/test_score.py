@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from markers import skip_without_video_encoder
 from vlmrm.cli.main import main
 from vlmrm.evaluation.scoring import FrameError, read_frames, score
 from vlmrm.rl.video import write_video
@@ -23,6 +24,7 @@ def solid(rgb: tuple[int, int, int], size: int = 32) -> np.ndarray:
 
 @pytest.fixture
 def inputs(tmp_path: Path) -> dict[str, Path]:
+    skip_without_video_encoder()
     red, blue = tmp_path / "red.png", tmp_path / "blue.png"
     Image.fromarray(solid((230, 20, 20))).save(red)
     Image.fromarray(solid((20, 20, 230), size=48)).convert("L").save(blue)  # grey: becomes RGB
