@@ -178,3 +178,12 @@ def test_training_on_device_frames_with_overlap_and_evaluation_matches_the_uncap
         assert captured[key] == pytest.approx(uncaptured[key], abs=1e-5)
     assert _vlm_returns(tmp_path / "captured") == pytest.approx(_vlm_returns(tmp_path / "uncaptured"), abs=1e-5)
     assert len(_vlm_returns(tmp_path / "captured")) > 0
+
+
+def test_the_gpu_check_script_parses_and_says_how_to_use_it() -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu-check"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "usage: scripts/gpu-check prepare | a | b" in result.stderr
