@@ -187,3 +187,37 @@ def test_the_gpu_check_script_parses_and_says_how_to_use_it() -> None:
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     result = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "usage: scripts/gpu-check prepare | a | b" in result.stderr
+
+
+@needs_cuda
+def test_the_background_scorer_reads_device_frames_on_its_own_stream() -> None:
+    """Overlapped scoring runs the model on the scorer's stream, ordered after the frames by an event: the same
+    rewards as inline scoring, and never on the stream that draws the next frames."""
+    from vlmrm.rl.vec_env import BackgroundScorer, InlineScorer
+
+    streams: list[torch.cuda.Stream] = []
+    reward = VLMReward(ColorEmbedder(16, "cuda"), ["red"], batch_size=8)
+
+    def recording(frames: torch.Tensor) -> np.ndarray:
+        streams.append(torch.cuda.current_stream())
+        return reward(frames)
+
+    recording.device = torch.device("cuda")  # type: ignore[attr-defined]  # wants frames on the GPU
+    renderer = CartPoleFrames(16, "cuda", backend="torch")
+    rng = np.random.default_rng(1)
+    episodes = []
+    for length in (5, 7, 3):
+        states = np.stack(
+            [rng.uniform(-2, 2, length), np.zeros(length), rng.uniform(-1, 1, length), np.zeros(length)], 1
+        )
+        step = renderer(states)  # one "step" tensor per episode; frames are views of it, as in training
+        episodes.append([step[i] for i in range(length)])
+    inline = [p.result() for p in InlineScorer(reward, 8).submit(episodes, limit=100)]
+    scorer = BackgroundScorer(recording, 8)
+    try:
+        background = [p.result(timeout=30) for p in scorer.submit(episodes, limit=100)]
+    finally:
+        scorer.close()
+    for a, b in zip(inline, background, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert streams and all(s != torch.cuda.default_stream() for s in streams)

@@ -52,6 +52,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.reward.contract import RewardFunction
+from vlmrm.rl.streams import ScoringStream, frames_ready
 from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY
 
 EPISODE_REWARDS_KEY = "vlm_episode_rewards"
@@ -175,6 +176,9 @@ class InlineScorer:
 class BackgroundScorer:
     """One thread that scores finished episodes, coalescing queued ones into one batch.
 
+    Frames on a CUDA device are scored on the thread's own stream, after an event recorded when they were
+    submitted (:mod:`vlmrm.rl.streams`): the model runs beside the next steps' drawing, not behind it.
+
     While the thread is busy, episodes queue up; it then takes as many as fit into
     ``max_batch_frames`` (at least one submission), so a slow model sees large batches and a fast
     one small delays. :meth:`submit` waits while more than ``limit`` frames would be queued or
@@ -184,7 +188,8 @@ class BackgroundScorer:
     def __init__(self, reward_fn: RewardFunction, max_batch_frames: int):
         self.reward_fn = reward_fn
         self.max_batch_frames = max_batch_frames
-        self._queue: deque[tuple[list[np.ndarray], Future]] = deque()
+        self._queue: deque[tuple[list[np.ndarray], Future, torch.cuda.Event | None]] = deque()
+        self._stream = ScoringStream()
         self._in_flight_frames = 0
         self._closed = False
         self._condition = threading.Condition()
@@ -204,7 +209,7 @@ class BackgroundScorer:
                 raise RuntimeError("the background reward scorer was closed")
             while self._in_flight_frames and self._in_flight_frames + len(frames) > limit:
                 self._condition.wait()
-            self._queue.append((frames, job))
+            self._queue.append((frames, job, frames_ready(frames)))
             self._in_flight_frames += len(frames)
             self._condition.notify_all()
         return _split(job, episodes)
@@ -222,7 +227,7 @@ class BackgroundScorer:
             self._condition.notify_all()
         self._thread.join()
 
-    def _take_batch(self) -> list[tuple[list[np.ndarray], Future]] | None:
+    def _take_batch(self) -> list[tuple[list[np.ndarray], Future, torch.cuda.Event | None]] | None:
         with self._condition:
             while not self._queue and not self._closed:
                 self._condition.wait()
@@ -237,15 +242,16 @@ class BackgroundScorer:
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
-            frames = [frame for submitted, _ in batch for frame in submitted]
+            frames = [frame for submitted, _, _ in batch for frame in submitted]
             try:
-                rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
+                with self._stream.reading(frames, [ready for _, _, ready in batch]):
+                    rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
                 start = 0
-                for submitted, job in batch:
+                for submitted, job, _ in batch:
                     job.set_result(rewards[start : start + len(submitted)])
                     start += len(submitted)
             except BaseException as exc:  # delivered to whoever waits on the rewards
-                for _, job in batch:
+                for _, job, _ in batch:
                     if not job.done():
                         job.set_exception(exc)
             with self._condition:
