@@ -166,7 +166,14 @@ def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> t
             f"{', '.join(SUPPORTED_MODEL_TYPES)} (SigLIP 2 fixed-resolution checkpoints are 'siglip'). "
             "For other architectures try open_clip:ARCH/PRETRAINED."
         )
-    model = AutoModel.from_pretrained(spec, dtype=dtype, local_files_only=local_files_only)
+    # With peft installed, AutoModel looks for adapter_config.json with adapter_kwargs only, not
+    # local_files_only (transformers 5.17 to 5.25 at least): a cached model would ask the hub, with retries.
+    model = AutoModel.from_pretrained(
+        spec,
+        dtype=dtype,
+        local_files_only=local_files_only,
+        adapter_kwargs={"local_files_only": local_files_only},
+    )
     tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local_files_only)
     image_spec = _image_spec_from_preprocessor(spec, model_type, config, local_files_only)
     return model, tokenizer, image_spec, model_type
