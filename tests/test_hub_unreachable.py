@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from test_vlm_reward import save_checkpoint_dir
 
@@ -108,3 +109,23 @@ def test_unreachable_hub_fails_fast_with_one_message(endpoint, cause: str, tmp_p
     command_s = float(out.split("command: rc 2 in ")[1].split(" s")[0])
     cached_s = float(out.split(f"cached: {CACHED} in ")[1].split(" s")[0])
     assert command_s < 10 and cached_s < 10, out
+
+
+def test_a_cached_model_looks_for_no_adapter_on_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With peft installed, transformers' AutoModel looks for an adapter_config.json, with its own arguments only:
+    without local_files_only there, loading a cached model asked the hub (retried for ~40 s where it was down).
+    peft is not installed here, so its presence is stood in for and the look-up recorded."""
+    import transformers.models.auto.auto_factory as auto_factory
+
+    from vlmrm.reward.encoders import _load_checkpoint
+
+    lookups: list[dict] = []
+
+    def find_adapter_config_file(model_id: str, **kwargs: object) -> None:
+        lookups.append(kwargs)
+
+    monkeypatch.setattr(auto_factory, "is_peft_available", lambda: True)
+    monkeypatch.setattr(auto_factory, "find_adapter_config_file", find_adapter_config_file)
+    save_checkpoint_dir(tmp_path / "clip", "clip")
+    _load_checkpoint(str(tmp_path / "clip"), torch.float32, local_files_only=True)
+    assert lookups and all(kwargs.get("local_files_only") is True for kwargs in lookups)
