@@ -316,6 +316,37 @@ def test_a_finished_run_with_an_unreadable_summary_evaluates_again(finished_run:
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
 
 
+def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
+    finished_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # as if killed after the checkpoint at step 100
+    for path in (run_dir / "checkpoints").glob("step_0000000150.*"):
+        path.unlink()
+    logs = run_dir / "logs"
+    (events,) = logs.glob("events.out.tfevents.*")
+    steps_before = events_file_steps(events)
+    damaged = bytearray(events.read_bytes())
+    damaged[300] ^= 0x10  # one flipped bit, early in the file
+    events.write_bytes(bytes(damaged))
+    progress = logs / "progress.csv"
+    lines = progress.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b",", b",\xff", 1)  # a row that is not UTF-8, logged before step 100
+    progress.write_bytes(b"".join(lines))
+
+    with caplog.at_level("WARNING"):
+        resume(run_dir, reward_fn=color_reward())
+    kept = events_file_steps(events)
+    expected = [step for step in steps_before if step < 100]
+    # One scalar record held the flipped bit; every other one up to the checkpoint stays.
+    assert len(kept) == len(expected) - 1 and set(kept) <= set(expected) and max(kept) == max(expected)
+    copy = logs / events.name.replace("tfevents", "damaged")
+    assert copy.read_bytes() == bytes(damaged) and f"the whole file as it was in {copy.name}" in caplog.text
+    assert lines[2] in progress.read_bytes().splitlines(keepends=True)  # kept as it was
+    assert tensorboard_steps(logs)["eval/env_return"][-1] == 150
+
+
 def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_same_step(tmp_path: Path) -> None:
     """Evaluating at every step lands on the steps where DQN dumps its own values (every 4 episodes)."""
     run_dir = tmp_path / "run"

@@ -298,7 +298,7 @@ def find_latest_good_checkpoint(
     return None
 
 
-def _unused_name(path: Path) -> Path:
+def unused_name(path: Path) -> Path:
     """``path`` if nothing is there, else ``path.1``, ``path.2``, ...: never replace what a user may need."""
     candidate, number = path, 0
     while candidate.exists():
@@ -312,11 +312,11 @@ def set_aside(path: Path) -> Path:
 
     Out of the way, never deleted, and an earlier corrupt copy of the same step is kept too.
     """
-    target = _unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
+    target = unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
     os.replace(path, target)
     suffix = target.name.removeprefix(path.name)  # ".corrupt" or ".corrupt.N", the same for every file
     for pickled in (False, True):
         replay = replay_path(path, pickled)
         if replay.exists():
-            os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
+            os.replace(replay, unused_name(replay.with_name(replay.name + suffix)))
     return target
