@@ -213,3 +213,29 @@ def test_graceful_interrupt_flags_the_first_signal_and_gives_way_to_the_second()
         assert interrupt.received == signal.SIGINT and interrupt.exit_code == 130
         os.kill(os.getpid(), signal.SIGINT)  # the second one interrupts at once
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_full_disk_while_tensorboard_writes_names_the_events_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from tensorboard.compat.tensorflow_stub.io.gfile import LocalFileSystem
+
+    run_dir = tmp_path / "run"
+    real_append, appended = LocalFileSystem.append, []
+
+    def append_until_full(self, filename, file_content, binary_mode=False):
+        appended.append(filename)
+        if len(appended) > 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write to a full disk: no file name
+        return real_append(self, filename, file_content, binary_mode)
+
+    thread_errors: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    monkeypatch.setattr(LocalFileSystem, "append", append_until_full)
+    with pytest.raises(WriteError) as info:
+        train(config_from_dict(run_config(run_dir, 150)), reward_fn=color_reward())
+    (events,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    assert str(info.value).startswith(f"Could not write {events}: No space left on device [ENOSPC].")
+    assert thread_errors == []  # no traceback from TensorBoard's writer thread
