@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from stable_baselines3 import DQN
 
 from faultkit import (
@@ -40,7 +41,7 @@ from faultkit import (
 )
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
-from vlmrm.errors import CheckpointError
+from vlmrm.errors import CheckpointError, ConfigError
 from vlmrm.rl.checkpoints import (
     STATE_MEMBER,
     find_latest_good_checkpoint,
@@ -345,6 +346,55 @@ def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
     assert copy.read_bytes() == bytes(damaged) and f"the whole file as it was in {copy.name}" in caplog.text
     assert lines[2] in progress.read_bytes().splitlines(keepends=True)  # kept as it was
     assert tensorboard_steps(logs)["eval/env_return"][-1] == 150
+
+
+def resumable_copy(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run as if killed after its checkpoint at step 100."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    for path in (run_dir / "checkpoints").glob("step_0000000150.*"):
+        path.unlink()
+    return run_dir
+
+
+def test_resume_refuses_a_config_yaml_that_differs_from_the_checkpoint(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = resumable_copy(finished_run, tmp_path)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["reward"]["target_prompts"] = ["a blue pole"]
+    config["rl"]["hyperparameters"]["learning_rate"] = 0.5
+    config["logging"]["eval_episodes"] = 2  # resume-safe, as with --set
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    before = {path.name: path.read_bytes() for path in (run_dir / "logs").iterdir()}
+    with pytest.raises(ConfigError) as info:
+        resume(run_dir, reward_fn=color_reward())
+    assert str(info.value).startswith(
+        f"{str(run_dir / 'config.yaml')!r} differs from what checkpoint step_0000000100.zip was trained with:\n"
+        "  reward.target_prompts: ['a red pole'] in checkpoint step_0000000100.zip, ['a blue pole'] in config.yaml.\n"
+        "  rl.hyperparameters.learning_rate: not set in checkpoint step_0000000100.zip, 0.5 in config.yaml.\n"
+        "Restore these fields in config.yaml to resume (only reward.batch_size, "
+    )
+    assert {path.name: path.read_bytes() for path in (run_dir / "logs").iterdir()} == before  # nothing was touched
+
+
+def test_a_run_trained_on_a_python_reward_function_is_not_resumed_or_inspected_on_another(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = resumable_copy(finished_run, tmp_path)
+    name = color_reward().name
+    for argv, call in (
+        (["train", "--resume", str(run_dir)], f"vlmrm.resume({str(run_dir)!r}, reward_fn=...)"),
+        (["inspect", str(run_dir)], f"inspect_run({str(run_dir)!r}, reward_fn=...)"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"error: The run in {str(run_dir)!r} was trained on the Python reward function {name!r} "
+            "(vlmrm.train(config, reward_fn=...)), not on its config's reward.model"
+        ), err
+        assert call in err and "Traceback" not in err
+    assert not (run_dir / "inspect").exists()
+    assert resume(run_dir, reward_fn=color_reward()).summary["total_steps"] == 150  # with the function, it resumes
 
 
 def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_same_step(tmp_path: Path) -> None:

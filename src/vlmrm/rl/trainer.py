@@ -82,6 +82,7 @@ from vlmrm.rl.guards import write_error as storage_error
 from vlmrm.rl.logs import StepLogger, make_logger
 from vlmrm.rl.resume import (
     capture_rng,
+    check_checkpoint_config,
     finished_at,
     finished_summary,
     load_newest_loadable,
@@ -98,7 +99,7 @@ from vlmrm.rl.run_dir import (
     prepare_run_dir,
 )
 from vlmrm.rl.tracking import WandbTracker, check_tracking, start_tracking
-from vlmrm.rl.trainer_state import TrainerState
+from vlmrm.rl.trainer_state import TrainerState, check_reward_source
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
@@ -143,12 +144,18 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: A
     ``overrides`` (``"rl.total_steps=100000"``, ...) may change only resume-safe fields
     (:func:`vlmrm.config.resume_safe_fields`). Without any checkpoint the run starts again from step 0.
     A finished run whose ``summary.json`` is unreadable evaluates its final checkpoint again.
+
+    Refused (:class:`ConfigError`): a ``config.yaml`` that differs from what the checkpoint was trained
+    with, and a run trained on a Python reward function resumed without ``reward_fn`` (pass the same one).
     """
     path = Path(run_dir)
     config = load_run_config(path, overrides)
     lock = RunLock(path).acquire()
     try:
         start = resume_point(config, path)
+        if start is not None:
+            check_checkpoint_config(config, start, path)
+            check_reward_source(start.state, reward_fn, path, "vlmrm.resume({run_dir!r}, reward_fn=...)")
         return _Run(config, path, reward_fn).execute(start=start, overwrite=False, lock=lock)
     finally:
         lock.release()
@@ -169,6 +176,7 @@ class _Run:
         self.config = config
         self.path = path
         self.user_reward = reward_fn
+        self.reward_function: str | None = None  # the name of the user's reward function, recorded in checkpoints
         self.model: BaseAlgorithm | None = None
         self.state: TrainerState | None = None  # of the checkpoint the session started from
         self.last_saved_step: int | None = None
@@ -198,6 +206,7 @@ class _Run:
     def _reward(self, stack: contextlib.ExitStack) -> RewardFunction:
         if self.user_reward is not None:
             reward = as_reward_function(self.user_reward, image_size=self.config.env.render_size or 224)
+            self.reward_function = reward.name
         else:
             reward = build_reward_function(self.config.reward)
         stack.callback(_quietly, reward.close, "the reward function")
@@ -283,6 +292,7 @@ class _Run:
             episode_returns=self.returns.state_dict(),
             evaluation=self.evaluation.state_dict(),
             logs=self.run_logger.state_dict(),
+            reward_function=self.reward_function,
         )
         write_checkpoint(self.model, path, state.to_dict(), bool(self.config.logging.save_replay_buffer))
         prune_checkpoints(self.path / "checkpoints", self.config.logging.keep_checkpoints)
