@@ -90,6 +90,17 @@ CASES: list[tuple[str, list[str], str]] = [
         "Cannot resume: run directory '{tmp}/nothing' does not exist.",
     ),
     (
+        "resume-a-file",
+        ["train", "--resume", "{run}/config.yaml"],
+        "Cannot resume: '{run}/config.yaml' is a file, not a run directory; give the directory holding its "
+        "config.yaml.",
+    ),
+    (
+        "report-a-file",
+        ["report", "{run}/config.yaml"],
+        "'{run}/config.yaml' is a file, not a sweep directory; give the --out of a vlmrm sweep.",
+    ),
+    (
         "resume-not-a-run",
         ["train", "--resume", "{tmp}/empty"],
         "Cannot resume: '{tmp}/empty' is not a vlmrm run directory (it has no config.yaml).",
