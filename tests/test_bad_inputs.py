@@ -246,6 +246,17 @@ CASES: list[tuple[str, list[str], str]] = [
         "  rl.hyperparameters.train_freq: must be a positive integer, or [N, step] / [N, episode] (got 0).",
     ),
     (
+        "negative-layer-size",
+        ["train", CARTPOLE, "--set", "rl.hyperparameters.policy_kwargs={{net_arch: [-1]}}"],
+        "  rl.hyperparameters.policy_kwargs: must be a mapping whose net_arch is a list of positive layer sizes, "
+        "e.g. [64, 64], or one per network, e.g. {{pi: [64], qf: [64]}} (got {{'net_arch': [-1]}}).",
+    ),
+    (
+        "infinite-learning-rate",
+        ["train", CARTPOLE, "--set", "rl.hyperparameters.learning_rate=.inf"],
+        "  rl.hyperparameters.learning_rate: must be a finite number > 0 (got inf).",
+    ),
+    (
         "empty-run-dir",
         ["train", CARTPOLE, "--set", "reward.model=tiny-random", "--run-dir", ""],
         "The run directory is empty; give a path or leave it out (default runs/<env>-<date>).",
