@@ -123,8 +123,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
         f"The previous checkpoint {checkpoints / 'step_0000000050.zip'} is intact; once fixed, resume with:\n"
         f"  vlmrm train --resume {run_dir}\n"
     ) in err
-    assert sorted(p.name for p in checkpoints.iterdir() if p.suffix == ".zip") == ["step_0000000050.zip"]
-    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")], "no temporary file is left"
+    # No orphan replay buffer of the checkpoint that failed, and no temporary file.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_0000000050.replay", "step_0000000050.zip"]
     assert DQN.load(checkpoints / "step_0000000050.zip").num_timesteps == 50
 
     monkeypatch.setattr(BaseAlgorithm, "save", real_save)  # space freed
@@ -200,6 +200,15 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
         f"Run directory {str(run_dir)!r} is in use by another vlmrm process (pid {os.getpid()}). "
         "Wait for it to finish or stop it (it writes a checkpoint on SIGTERM), then resume."
     )
+
+
+def test_a_lock_file_that_is_a_directory_is_refused_with_a_message(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / ".lock").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config(run_dir, 100)))
+    with pytest.raises(RunDirectoryError) as info:
+        resume(run_dir, reward_fn=color_reward())
+    assert str(info.value).startswith(f"{str(run_dir / '.lock')!r} is a directory, but vlmrm keeps its lock file")
 
 
 def test_graceful_interrupt_flags_the_first_signal_and_gives_way_to_the_second() -> None:

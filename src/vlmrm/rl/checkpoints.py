@@ -183,7 +183,12 @@ def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(STATE_MEMBER, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
-    atomic_write(path, write_zip, tmp_suffix=".zip")
+    try:
+        atomic_write(path, write_zip, tmp_suffix=".zip")
+    except BaseException:
+        if state["replay_buffer"] is not None and not path.exists():  # no zip names it: an orphan
+            (path.parent / state["replay_buffer"]["file"]).unlink(missing_ok=True)
+        raise
     # Written again at the same step (say, interrupted right after resuming from it), a checkpoint
     # may leave a buffer file (of the other format, say) that its new zip does not name: delete it.
     kept = (state["replay_buffer"] or {}).get("file")

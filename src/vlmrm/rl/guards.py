@@ -234,7 +234,13 @@ class RunLock:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise RunDirectoryError(
+                f"{str(self.path)!r} is a directory, but vlmrm keeps its lock file there; move it away (vlmrm "
+                "writes nothing else under that name), then run the command again."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
