@@ -85,6 +85,31 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_config(listy)
 
 
+def test_a_key_set_twice_is_refused_naming_it_and_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "env:\n  name: cartpole\nreward:\n  alpha: 0.0\n  target_prompts: [a pole]\n  alpha: 0.7\n"
+        "rl: {algorithm: dqn, total_steps: 100}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"Config file {str(path)!r} sets 'alpha' twice in one section (lines 4 and 6); YAML would keep only the "
+        "second. Delete one of them."
+    )
+    # The same key in different sections, and YAML merge keys, are fine.
+    path.write_text(
+        "env: {name: cartpole}\nreward: {target_prompts: [a pole]}\n"
+        "rl: &rl {algorithm: dqn, total_steps: 100}\nlogging: {run_dir: x}\n"
+    )
+    assert load_config(path).rl.total_steps == 100
+    path.write_text(
+        "defaults: &d {algorithm: dqn, total_steps: 50}\nenv: {name: cartpole}\nrl: {<<: *d, total_steps: 100}\n"
+    )
+    with pytest.raises(ConfigError, match="defaults: unknown field"):  # merged, not refused as a repeat
+        load_config(path)
+
+
 # -- rules across fields, resolution, resume safety ---------------------------------------------------------
 
 

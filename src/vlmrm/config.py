@@ -629,6 +629,33 @@ def flatten(data: dict[str, Any], model: type[BaseModel] = TrainConfig, prefix: 
 # -- reading and writing --------------------------------------------------------------------------------------
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A key repeated in one YAML mapping (``key``, and the lines of both)."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int):
+        super().__init__(f"the key {key!r} appears twice in one section, on lines {first_line} and {second_line}")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key repeated in a mapping is an error (YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: construct_mapping reports it
+                continue
+            if first != line:
+                raise DuplicateKeyError(key, first, line)
+        return super().construct_mapping(node, deep)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``a.b.c=value``; the value is read as YAML (numbers, booleans, lists)."""
     if "=" not in text:
@@ -638,7 +665,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"--set {text!r}: the key {key!r} is not a dotted path like reward.alpha.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).") from exc
     return path, value
@@ -668,7 +695,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist. Example configs are in configs/.")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"Config file {str(path)!r} sets {exc.key!r} twice in one section (lines {exc.first_line} and "
+            f"{exc.second_line}); YAML would keep only the second. Delete one of them."
+        ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from exc
     except OSError as exc:
