@@ -41,7 +41,7 @@ from faultkit import (
 )
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
-from vlmrm.errors import CheckpointError, ConfigError
+from vlmrm.errors import CheckpointError, ConfigError, TrainingInterrupted
 from vlmrm.rl.checkpoints import (
     STATE_MEMBER,
     find_latest_good_checkpoint,
@@ -234,6 +234,37 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
     with open(run_dir / "logs" / "progress.csv", newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
     assert last["step"] == "150" and last["eval/env_return"] and last["rollout/vlm_return"]
+
+
+def test_sigint_during_the_final_evaluation_stops_it_and_exits_as_interrupted(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vlmrm.rl.callbacks import EvaluationCallback
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # the final evaluation is still to do
+    real_run = EvaluationCallback.run
+
+    def interrupted_run(self, step, episodes, video):
+        if video:  # the final evaluation
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_run(self, step, episodes, video)
+
+    monkeypatch.setattr(EvaluationCallback, "run", interrupted_run)
+    with caplog.at_level("WARNING"), pytest.raises(TrainingInterrupted) as info:
+        resume(run_dir, reward_fn=color_reward())
+    final = run_dir / "checkpoints" / "step_0000000150.zip"
+    assert info.value.exit_code == 130 and info.value.step == 150
+    assert str(info.value) == (
+        f"Training interrupted by SIGINT at its final evaluation (step 150 of 150); the final checkpoint is written: "
+        f"{final}\nEvaluate it and write summary.json with:\n  vlmrm train --resume {run_dir}"
+    )
+    assert "SIGINT received during the final evaluation: stopping it" in caplog.text
+    assert "writing a checkpoint" not in caplog.text
+    assert not (run_dir / "summary.json").exists()
+    monkeypatch.setattr(EvaluationCallback, "run", real_run)
+    assert resume(run_dir, reward_fn=color_reward()).summary["total_steps"] == 150
 
 
 KILL_MID_WRITE = textwrap.dedent(

@@ -115,6 +115,11 @@ def _save_png(frame: Any, path: Path) -> None:
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+class InterruptNow(BaseException):
+    """Raised by :class:`GracefulInterrupt` at the first signal once :meth:`GracefulInterrupt.stop_at_once` was
+    called (nothing is left to save): not an ``Exception``, so no ``except Exception`` swallows it."""
+
+
 class GracefulInterrupt:
     """A context in which the first SIGINT or SIGTERM only sets :attr:`received`.
 
@@ -127,6 +132,12 @@ class GracefulInterrupt:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._at_once: str | None = None
+
+    def stop_at_once(self, what_happens: str) -> None:
+        """From now on the first signal raises :class:`InterruptNow` at once, after logging ``what_happens``
+        (``{signal}`` in it is replaced by the signal's name): for work that needs no checkpoint of its own."""
+        self._at_once = what_happens
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
@@ -151,6 +162,9 @@ class GracefulInterrupt:
             os.kill(os.getpid(), signum)
             return
         self.received = signum
+        if self._at_once is not None:
+            logger.warning("vlmrm: %s", self._at_once.replace("{signal}", name))
+            raise InterruptNow(name)
         logger.warning(
             "vlmrm: %s received: finishing the current step, then writing a checkpoint "
             "(send it again to stop at once, without a checkpoint)",

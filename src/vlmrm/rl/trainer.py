@@ -13,7 +13,8 @@ A run directory holds::
 What survives what:
 
 - SIGINT/SIGTERM: the current step finishes, a checkpoint is written, :class:`TrainingInterrupted`
-  says how to resume (exit status 130/143 from the CLI).
+  says how to resume (exit status 130/143 from the CLI). During the final evaluation the signal stops
+  it at once (the final checkpoint is written first); resuming evaluates again.
 - A kill at any moment: every file is written atomically, so the newest checkpoint is complete
   or absent; ``resume`` falls back past a corrupt one, or one that does not load.
 - A full disk: :class:`WriteError` names the file and the intact checkpoint.
@@ -77,7 +78,15 @@ from vlmrm.rl.checkpoints import (
     prune_checkpoints,
     write_checkpoint,
 )
-from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
+from vlmrm.rl.guards import (
+    BAD_FRAMES_DIR,
+    GracefulInterrupt,
+    InterruptNow,
+    RewardGuard,
+    RunLock,
+    is_storage_error,
+    resume_command,
+)
 from vlmrm.rl.guards import write_error as storage_error
 from vlmrm.rl.logs import StepLogger, make_logger
 from vlmrm.rl.resume import (
@@ -374,14 +383,35 @@ class _Run:
                 step=steps,
                 checkpoint=str(checkpoint),
             )
-        return self._finish(steps, reward)
+        return self._finish(steps, reward, interrupt)
 
-    def _finish(self, steps: int, reward: RewardFunction) -> TrainResult:
-        """The final checkpoint, the final evaluation (with a video) and ``summary.json``."""
+    def _finish(self, steps: int, reward: RewardFunction, interrupt: GracefulInterrupt) -> TrainResult:
+        """The final checkpoint, the final evaluation (with a video) and ``summary.json``.
+
+        SIGINT/SIGTERM (before or during the evaluation) stops it at once: the final checkpoint is
+        written, and resuming evaluates it again.
+        """
         assert self.evaluation is not None
         config = self.config
         final_checkpoint = self.save(steps)
-        final = self.evaluation.run(steps, config.logging.eval_episodes, video=True)
+        interrupt.stop_at_once(
+            f"{{signal}} received during the final evaluation: stopping it (the final checkpoint {final_checkpoint} "
+            "is written; resuming evaluates it again)"
+        )
+        try:
+            if interrupt.received is None:
+                final = self.evaluation.run(steps, config.logging.eval_episodes, video=True)
+        except InterruptNow:
+            pass
+        if interrupt.received is not None:
+            raise TrainingInterrupted(
+                f"Training interrupted by {interrupt.signal_name} at its final evaluation (step {steps} of "
+                f"{config.rl.total_steps}); the final checkpoint is written: {final_checkpoint}\n"
+                f"Evaluate it and write {SUMMARY_FILE} with:\n  {resume_command(self.path)}",
+                exit_code=interrupt.exit_code,
+                step=steps,
+                checkpoint=str(final_checkpoint),
+            )
         seconds = max(self.train_seconds, 1e-9)
         summary: dict[str, Any] = {
             "env": config.env.name,
