@@ -248,3 +248,34 @@ def test_a_full_disk_while_tensorboard_writes_names_the_events_file(
     (events,) = (run_dir / "logs").glob("events.out.tfevents.*")
     assert str(info.value).startswith(f"Could not write {events}: No space left on device [ENOSPC].")
     assert thread_errors == []  # no traceback from TensorBoard's writer thread
+
+
+def test_sizes_that_do_not_fit_in_memory_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vlmrm.memory
+
+    monkeypatch.setattr(vlmrm.memory, "available_memory", lambda: 2_000_000)
+    run_dir = tmp_path / "run"
+    big_buffer = run_config(run_dir, 100)
+    big_buffer["rl"]["hyperparameters"]["buffer_size"] = 100_000
+    with pytest.raises(ConfigError) as info:
+        train(config_from_dict(big_buffer), reward_fn=color_reward())
+    # The arrays of the (relabelling) replay buffer, per CartPole transition: 61 bytes.
+    assert str(info.value) == (
+        "rl.hyperparameters.buffer_size=100000: the replay buffer does not fit in memory: 100000 transitions × "
+        "61 bytes = 6.1 MB, more than the 2.0 MB of memory available on this machine now. Lower "
+        "rl.hyperparameters.buffer_size (to at most 32786 here)."
+    )
+    long_episodes = run_config(run_dir, 100)
+    long_episodes["env"]["episode_length"] = 1_000_000
+    long_episodes["rl"]["hyperparameters"]["learning_starts"] = 1_000_000
+    with pytest.raises(ConfigError) as info:
+        train(config_from_dict(long_episodes), reward_fn=color_reward())
+    assert str(info.value) == (
+        "env.episode_length=1000000: episodes are scored when they end, so their frames are kept until then: "
+        "2 envs (1 training, 1 evaluation) × 1000000 frames × 16×16×3 bytes = 1.5 GB, more than the 2.0 MB of "
+        "memory available on this machine now. Lower env.episode_length or env.render_size, or set "
+        "reward.episode_end_batching=false."
+    )
+    assert not run_dir.exists()

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from vlmrm.config import TrainConfig
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
+from vlmrm.memory import check_fits
 from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
 from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
 
@@ -110,6 +112,23 @@ def _save_png(frame: Any, path: Path) -> None:
     if hasattr(frame, "detach"):  # a torch tensor, maybe on the GPU (env.vectorized)
         frame = frame.detach().cpu().numpy()
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
+
+
+def check_episode_frames_fit(config: TrainConfig) -> None:
+    """Refuse episodes whose frames do not fit in memory: episodes scored whole when they end (episode-end
+    batching, and every evaluation) keep all their frames until then."""
+    env, batching = config.env, bool(config.reward.episode_end_batching)
+    assert env.render_size is not None and env.episode_length is not None  # resolved
+    training = config.rl.n_envs if batching else 0
+    envs = f"{training + 1} envs ({training} training, 1 evaluation)" if training else "1 evaluation env"
+    size = env.render_size
+    check_fits(
+        (training + 1) * env.episode_length * size * size * 3,
+        f"env.episode_length={env.episode_length}: episodes are scored when they end, so their frames are kept "
+        f"until then: {envs} × {env.episode_length} frames × {size}×{size}×3 bytes",
+        "Lower env.episode_length or env.render_size"
+        + (", or set reward.episode_end_batching=false." if batching else "."),
+    )
 
 
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -84,6 +84,7 @@ from vlmrm.rl.guards import (
     InterruptNow,
     RewardGuard,
     RunLock,
+    check_episode_frames_fit,
     is_storage_error,
     resume_command,
 )
@@ -254,6 +255,7 @@ class _Run:
         with contextlib.ExitStack() as stack:
             reward = self._reward(stack)
             self.config = resolve(self.config, reward_facts(reward), run_dir=self.path)
+            check_episode_frames_fit(self.config)
             start_step = start.step if start else 0
             venv, eval_env = self._envs(reward, start_step, stack)
             device = "cpu" if self.config.reward.device == "cpu" else "auto"
