@@ -267,6 +267,12 @@ CASES: list[tuple[str, list[str], str]] = [
         "Config '{tmp}/empty' is a directory; give a YAML file, e.g. configs/cartpole.yaml.",
     ),
     (
+        "bench-too-many-envs",
+        ["bench", "cartpole", "--model", "tiny-random", "--n-envs", "100000"],
+        "n_envs (--n-envs) must be at most 4096, got 100000: every env is a simulator of its own, built and warmed "
+        "up before measuring.",
+    ),
+    (
         "landscape-unknown-env-first",
         ["landscape", "pendulum", "--out", "{tmp}/x"],
         "Unknown environment 'pendulum'. Known environments: cartpole, humanoid, mountaincar.",
@@ -309,3 +315,32 @@ def test_an_unwritable_landscape_output_is_refused_before_any_work(capsys: pytes
     assert main(["landscape", "cartpole", "--model", "tiny-random", "--out", "/proc/vlmrm-landscape"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Cannot write to '/proc/vlmrm-landscape'") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["render", "kneeling", "--size", "100000", "--out", "{tmp}/pose.png"],
+            "--size 100000: 2 images of 100000×100000×3 bytes = 60.0 GB, more than the 1.0 GB of memory available "
+            "on this machine now. Use a smaller --size.",
+        ),
+        (
+            ["landscape", "cartpole", "--model", "tiny-random", "--points", "100000000", "--out", "{tmp}/l"],
+            "--points 100000000: each state is at least one row of the landscape, about 360 bytes in memory: "
+            "100000000 states × 360 bytes = 36.0 GB, more than the 1.0 GB of memory available on this machine now. "
+            "Use fewer --points (a plot shows a few hundred at most).",
+        ),
+    ],
+    ids=["render-size", "landscape-points"],
+)
+def test_sizes_beyond_the_machines_memory_are_refused_with_the_arithmetic(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vlmrm.memory
+
+    monkeypatch.setattr(vlmrm.memory, "available_memory", lambda: 10**9)
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+    assert list(tmp_path.iterdir()) == []
