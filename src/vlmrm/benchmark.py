@@ -567,10 +567,10 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
-    kept = min(steps, episode_length)  # episode mode keeps each episode's frames until it ends
+    held = min(steps, episode_length)  # episode mode keeps each episode's frames until it ends
     check_fits(
-        n * kept * size * size * 3,
-        f"--n-envs {n}: episode-end scoring keeps up to {kept} frames per env: {n} envs × {kept} frames × "
+        n * held * size * size * 3,
+        f"--n-envs {n}: episode-end scoring keeps up to {held} frames per env: {n} envs × {held} frames × "
         f"{size}×{size}×3 bytes",
         "Use fewer --n-envs, --steps or --episode-length.",
     )

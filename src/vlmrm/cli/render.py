@@ -91,10 +91,10 @@ def run_render(args: argparse.Namespace) -> int:
     task = _check_task(args.task)
     if args.size <= 0:
         raise ConfigError(f"--size must be a positive number of pixels, got {args.size}.")
-    frames = len(TASKS) + 3 if task == "all" and args.pose != "start" else 2  # the frames, the sheet, the PNG
+    images = len(TASKS) + 3 if task == "all" and args.pose != "start" else 2  # the frames, the sheet, the PNG
     check_fits(
-        frames * args.size * args.size * 3,
-        f"--size {args.size}: {frames} images of {args.size}×{args.size}×3 bytes",
+        images * args.size * args.size * 3,
+        f"--size {args.size}: {images} images of {args.size}×{args.size}×3 bytes",
         "Use a smaller --size.",
     )
     out = Path(args.out)

@@ -295,7 +295,7 @@ def damaged_copy_path(events_file: Path) -> Path:
 
 
 def _event_step(record: bytes) -> int | None:
-    from google.protobuf.message import DecodeError
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
     from tensorboard.compat.proto.event_pb2 import Event
 
     try:
