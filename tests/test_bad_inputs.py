@@ -90,6 +90,17 @@ CASES: list[tuple[str, list[str], str]] = [
         "Cannot resume: run directory '{tmp}/nothing' does not exist.",
     ),
     (
+        "resume-a-file",
+        ["train", "--resume", "{run}/config.yaml"],
+        "Cannot resume: '{run}/config.yaml' is a file, not a run directory; give the directory holding its "
+        "config.yaml.",
+    ),
+    (
+        "report-a-file",
+        ["report", "{run}/config.yaml"],
+        "'{run}/config.yaml' is a file, not a sweep directory; give the --out of a vlmrm sweep.",
+    ),
+    (
         "resume-not-a-run",
         ["train", "--resume", "{tmp}/empty"],
         "Cannot resume: '{tmp}/empty' is not a vlmrm run directory (it has no config.yaml).",
@@ -235,6 +246,17 @@ CASES: list[tuple[str, list[str], str]] = [
         "  rl.hyperparameters.train_freq: must be a positive integer, or [N, step] / [N, episode] (got 0).",
     ),
     (
+        "negative-layer-size",
+        ["train", CARTPOLE, "--set", "rl.hyperparameters.policy_kwargs={{net_arch: [-1]}}"],
+        "  rl.hyperparameters.policy_kwargs: must be a mapping whose net_arch is a list of positive layer sizes, "
+        "e.g. [64, 64], or one per network, e.g. {{pi: [64], qf: [64]}} (got {{'net_arch': [-1]}}).",
+    ),
+    (
+        "infinite-learning-rate",
+        ["train", CARTPOLE, "--set", "rl.hyperparameters.learning_rate=.inf"],
+        "  rl.hyperparameters.learning_rate: must be a finite number > 0 (got inf).",
+    ),
+    (
         "empty-run-dir",
         ["train", CARTPOLE, "--set", "reward.model=tiny-random", "--run-dir", ""],
         "The run directory is empty; give a path or leave it out (default runs/<env>-<date>).",
@@ -243,6 +265,12 @@ CASES: list[tuple[str, list[str], str]] = [
         "config-is-a-directory",
         ["train", "{tmp}/empty"],
         "Config '{tmp}/empty' is a directory; give a YAML file, e.g. configs/cartpole.yaml.",
+    ),
+    (
+        "bench-too-many-envs",
+        ["bench", "cartpole", "--model", "tiny-random", "--n-envs", "100000"],
+        "n_envs (--n-envs) must be at most 4096, got 100000: every env is a simulator of its own, built and warmed "
+        "up before measuring.",
     ),
     (
         "landscape-unknown-env-first",
@@ -287,3 +315,32 @@ def test_an_unwritable_landscape_output_is_refused_before_any_work(capsys: pytes
     assert main(["landscape", "cartpole", "--model", "tiny-random", "--out", "/proc/vlmrm-landscape"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Cannot write to '/proc/vlmrm-landscape'") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["render", "kneeling", "--size", "100000", "--out", "{tmp}/pose.png"],
+            "--size 100000: 2 images of 100000×100000×3 bytes = 60.0 GB, more than the 1.0 GB of memory available "
+            "on this machine now. Use a smaller --size.",
+        ),
+        (
+            ["landscape", "cartpole", "--model", "tiny-random", "--points", "100000000", "--out", "{tmp}/l"],
+            "--points 100000000: each state is at least one row of the landscape, about 360 bytes in memory: "
+            "100000000 states × 360 bytes = 36.0 GB, more than the 1.0 GB of memory available on this machine now. "
+            "Use fewer --points (a plot shows a few hundred at most).",
+        ),
+    ],
+    ids=["render-size", "landscape-points"],
+)
+def test_sizes_beyond_the_machines_memory_are_refused_with_the_arithmetic(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import vlmrm.memory
+
+    monkeypatch.setattr(vlmrm.memory, "available_memory", lambda: 10**9)
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -85,6 +85,31 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         load_config(listy)
 
 
+def test_a_key_set_twice_is_refused_naming_it_and_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "env:\n  name: cartpole\nreward:\n  alpha: 0.0\n  target_prompts: [a pole]\n  alpha: 0.7\n"
+        "rl: {algorithm: dqn, total_steps: 100}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (
+        f"Config file {str(path)!r} sets 'alpha' twice in one section (lines 4 and 6); YAML would keep only the "
+        "second. Delete one of them."
+    )
+    # The same key in different sections, and YAML merge keys, are fine.
+    path.write_text(
+        "env: {name: cartpole}\nreward: {target_prompts: [a pole]}\n"
+        "rl: &rl {algorithm: dqn, total_steps: 100}\nlogging: {run_dir: x}\n"
+    )
+    assert load_config(path).rl.total_steps == 100
+    path.write_text(
+        "defaults: &d {algorithm: dqn, total_steps: 50}\nenv: {name: cartpole}\nrl: {<<: *d, total_steps: 100}\n"
+    )
+    with pytest.raises(ConfigError, match="defaults: unknown field"):  # merged, not refused as a repeat
+        load_config(path)
+
+
 # -- rules across fields, resolution, resume safety ---------------------------------------------------------
 
 
@@ -106,6 +131,54 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
             "reward.episode_end_batching: needs an off-policy algorithm (sac, dqn), not ppo",
         ),
         ({"reward": {"alpha": 0.5, "target_prompts": ["x"]}}, "reward.alpha=0.5 needs baseline_prompts"),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"learning_rate": float("inf")}}},
+            "rl.hyperparameters.learning_rate: must be a finite number > 0 (got inf).",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"learning_rate": float("nan")}}},
+            "rl.hyperparameters.learning_rate: must be a finite number > 0 (got nan).",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"exploration_fraction": -1}}},
+            "rl.hyperparameters.exploration_fraction: must be a number in [0, 1] (got -1).",
+        ),
+        (
+            {
+                "rl": {
+                    "algorithm": "dqn",
+                    "total_steps": 100,
+                    "hyperparameters": {"exploration_final_eps": float("nan")},
+                }
+            },
+            "rl.hyperparameters.exploration_final_eps: must be a number in [0, 1] (got nan).",
+        ),
+        (
+            {"rl": {"algorithm": "ppo", "total_steps": 100, "hyperparameters": {"max_grad_norm": float("inf")}}},
+            "rl.hyperparameters.max_grad_norm: must be a finite number > 0 (got inf).",
+        ),
+        (
+            {"rl": {"algorithm": "ppo", "total_steps": 100, "hyperparameters": {"gae_lambda": 1.5}}},
+            "rl.hyperparameters.gae_lambda: must be a number in [0, 1] (got 1.5).",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"policy_kwargs": {"net_arch": [-1]}}}},
+            "rl.hyperparameters.policy_kwargs: must be a mapping whose net_arch is a list of positive layer sizes",
+        ),
+        (
+            {"rl": {"algorithm": "dqn", "total_steps": 100, "hyperparameters": {"gamma": float("nan")}}},
+            "rl.hyperparameters.gamma: must be a number in [0, 1] (got nan).",
+        ),
+        (
+            {
+                "rl": {
+                    "algorithm": "ppo",
+                    "total_steps": 100,
+                    "hyperparameters": {"normalize_advantage": True, "policy_kwargs": {"log_std_init": float("-inf")}},
+                }
+            },
+            "rl.hyperparameters.policy_kwargs: must hold finite numbers, not NaN or infinity",
+        ),
         ({"env": {"name": "cartpole", "options": {"terminate_on_fall": "no"}}}, "env.options.terminate_on_fall:"),
     ],
 )

@@ -124,8 +124,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
         f"The previous checkpoint {checkpoints / 'step_0000000050.zip'} is intact; once fixed, resume with:\n"
         f"  vlmrm train --resume {run_dir}\n"
     ) in err
-    assert sorted(p.name for p in checkpoints.iterdir() if p.suffix == ".zip") == ["step_0000000050.zip"]
-    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")], "no temporary file is left"
+    # No orphan replay buffer of the checkpoint that failed, and no temporary file.
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_0000000050.replay", "step_0000000050.zip"]
     assert DQN.load(checkpoints / "step_0000000050.zip").num_timesteps == 50
 
     monkeypatch.setattr(BaseAlgorithm, "save", real_save)  # space freed
@@ -204,6 +204,15 @@ def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_lock_file_that_is_a_directory_is_refused_with_a_message(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / ".lock").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config(run_dir, 100)))
+    with pytest.raises(RunDirectoryError) as info:
+        resume(run_dir, reward_fn=color_reward())
+    assert str(info.value).startswith(f"{str(run_dir / '.lock')!r} is a directory, but vlmrm keeps its lock file")
+
+
 def test_graceful_interrupt_flags_the_first_signal_and_gives_way_to_the_second() -> None:
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     with GracefulInterrupt() as interrupt:
@@ -215,3 +224,60 @@ def test_graceful_interrupt_flags_the_first_signal_and_gives_way_to_the_second()
         assert interrupt.received == signal.SIGINT and interrupt.exit_code == 130
         os.kill(os.getpid(), signal.SIGINT)  # the second one interrupts at once
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_full_disk_while_tensorboard_writes_names_the_events_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from tensorboard.compat.tensorflow_stub.io.gfile import LocalFileSystem
+
+    run_dir = tmp_path / "run"
+    real_append, appended = LocalFileSystem.append, []
+
+    def append_until_full(self, filename, file_content, binary_mode=False):
+        appended.append(filename)
+        if len(appended) > 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write to a full disk: no file name
+        return real_append(self, filename, file_content, binary_mode)
+
+    thread_errors: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    monkeypatch.setattr(LocalFileSystem, "append", append_until_full)
+    with pytest.raises(WriteError) as info:
+        train(config_from_dict(run_config(run_dir, 150)), reward_fn=color_reward())
+    (events,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    assert str(info.value).startswith(f"Could not write {events}: No space left on device [ENOSPC].")
+    assert thread_errors == []  # no traceback from TensorBoard's writer thread
+
+
+def test_sizes_that_do_not_fit_in_memory_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vlmrm.memory
+
+    monkeypatch.setattr(vlmrm.memory, "available_memory", lambda: 2_000_000)
+    run_dir = tmp_path / "run"
+    big_buffer = run_config(run_dir, 100)
+    big_buffer["rl"]["hyperparameters"]["buffer_size"] = 100_000
+    with pytest.raises(ConfigError) as info:
+        train(config_from_dict(big_buffer), reward_fn=color_reward())
+    # The arrays of the (relabelling) replay buffer, per CartPole transition: 61 bytes.
+    assert str(info.value) == (
+        "rl.hyperparameters.buffer_size=100000: the replay buffer does not fit in memory: 100000 transitions × "
+        "61 bytes = 6.1 MB, more than the 2.0 MB of memory available on this machine now. Lower "
+        "rl.hyperparameters.buffer_size (to at most 32786 here)."
+    )
+    long_episodes = run_config(run_dir, 100)
+    long_episodes["env"]["episode_length"] = 1_000_000
+    long_episodes["rl"]["hyperparameters"]["learning_starts"] = 1_000_000
+    with pytest.raises(ConfigError) as info:
+        train(config_from_dict(long_episodes), reward_fn=color_reward())
+    assert str(info.value) == (
+        "env.episode_length=1000000: episodes are scored when they end, so their frames are kept until then: "
+        "2 envs (1 training, 1 evaluation) × 1000000 frames × 16×16×3 bytes = 1.5 GB, more than the 2.0 MB of "
+        "memory available on this machine now. Lower env.episode_length or env.render_size, or set "
+        "reward.episode_end_batching=false."
+    )
+    assert not run_dir.exists()

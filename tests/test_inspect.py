@@ -82,6 +82,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run trained on its config's model (tiny-random): what the CLI can inspect."""
+    run_dir = tmp_path_factory.mktemp("inspect") / "run"
+    train(config_from_dict(run_config(run_dir)))
+    return run_dir
+
+
 def leftovers(run: Path) -> list[str]:
     """Temporary directories of an inspection (``.inspect.*.tmp``) left in a run."""
     return [p.name for p in run.iterdir() if p.name.startswith(".inspect")]
@@ -215,8 +223,8 @@ def test_alpha_variants_come_from_the_same_embeddings(run: Path, tmp_path: Path)
     assert [float(r["alpha0"]) for r in with_variants] == pytest.approx([float(r["reward"]) for r in goal_only])
 
 
-def test_cli_inspects_with_the_runs_model(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    copy = copy_run(run, tmp_path)
+def test_cli_inspects_with_the_runs_model(model_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy = copy_run(model_run, tmp_path)
     assert main(["inspect", str(copy), "--episodes", "1", "--checkpoint", "32", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "trained on" in out and "projected reward (α = 1)" in out and "report.html" in out
@@ -236,14 +244,19 @@ def cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_bad_inputs_are_one_line_and_write_nothing(
-    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = copy_run(run, tmp_path)
+    copy = copy_run(model_run, tmp_path)
     assert "positive number of episodes" in cli_error(["inspect", str(copy), "--episodes", "0"], capsys)
     missing = cli_error(["inspect", str(copy), "--checkpoint", "7"], capsys)
     assert "no checkpoint at step 7; its steps: 32, 64" in missing
     assert "does not exist" in cli_error(["inspect", str(tmp_path / "nowhere")], capsys)
     assert "not a vlmrm run directory" in cli_error(["inspect", str(tmp_path)], capsys)
+    config_file = str(copy / "config.yaml")
+    assert f"{config_file!r} is a file, not a run directory" in cli_error(["inspect", config_file], capsys)
+    assert "--seed must be an integer from 0 to 4294967295, got -5." in cli_error(
+        ["inspect", str(copy), "--seed", "-5"], capsys
+    )
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     shutil.copy(copy / "config.yaml", empty / "config.yaml")
@@ -289,6 +302,19 @@ def test_a_failed_inspection_keeps_the_previous_report(run: Path, tmp_path: Path
         inspect_run(copy, checkpoint=tmp_path / "none.zip")
     assert {p.name: p.read_bytes() for p in (copy / "inspect").iterdir()} == before
     assert leftovers(copy) == []
+
+
+def test_inspect_says_when_it_passes_over_a_corrupt_newest_checkpoint(
+    run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = copy_run(run, tmp_path)
+    newest = copy / "checkpoints" / "step_0000000064.zip"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a torn write
+    with caplog.at_level("WARNING"):
+        result = inspect_run(copy, episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
+    assert result.summary["step"] == 32
+    assert f"checkpoint {newest} is unusable (it is truncated or corrupt" in caplog.text
+    assert "inspecting step_0000000032.zip instead" in caplog.text
 
 
 # -- training: TensorBoard images at every evaluation -----------------------------------------------------------------

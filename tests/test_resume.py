@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from stable_baselines3 import DQN
 
 from faultkit import (
@@ -40,7 +41,7 @@ from faultkit import (
 )
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
-from vlmrm.errors import CheckpointError
+from vlmrm.errors import CheckpointError, ConfigError, TrainingInterrupted
 from vlmrm.rl.checkpoints import (
     STATE_MEMBER,
     find_latest_good_checkpoint,
@@ -235,6 +236,37 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
     assert last["step"] == "150" and last["eval/env_return"] and last["rollout/vlm_return"]
 
 
+def test_sigint_during_the_final_evaluation_stops_it_and_exits_as_interrupted(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vlmrm.rl.callbacks import EvaluationCallback
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # the final evaluation is still to do
+    real_run = EvaluationCallback.run
+
+    def interrupted_run(self, step, episodes, video):
+        if video:  # the final evaluation
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_run(self, step, episodes, video)
+
+    monkeypatch.setattr(EvaluationCallback, "run", interrupted_run)
+    with caplog.at_level("WARNING"), pytest.raises(TrainingInterrupted) as info:
+        resume(run_dir, reward_fn=color_reward())
+    final = run_dir / "checkpoints" / "step_0000000150.zip"
+    assert info.value.exit_code == 130 and info.value.step == 150
+    assert str(info.value) == (
+        f"Training interrupted by SIGINT at its final evaluation (step 150 of 150); the final checkpoint is written: "
+        f"{final}\nEvaluate it and write summary.json with:\n  vlmrm train --resume {run_dir}"
+    )
+    assert "SIGINT received during the final evaluation: stopping it" in caplog.text
+    assert "writing a checkpoint" not in caplog.text
+    assert not (run_dir / "summary.json").exists()
+    monkeypatch.setattr(EvaluationCallback, "run", real_run)
+    assert resume(run_dir, reward_fn=color_reward()).summary["total_steps"] == 150
+
+
 KILL_MID_WRITE = textwrap.dedent(
     """
     import importlib.util, sys, time
@@ -314,6 +346,86 @@ def test_a_finished_run_with_an_unreadable_summary_evaluates_again(finished_run:
     assert summary["total_steps"] == 150 and json.loads((run_dir / "summary.json").read_text()) == summary
     assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # evaluated, not trained
     assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+
+
+def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
+    finished_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()  # as if killed after the checkpoint at step 100
+    for path in (run_dir / "checkpoints").glob("step_0000000150.*"):
+        path.unlink()
+    logs = run_dir / "logs"
+    (events,) = logs.glob("events.out.tfevents.*")
+    steps_before = events_file_steps(events)
+    damaged = bytearray(events.read_bytes())
+    damaged[300] ^= 0x10  # one flipped bit, early in the file
+    events.write_bytes(bytes(damaged))
+    progress = logs / "progress.csv"
+    lines = progress.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b",", b",\xff", 1)  # a row that is not UTF-8, logged before step 100
+    progress.write_bytes(b"".join(lines))
+
+    with caplog.at_level("WARNING"):
+        resume(run_dir, reward_fn=color_reward())
+    kept = events_file_steps(events)
+    expected = [step for step in steps_before if step < 100]
+    # One scalar record held the flipped bit; every other one up to the checkpoint stays.
+    assert len(kept) == len(expected) - 1 and set(kept) <= set(expected) and max(kept) == max(expected)
+    copy = logs / events.name.replace("tfevents", "damaged")
+    assert copy.read_bytes() == bytes(damaged) and f"the whole file as it was in {copy.name}" in caplog.text
+    assert lines[2] in progress.read_bytes().splitlines(keepends=True)  # kept as it was
+    assert tensorboard_steps(logs)["eval/env_return"][-1] == 150
+
+
+def resumable_copy(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run as if killed after its checkpoint at step 100."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "summary.json").unlink()
+    for path in (run_dir / "checkpoints").glob("step_0000000150.*"):
+        path.unlink()
+    return run_dir
+
+
+def test_resume_refuses_a_config_yaml_that_differs_from_the_checkpoint(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = resumable_copy(finished_run, tmp_path)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["reward"]["target_prompts"] = ["a blue pole"]
+    config["rl"]["hyperparameters"]["learning_rate"] = 0.5
+    config["logging"]["eval_episodes"] = 2  # resume-safe, as with --set
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    before = {path.name: path.read_bytes() for path in (run_dir / "logs").iterdir()}
+    with pytest.raises(ConfigError) as info:
+        resume(run_dir, reward_fn=color_reward())
+    assert str(info.value).startswith(
+        f"{str(run_dir / 'config.yaml')!r} differs from what checkpoint step_0000000100.zip was trained with:\n"
+        "  reward.target_prompts: ['a red pole'] in checkpoint step_0000000100.zip, ['a blue pole'] in config.yaml.\n"
+        "  rl.hyperparameters.learning_rate: not set in checkpoint step_0000000100.zip, 0.5 in config.yaml.\n"
+        "Restore these fields in config.yaml to resume (only reward.batch_size, "
+    )
+    assert {path.name: path.read_bytes() for path in (run_dir / "logs").iterdir()} == before  # nothing was touched
+
+
+def test_a_run_trained_on_a_python_reward_function_is_not_resumed_or_inspected_on_another(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = resumable_copy(finished_run, tmp_path)
+    name = color_reward().name
+    for argv, call in (
+        (["train", "--resume", str(run_dir)], f"vlmrm.resume({str(run_dir)!r}, reward_fn=...)"),
+        (["inspect", str(run_dir)], f"inspect_run({str(run_dir)!r}, reward_fn=...)"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"error: The run in {str(run_dir)!r} was trained on the Python reward function {name!r} "
+            "(vlmrm.train(config, reward_fn=...)), not on its config's reward.model"
+        ), err
+        assert call in err and "Traceback" not in err
+    assert not (run_dir / "inspect").exists()
+    assert resume(run_dir, reward_fn=color_reward()).summary["total_steps"] == 150  # with the function, it resumes
 
 
 def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_same_step(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ from vlmrm.envs import get_env_spec, make_env
 from vlmrm.envs.registry import parse_options
 from vlmrm.envs.vector.vec_env import FrameBatchSource
 from vlmrm.errors import ConfigError
+from vlmrm.memory import check_fits
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
@@ -139,6 +140,10 @@ BOUNDED_BY_ONE: dict[str, str] = {
 """Ratios that cannot exceed 1 but by noise, and why."""
 
 
+MAX_ENVS = 4096
+"""The most envs ``vlmrm bench`` builds (``--n-envs``)."""
+
+
 @dataclass
 class BenchSettings:
     """What to measure; see :func:`run_benchmark`."""
@@ -166,6 +171,11 @@ class BenchSettings:
             if value is not None and value <= 0:  # episode_length None: the env's default
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name} ({flag}) must be 1 or more, got {value}.")
+        if self.n_envs > MAX_ENVS:
+            raise ConfigError(
+                f"n_envs (--n-envs) must be at most {MAX_ENVS}, got {self.n_envs}: every env is a simulator of its "
+                "own, built and warmed up before measuring."
+            )
         if self.vectorized and self.vec_env != "dummy":
             raise ConfigError("--vectorized steps all envs in this process; --vec-env subproc does not apply.")
 
@@ -557,6 +567,13 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
+    held = min(steps, episode_length)  # episode mode keeps each episode's frames until it ends
+    check_fits(
+        n * held * size * size * 3,
+        f"--n-envs {n}: episode-end scoring keeps up to {held} frames per env: {n} envs × {held} frames × "
+        f"{size}×{size}×3 bytes",
+        "Use fewer --n-envs, --steps or --episode-length.",
+    )
     frames_per_run = n * steps
 
     options = settings.env_options()

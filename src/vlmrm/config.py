@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -311,6 +312,51 @@ def _train_freq_ok(value: Any) -> bool:
     return _positive_int(value)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _in(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> Any:
+    """A check that a value is a finite number from ``low`` to ``high`` (``*_open``: the bound itself excluded)."""
+
+    def check(value: Any) -> bool:
+        if not _number(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return check
+
+
+def _net_arch_ok(value: Any) -> bool:
+    def layers(sizes: Any) -> bool:
+        return isinstance(sizes, list | tuple) and all(_positive_int(size) for size in sizes)
+
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(key, str) and layers(sizes) for key, sizes in value.items())
+    return layers(value)
+
+
+def _policy_kwargs_ok(value: Any) -> bool:
+    return isinstance(value, dict) and ("net_arch" not in value or _net_arch_ok(value["net_arch"]))
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` is, or holds (in a list or mapping), a NaN or an infinity."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
+_UNIT = (_in(0, 1), "a number in [0, 1]")
+_POSITIVE = (_in(0, low_open=True), "a finite number > 0")
+_NON_NEGATIVE = (_in(0), "a finite number >= 0")
+
 # Number-valued stable-baselines3 arguments: (check, what it must be).
 _HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
     "buffer_size": (_positive_int, "a positive integer"),
@@ -321,9 +367,27 @@ _HYPERPARAMETER_RULES: dict[str, tuple[Any, str]] = {
     "learning_starts": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "train_freq": (_train_freq_ok, "a positive integer, or [N, step] / [N, episode]"),
     "gradient_steps": (lambda v: _positive_int(v) or v == -1, "a positive integer, or -1 (as many as env steps)"),
-    "gamma": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1, "a number in [0, 1]"),
-    "tau": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1, "a number in (0, 1]"),
-    "learning_rate": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0, "a positive number"),
+    "gamma": _UNIT,
+    "tau": (_in(0, 1, low_open=True), "a number in (0, 1]"),
+    "learning_rate": _POSITIVE,
+    "exploration_fraction": _UNIT,
+    "exploration_initial_eps": _UNIT,
+    "exploration_final_eps": _UNIT,
+    "gae_lambda": _UNIT,
+    "max_grad_norm": _POSITIVE,
+    "clip_range": _POSITIVE,
+    "clip_range_vf": (lambda v: v is None or _POSITIVE[0](v), "null or a finite number > 0"),
+    "target_kl": (lambda v: v is None or _POSITIVE[0](v), "null or a finite number > 0"),
+    "vf_coef": _NON_NEGATIVE,
+    "ent_coef": (
+        lambda v: _NON_NEGATIVE[0](v) or (isinstance(v, str) and v.startswith("auto")),
+        "a finite number >= 0 (SAC: or auto, auto_<initial value>)",
+    ),
+    "policy_kwargs": (
+        _policy_kwargs_ok,
+        "a mapping whose net_arch is a list of positive layer sizes, e.g. [64, 64], or one per network, "
+        "e.g. {pi: [64], qf: [64]}",
+    ),
 }
 
 
@@ -347,6 +411,8 @@ def _hyperparameter_problems(rl: RLConfig) -> list[str]:
             )
         elif key in _HYPERPARAMETER_RULES and not _HYPERPARAMETER_RULES[key][0](value):
             problems.append(f"rl.hyperparameters.{key}: must be {_HYPERPARAMETER_RULES[key][1]} (got {value!r}).")
+        elif _non_finite(value):
+            problems.append(f"rl.hyperparameters.{key}: must hold finite numbers, not NaN or infinity (got {value!r}).")
     return problems
 
 
@@ -596,6 +662,33 @@ def flatten(data: dict[str, Any], model: type[BaseModel] = TrainConfig, prefix: 
 # -- reading and writing --------------------------------------------------------------------------------------
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A key repeated in one YAML mapping (``key``, and the lines of both)."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int):
+        super().__init__(f"the key {key!r} appears twice in one section, on lines {first_line} and {second_line}")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key repeated in a mapping is an error (YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *defaults" may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: construct_mapping reports it
+                continue
+            if first != line:
+                raise DuplicateKeyError(key, first, line)
+        return super().construct_mapping(node, deep)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse ``a.b.c=value``; the value is read as YAML (numbers, booleans, lists)."""
     if "=" not in text:
@@ -605,7 +698,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"--set {text!r}: the key {key!r} is not a dotted path like reward.alpha.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=UniqueKeyLoader) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).") from exc
     return path, value
@@ -635,7 +728,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist. Example configs are in configs/.")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=UniqueKeyLoader)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"Config file {str(path)!r} sets {exc.key!r} twice in one section (lines {exc.first_line} and "
+            f"{exc.second_line}); YAML would keep only the second. Delete one of them."
+        ) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from exc
     except OSError as exc:

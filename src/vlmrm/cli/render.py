@@ -86,9 +86,17 @@ def _contact_sheet(frames: list[tuple[str, Any]], columns: int = 3) -> Any:
 
 def run_render(args: argparse.Namespace) -> int:
     """Render the requested pose(s) and write the PNG."""
+    from vlmrm.memory import check_fits
+
     task = _check_task(args.task)
     if args.size <= 0:
         raise ConfigError(f"--size must be a positive number of pixels, got {args.size}.")
+    images = len(TASKS) + 3 if task == "all" and args.pose != "start" else 2  # the frames, the sheet, the PNG
+    check_fits(
+        images * args.size * args.size * 3,
+        f"--size {args.size}: {images} images of {args.size}×{args.size}×3 bytes",
+        "Use a smaller --size.",
+    )
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ConfigError(f"--out must name a .png file, got {str(out)!r}.")
@@ -118,9 +126,14 @@ def run_render(args: argparse.Namespace) -> int:
         "skybox": not args.no_skybox,
         "antialiasing": not args.no_antialiasing,
     }
-    env = make_env("humanoid", render_size=args.size, camera=camera, look=look)
+    import mujoco
+
     try:
+        env = make_env("humanoid", render_size=args.size, camera=camera, look=look)
         env.reset(seed=0)
+    except mujoco.FatalError as exc:
+        raise ConfigError(f"MuJoCo cannot draw {args.size}×{args.size} frames ({exc}); use a smaller --size.") from None
+    try:
         humanoid: VLMHumanoidEnv = env.unwrapped  # type: ignore[assignment]
 
         def draw(qpos: Any) -> Any:

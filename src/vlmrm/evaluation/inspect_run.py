@@ -55,6 +55,7 @@ from vlmrm.rl.checkpoints import (
 )
 from vlmrm.rl.rollout import evaluate
 from vlmrm.rl.run_dir import CONFIG_FILE, INSPECT_DIR
+from vlmrm.rl.trainer_state import check_reward_source
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
@@ -118,6 +119,10 @@ class VariantReward:
 
 def load_run(run_dir: Path) -> TrainConfig:
     """The resolved config of the run in ``run_dir``."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(
+            f"{str(run_dir)!r} is a file, not a run directory; give the directory holding its {CONFIG_FILE}."
+        )
     if not run_dir.is_dir():
         raise RunDirectoryError(f"Run directory {str(run_dir)!r} does not exist.")
     path = run_dir / CONFIG_FILE
@@ -126,8 +131,14 @@ def load_run(run_dir: Path) -> TrainConfig:
     return config_from_dict(read_yaml(path), source=f"config {str(path)!r}")
 
 
-def choose_checkpoint(run_dir: Path, checkpoint: int | str | Path | None) -> tuple[Path, int | None]:
-    """The checkpoint file to inspect and its step: the newest sound one, step ``N``, or a ``.zip`` path."""
+def choose_checkpoint(
+    run_dir: Path, checkpoint: int | str | Path | None
+) -> tuple[Path, int | None, dict[str, Any] | None]:
+    """The checkpoint file to inspect, its step and its vlmrm state: the newest sound one, step ``N``, or a
+    ``.zip`` path (step and state ``None`` when it is not named ``step_<N>.zip``).
+
+    Newer checkpoints that are truncated or corrupt are passed over with a warning, as when resuming.
+    """
     directory = run_dir / "checkpoints"
     steps = [step for step, _ in list_checkpoints(directory)]
     if checkpoint is None:
@@ -143,7 +154,9 @@ def choose_checkpoint(run_dir: Path, checkpoint: int | str | Path | None) -> tup
                 f"No usable checkpoint in {str(directory)!r}: all {len(steps)} are truncated or corrupt."
             ) from None
         assert found is not None
-        return found.path, found.step
+        for bad, why in found.skipped:
+            logger.warning("vlmrm: checkpoint %s is unusable (%s); inspecting %s instead", bad, why, found.path.name)
+        return found.path, found.step, found.state
     if isinstance(checkpoint, bool) or not isinstance(checkpoint, int | str | Path):
         raise ConfigError(f"--checkpoint must be a step number or a .zip file, got {checkpoint!r}.")
     if isinstance(checkpoint, int):
@@ -151,14 +164,14 @@ def choose_checkpoint(run_dir: Path, checkpoint: int | str | Path | None) -> tup
         if not path.exists():
             listed = ", ".join(map(str, steps)) if steps else "none"
             raise CheckpointError(f"Run {str(run_dir)!r} has no checkpoint at step {checkpoint}; its steps: {listed}.")
-        return verify_checkpoint(path).path, checkpoint
+        return path, checkpoint, verify_checkpoint(path).state
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist; give a step number or a .zip file.")
     match = CHECKPOINT_PATTERN.match(path.name)
     if match:
-        return verify_checkpoint(path).path, int(match.group(1))
-    return path, None
+        return path, int(match.group(1)), verify_checkpoint(path).state
+    return path, None, None
 
 
 def build_reward(
@@ -251,11 +264,19 @@ def inspect_run(
         raise ConfigError(f"--episodes must be a positive number of episodes, got {episodes!r}.")
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ConfigError(f"--top must be a positive number of frames, got {k!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise ConfigError(f"--seed must be an integer from 0 to {2**32 - 1}, got {seed!r}.")
     say = progress or (lambda line: logger.info("%s", line))
     started = time.perf_counter()
     run = Path(run_dir)
     config = load_run(run)
-    path, step = choose_checkpoint(run, checkpoint)
+    path, step, state = choose_checkpoint(run, checkpoint)
+    check_reward_source(
+        state,
+        reward_fn,
+        run,
+        "from vlmrm.evaluation.inspect_run import inspect_run; inspect_run({run_dir!r}, reward_fn=...)",
+    )
     env = config.env
     assert env.render_size is not None and env.episode_length is not None  # a run's config is resolved
     inner = make_vec_env(

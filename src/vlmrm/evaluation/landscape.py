@@ -26,6 +26,7 @@ from vlmrm.envs.spec import StateSweep
 from vlmrm.envs.states import render_states
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
+from vlmrm.memory import check_fits
 
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
@@ -99,10 +100,20 @@ def _task_options(env: str, task: str | None) -> dict[str, Any]:
     return {"task": task}
 
 
+ROW_BYTES = 360
+"""What one row of the landscape (a dict of 9 values) takes in memory (measured with tracemalloc)."""
+
+
 def make_sweep(env: str, points: int = 41, task: str | None = None) -> Sweep:
     """The landscape sweep of ``env`` (from its spec); ``task`` picks the humanoid task whose pose ends it."""
     if points < 2:
         raise ConfigError(f"A landscape needs at least 2 points, got {points}.")
+    check_fits(
+        points * ROW_BYTES,
+        f"--points {points}: each state is at least one row of the landscape, about {ROW_BYTES} bytes in memory: "
+        f"{points} states × {ROW_BYTES} bytes",
+        "Use fewer --points (a plot shows a few hundred at most).",
+    )
     spec = get_env_spec(env)
     if spec.sweep is None:
         raise ConfigError(f"Environment {spec.name!r} has no landscape sweep.")
@@ -144,7 +155,14 @@ def compute_landscape(
         for name, reward in models.items():
             if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
                 raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
-            frames = sweep.frames(reward.image_size, look)
+            size = reward.image_size
+            check_fits(
+                len(sweep.values) * size * size * 3,
+                f"--points {len(sweep.values)}: every state's frame is drawn and kept for the model: "
+                f"{len(sweep.values)} frames × {size}×{size}×3 bytes",
+                "Use fewer --points.",
+            )
+            frames = sweep.frames(size, look)
             embeddings = reward.embed_images(frames)
             for alpha in alphas:
                 values = _to_numpy(reward.reward_from_embeddings(embeddings, alpha=float(alpha)))

@@ -105,6 +105,8 @@ class SweepDir:
     def read_manifest(self) -> dict[str, Any]:
         """``sweep.json``; :class:`RunDirectoryError` if this is not a sweep directory."""
         where = str(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"{where!r} is a file, not a sweep directory; give the --out of a vlmrm sweep.")
         if not self.path.is_dir():
             raise RunDirectoryError(f"Sweep directory {where!r} does not exist; give the --out of a vlmrm sweep.")
         try:

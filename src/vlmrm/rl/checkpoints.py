@@ -183,7 +183,12 @@ def write_checkpoint(model: Any, path: Path, state: dict[str, Any], save_replay_
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(STATE_MEMBER, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
-    atomic_write(path, write_zip, tmp_suffix=".zip")
+    try:
+        atomic_write(path, write_zip, tmp_suffix=".zip")
+    except BaseException:
+        if state["replay_buffer"] is not None and not path.exists():  # no zip names it: an orphan
+            (path.parent / state["replay_buffer"]["file"]).unlink(missing_ok=True)
+        raise
     # Written again at the same step (say, interrupted right after resuming from it), a checkpoint
     # may leave a buffer file (of the other format, say) that its new zip does not name: delete it.
     kept = (state["replay_buffer"] or {}).get("file")
@@ -298,7 +303,7 @@ def find_latest_good_checkpoint(
     return None
 
 
-def _unused_name(path: Path) -> Path:
+def unused_name(path: Path) -> Path:
     """``path`` if nothing is there, else ``path.1``, ``path.2``, ...: never replace what a user may need."""
     candidate, number = path, 0
     while candidate.exists():
@@ -312,11 +317,11 @@ def set_aside(path: Path) -> Path:
 
     Out of the way, never deleted, and an earlier corrupt copy of the same step is kept too.
     """
-    target = _unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
+    target = unused_name(path.with_name(path.name + CORRUPT_SUFFIX))
     os.replace(path, target)
     suffix = target.name.removeprefix(path.name)  # ".corrupt" or ".corrupt.N", the same for every file
     for pickled in (False, True):
         replay = replay_path(path, pickled)
         if replay.exists():
-            os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
+            os.replace(replay, unused_name(replay.with_name(replay.name + suffix)))
     return target

@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from vlmrm.config import TrainConfig
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
+from vlmrm.memory import check_fits
 from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
 from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
 
@@ -112,7 +114,29 @@ def _save_png(frame: Any, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
 
 
+def check_episode_frames_fit(config: TrainConfig) -> None:
+    """Refuse episodes whose frames do not fit in memory: episodes scored whole when they end (episode-end
+    batching, and every evaluation) keep all their frames until then."""
+    env, batching = config.env, bool(config.reward.episode_end_batching)
+    assert env.render_size is not None and env.episode_length is not None  # resolved
+    training = config.rl.n_envs if batching else 0
+    envs = f"{training + 1} envs ({training} training, 1 evaluation)" if training else "1 evaluation env"
+    size = env.render_size
+    check_fits(
+        (training + 1) * env.episode_length * size * size * 3,
+        f"env.episode_length={env.episode_length}: episodes are scored when they end, so their frames are kept "
+        f"until then: {envs} × {env.episode_length} frames × {size}×{size}×3 bytes",
+        "Lower env.episode_length or env.render_size"
+        + (", or set reward.episode_end_batching=false." if batching else "."),
+    )
+
+
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class InterruptNow(BaseException):
+    """Raised by :class:`GracefulInterrupt` at the first signal once :meth:`GracefulInterrupt.stop_at_once` was
+    called (nothing is left to save): not an ``Exception``, so no ``except Exception`` swallows it."""
 
 
 class GracefulInterrupt:
@@ -127,6 +151,12 @@ class GracefulInterrupt:
     def __init__(self) -> None:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._at_once: str | None = None
+
+    def stop_at_once(self, what_happens: str) -> None:
+        """From now on the first signal raises :class:`InterruptNow` at once, after logging ``what_happens``
+        (``{signal}`` in it is replaced by the signal's name): for work that needs no checkpoint of its own."""
+        self._at_once = what_happens
 
     def __enter__(self) -> GracefulInterrupt:
         if threading.current_thread() is threading.main_thread():
@@ -151,6 +181,9 @@ class GracefulInterrupt:
             os.kill(os.getpid(), signum)
             return
         self.received = signum
+        if self._at_once is not None:
+            logger.warning("vlmrm: %s", self._at_once.replace("{signal}", name))
+            raise InterruptNow(name)
         logger.warning(
             "vlmrm: %s received: finishing the current step, then writing a checkpoint "
             "(send it again to stop at once, without a checkpoint)",
@@ -234,7 +267,13 @@ class RunLock:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise RunDirectoryError(
+                f"{str(self.path)!r} is a directory, but vlmrm keeps its lock file there; move it away (vlmrm "
+                "writes nothing else under that name), then run the command again."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -28,7 +28,7 @@ from typing import Any
 
 from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger, TensorBoardOutputFormat
 
-from vlmrm.rl.checkpoints import atomic_write, atomic_write_bytes
+from vlmrm.rl.checkpoints import atomic_write, atomic_write_bytes, unused_name
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ class AppendingCSVOutputFormat(CSVOutputFormat):
 
     def __init__(self, filename: str | Path):
         path = Path(filename)
+        # surrogateescape: bytes that are not UTF-8 (a damaged file) are read and written back as they are.
         if path.is_file() and path.stat().st_size > 0:
-            with open(path, newline="") as handle:
+            with open(path, newline="", errors="surrogateescape") as handle:
                 header = next(csv.reader(handle), [])
-            self.file = open(path, "r+")  # noqa: SIM115 (closed by close())
+            self.file = open(path, "r+", errors="surrogateescape")  # noqa: SIM115 (closed by close())
             self.file.seek(0, io.SEEK_END)
             self.keys = list(header)
         else:
@@ -124,33 +125,95 @@ class StepLogger(Logger):
         self.name_to_excluded.update(state.get("excluded", {}))
 
 
+class _ErrorKeepingFile:
+    """The events file under TensorBoard's writer thread: an ``OSError`` (a full disk) is kept for the
+    training thread to raise, instead of ending the writer thread with a traceback of its own."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.error: OSError | None = None
+
+    def _call(self, method: str, *args: Any) -> None:
+        if self.error is None:
+            try:
+                getattr(self.inner, method)(*args)
+            except OSError as exc:
+                self.error = exc
+
+    def write(self, data: bytes) -> None:
+        self._call("write", data)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def close(self) -> None:
+        self._call("close")
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.inner.closed)
+
+
+class EventsOutputFormat(TensorBoardOutputFormat):
+    """stable-baselines3's TensorBoard output, whose write errors name the events file (and print no thread
+    traceback)."""
+
+    def __init__(self, folder: str):
+        super().__init__(folder)
+        self.path = Path(folder)
+        self._file: _ErrorKeepingFile | None = None
+        try:  # TensorBoard's internals: without them, errors are TensorBoard's own
+            event_writer = self.writer._get_file_writer().event_writer
+            records = event_writer._async_writer._writer  # the RecordWriter the writer thread writes through
+            self.path = Path(event_writer._file_name)
+            self._file = records._writer = _ErrorKeepingFile(records._writer)
+        except AttributeError:
+            logger.debug("vlmrm: TensorBoard's event writer has changed; its write errors are its own")
+
+    def _raise_kept_error(self) -> None:
+        error = self._file.error if self._file is not None else None
+        if error is not None:
+            raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        super().write(key_values, key_excluded, step)  # ends with a flush: the thread has written it all
+        self._raise_kept_error()
+
+    def close(self) -> None:
+        super().close()
+        self._raise_kept_error()
+
+
 def make_logger(logs_dir: Path) -> StepLogger:
     """TensorBoard (a new events file) and ``progress.csv`` (appended) in ``logs_dir``."""
     logs_dir.mkdir(parents=True, exist_ok=True)
-    formats = [TensorBoardOutputFormat(str(logs_dir)), AppendingCSVOutputFormat(logs_dir / "progress.csv")]
+    formats = [EventsOutputFormat(str(logs_dir)), AppendingCSVOutputFormat(logs_dir / "progress.csv")]
     return StepLogger(folder=str(logs_dir), output_formats=formats)
 
 
 def truncate_progress_csv(path: Path, step: int) -> int:
-    """Drop the rows of ``progress.csv`` logged after ``step`` (and a half-written last line); return how many."""
+    """Drop the rows of ``progress.csv`` logged after ``step`` (and a half-written last line); return how many.
+
+    The file is handled as bytes: a line that is not UTF-8 (a damaged disk block) is kept or dropped by its
+    step like any other, never rewritten.
+    """
     if not path.is_file():
         return 0
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
+    lines = path.read_bytes().splitlines(keepends=True)
     if not lines:
         return 0
-    header = next(csv.reader([lines[0]]))
+    header = next(csv.reader([lines[0].decode(errors="replace")]))
     if STEP_COLUMN not in header:
         logger.warning("vlmrm: %s has no %r column; its rows after step %d are kept", path, STEP_COLUMN, step)
         return 0
     column = header.index(STEP_COLUMN)
-    kept = [lines[0] if lines[0].endswith("\n") else lines[0] + "\n"]
+    kept = [lines[0] if lines[0].endswith(b"\n") else lines[0] + b"\n"]
     dropped = 0
     for line in lines[1:]:
-        if not line.endswith("\n"):  # killed mid-line
+        if not line.endswith(b"\n"):  # killed mid-line
             dropped += 1
             continue
-        row = next(csv.reader([line]), [])
+        row = next(csv.reader([line.decode(errors="replace")]), [])
         try:
             row_step = float(row[column])
         except (IndexError, ValueError):
@@ -160,46 +223,111 @@ def truncate_progress_csv(path: Path, step: int) -> int:
         else:
             dropped += 1
     if dropped:
-        atomic_write_bytes(path, "".join(kept).encode())
+        atomic_write_bytes(path, b"".join(kept))
     return dropped
 
 
-def _records(path: Path) -> list[bytes]:
-    """The records of a TFRecord file, stopping at a truncated or corrupt one (a write cut short)."""
+_HEADER = 12  # uint64 length, uint32 masked CRC of the length
+_FOOTER = 4  # uint32 masked CRC of the data
+
+
+def _record_at(data: bytes, offset: int) -> bytes | None:
+    """The TFRecord starting at ``offset`` when its length and data pass their CRCs, else ``None``."""
     from tensorboard.summary.writer.record_writer import masked_crc32c
 
-    records = []
-    data = path.read_bytes()
+    if offset + _HEADER > len(data):
+        return None
+    header = data[offset : offset + 8]
+    (length,) = struct.unpack("<Q", header)
+    end = offset + _HEADER + length + _FOOTER
+    if end > len(data):  # what most bytes read as a length give: ruled out before any CRC
+        return None
+    (header_crc,) = struct.unpack("<I", data[offset + 8 : offset + _HEADER])
+    if header_crc != masked_crc32c(header):
+        return None
+    record = data[offset + _HEADER : end - _FOOTER]
+    (record_crc,) = struct.unpack("<I", data[end - _FOOTER : end])
+    return record if record_crc == masked_crc32c(record) else None
+
+
+def _records(data: bytes) -> tuple[list[bytes], list[tuple[int, int]]]:
+    """The sound records of a TFRecord file's bytes, and the ``(start, end)`` byte ranges that are not records.
+
+    Past a damaged record, reading resumes at the next offset where a sound record starts: one bad byte
+    costs the record that holds it, not the rest of the file.
+    """
+    records: list[bytes] = []
+    unreadable: list[tuple[int, int]] = []
     offset = 0
-    while offset + 12 <= len(data):
-        header = data[offset : offset + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[offset + 8 : offset + 12])
-        end = offset + 12 + length + 4
-        if header_crc != masked_crc32c(header) or end > len(data):
-            break
-        record = data[offset + 12 : offset + 12 + length]
-        (record_crc,) = struct.unpack("<I", data[end - 4 : end])
-        if record_crc != masked_crc32c(record):
-            break
-        records.append(record)
-        offset = end
-    return records
+    while offset < len(data):
+        record = _record_at(data, offset)
+        if record is not None:
+            records.append(record)
+            offset += _HEADER + len(record) + _FOOTER
+            continue
+        start = offset
+        offset += 1
+        while offset < len(data) and _record_at(data, offset) is None:
+            offset += 1
+        unreadable.append((start, offset))
+    return records, unreadable
+
+
+def _torn_tail(data: bytes, unreadable: list[tuple[int, int]]) -> bool:
+    """Whether the only unreadable bytes are a last record cut short by a kill (its length itself is sound)."""
+    if len(unreadable) != 1 or unreadable[0][1] != len(data):
+        return False
+    start = unreadable[0][0]
+    if len(data) - start < _HEADER:
+        return True
+    from tensorboard.summary.writer.record_writer import masked_crc32c
+
+    header = data[start : start + 8]
+    (length,) = struct.unpack("<Q", header)
+    (header_crc,) = struct.unpack("<I", data[start + 8 : start + _HEADER])
+    return header_crc == masked_crc32c(header) and start + _HEADER + length + _FOOTER > len(data)
+
+
+def damaged_copy_path(events_file: Path) -> Path:
+    """Where the original of a damaged events file is kept: beside it, under a name TensorBoard does not read
+    (it reads every file whose name holds ``tfevents``)."""
+    return events_file.with_name(events_file.name.replace("tfevents", "damaged"))
+
+
+def _event_step(record: bytes) -> int | None:
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    try:
+        return int(Event.FromString(record).step)
+    except DecodeError:  # its CRCs pass but it is no event: not ours to judge
+        return None
 
 
 def truncate_event_files(logs_dir: Path, step: int) -> int:
-    """Drop the TensorBoard events logged after ``step`` from the events files in ``logs_dir``; return how many."""
-    from tensorboard.compat.proto.event_pb2 import Event
+    """Drop the TensorBoard events logged after ``step`` from the events files in ``logs_dir``; return how many.
+
+    Every sound record up to ``step`` is kept, also past a damaged one. A file with damaged bytes other
+    than a last record cut short by a kill is first copied whole to :func:`damaged_copy_path`.
+    """
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     dropped = 0
     for path in sorted(logs_dir.glob("events.out.tfevents.*")):
-        records = _records(path)
-        kept = [record for record in records if Event.FromString(record).step <= step]
-        complete = sum(12 + len(r) + 4 for r in records) == path.stat().st_size
-        if len(kept) == len(records) and complete:
+        data = path.read_bytes()
+        records, unreadable = _records(data)
+        kept = [record for record in records if (_event_step(record) or 0) <= step]
+        if len(kept) == len(records) and not unreadable:
             continue
         dropped += len(records) - len(kept)
+        if unreadable and not _torn_tail(data, unreadable):
+            copy = unused_name(damaged_copy_path(path))
+            atomic_write_bytes(copy, data)
+            logger.warning(
+                "vlmrm: %s has %d unreadable bytes in %d places; its %d sound records are kept, and the whole "
+                "file as it was in %s",
+                path, sum(end - begin for begin, end in unreadable), len(unreadable), len(records), copy.name,
+            )  # fmt: skip
 
         def rewrite(tmp: Path, kept: list[bytes] = kept) -> None:
             with open(tmp, "wb") as handle:

@@ -47,8 +47,10 @@ from vlmrm.rl.trainer_state import TrainerState
 logger = logging.getLogger(__name__)
 
 
-def check_resume_changes(before: dict[str, Any], after: dict[str, Any] | TrainConfig, origin: str) -> None:
-    """Refuse changes to anything the checkpoint was trained with (env, reward, algorithm, ...).
+def _changed_fields(
+    before: dict[str, Any], after: dict[str, Any] | TrainConfig, origin: str
+) -> list[tuple[str, Any, Any]]:
+    """``(name, old, new)`` of each field a resume may not change (:func:`vlmrm.config.is_resume_safe`) that differs.
 
     ``before`` is a config as stored (by this or an earlier vlmrm): it is read the way this vlmrm
     reads configs first, so a field that moved (the Ray fields of vlmrm 0.1) compares to itself.
@@ -56,23 +58,79 @@ def check_resume_changes(before: dict[str, Any], after: dict[str, Any] | TrainCo
     """
     old = flatten(config_from_dict(before, source=origin).model_dump(mode="json"))
     new = flatten(after.model_dump(mode="json") if isinstance(after, TrainConfig) else after)
-    problems = []
+    changed = []
     for name in sorted(old.keys() & new.keys()):
-        if name == "logging.run_dir" or is_resume_safe(name) or old[name] == new[name]:
+        if name == "logging.run_dir" or is_resume_safe(name):
             continue
-        problems.append(f"  {name}: {old[name]!r} in {origin}, {new[name]!r} requested.")
+        if isinstance(old[name], dict) and isinstance(new[name], dict):  # name the key (rl.hyperparameters.gamma)
+            for key in sorted(old[name].keys() | new[name].keys(), key=str):
+                was, now = old[name].get(key, NOT_SET), new[name].get(key, NOT_SET)
+                if was != now:
+                    changed.append((f"{name}.{key}", was, now))
+        elif old[name] != new[name]:
+            changed.append((name, old[name], new[name]))
+    return changed
+
+
+class _NotSet:
+    def __repr__(self) -> str:
+        return "not set"
+
+
+NOT_SET = _NotSet()
+"""A key of a mapping-valued field (a hyperparameter, an env option) that one config has and the other lacks."""
+
+
+def _allowed_changes() -> str:
+    return ", ".join(field for field in resume_safe_fields() if field != "logging.run_dir")
+
+
+def check_resume_changes(before: dict[str, Any], after: dict[str, Any] | TrainConfig, origin: str) -> None:
+    """Refuse changes to anything the checkpoint was trained with (env, reward, algorithm, ...)."""
+    changed = _changed_fields(before, after, origin)
+    problems = [f"  {name}: {old!r} in {origin}, {new!r} requested." for name, old, new in changed]
     if problems:
-        allowed = ", ".join(field for field in resume_safe_fields() if field != "logging.run_dir")
         raise ConfigError(
             "--resume cannot change what the checkpoint was trained with:\n"
             + "\n".join(problems)
-            + f"\nWhen resuming, --set may change only: {allowed}. To change anything else, start a new run."
+            + f"\nWhen resuming, --set may change only: {_allowed_changes()}. To change anything else, start a new run."
+        )
+
+
+def check_checkpoint_config(config: TrainConfig, start: CheckpointInfo, run_dir: Path) -> None:
+    """Refuse a run whose ``config.yaml`` differs from what checkpoint ``start`` was trained with.
+
+    The checkpoint carries its run's resolved config; an edited or damaged ``config.yaml`` would
+    otherwise train on (or, for what stable-baselines3 stores itself, such as the learning rate,
+    only claim) something else. Resume-safe fields may differ, as with ``--set``.
+    """
+    state = TrainerState.from_dict(start.state)
+    if state is None:  # a checkpoint of vlmrm 0.1 carries no config
+        return
+    path = run_dir / CONFIG_FILE
+    origin = f"checkpoint {start.path.name}"
+    try:
+        changed = _changed_fields(state.config, config, origin)
+    except ConfigError as exc:
+        logger.warning("vlmrm: the config of %s cannot be read (%s); config.yaml is not compared with it", origin, exc)
+        return
+    if changed:
+        problems = "\n".join(f"  {name}: {old!r} in {origin}, {new!r} in {path.name}." for name, old, new in changed)
+        raise ConfigError(
+            f"{str(path)!r} differs from what {origin} was trained with:\n{problems}\n"
+            f"Restore these fields in {path.name} to resume (only {_allowed_changes()} may change), "
+            "or start a new run to train with them."
         )
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config of the run in ``run_dir`` with the (safe) ``overrides`` applied."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(
+            f"Cannot resume: {str(run_dir)!r} is a file, not a run directory; give the directory holding "
+            f"its {CONFIG_FILE}."
+        )
     if not run_dir.is_dir():
         raise RunDirectoryError(f"Cannot resume: run directory {str(run_dir)!r} does not exist.")
     path = run_dir / CONFIG_FILE

@@ -13,7 +13,8 @@ A run directory holds::
 What survives what:
 
 - SIGINT/SIGTERM: the current step finishes, a checkpoint is written, :class:`TrainingInterrupted`
-  says how to resume (exit status 130/143 from the CLI).
+  says how to resume (exit status 130/143 from the CLI). During the final evaluation the signal stops
+  it at once (the final checkpoint is written first); resuming evaluates again.
 - A kill at any moment: every file is written atomically, so the newest checkpoint is complete
   or absent; ``resume`` falls back past a corrupt one, or one that does not load.
 - A full disk: :class:`WriteError` names the file and the intact checkpoint.
@@ -77,11 +78,21 @@ from vlmrm.rl.checkpoints import (
     prune_checkpoints,
     write_checkpoint,
 )
-from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
+from vlmrm.rl.guards import (
+    BAD_FRAMES_DIR,
+    GracefulInterrupt,
+    InterruptNow,
+    RewardGuard,
+    RunLock,
+    check_episode_frames_fit,
+    is_storage_error,
+    resume_command,
+)
 from vlmrm.rl.guards import write_error as storage_error
 from vlmrm.rl.logs import StepLogger, make_logger
 from vlmrm.rl.resume import (
     capture_rng,
+    check_checkpoint_config,
     finished_at,
     finished_summary,
     load_newest_loadable,
@@ -98,7 +109,7 @@ from vlmrm.rl.run_dir import (
     prepare_run_dir,
 )
 from vlmrm.rl.tracking import WandbTracker, check_tracking, start_tracking
-from vlmrm.rl.trainer_state import TrainerState
+from vlmrm.rl.trainer_state import TrainerState, check_reward_source
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
@@ -143,12 +154,18 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: A
     ``overrides`` (``"rl.total_steps=100000"``, ...) may change only resume-safe fields
     (:func:`vlmrm.config.resume_safe_fields`). Without any checkpoint the run starts again from step 0.
     A finished run whose ``summary.json`` is unreadable evaluates its final checkpoint again.
+
+    Refused (:class:`ConfigError`): a ``config.yaml`` that differs from what the checkpoint was trained
+    with, and a run trained on a Python reward function resumed without ``reward_fn`` (pass the same one).
     """
     path = Path(run_dir)
     config = load_run_config(path, overrides)
     lock = RunLock(path).acquire()
     try:
         start = resume_point(config, path)
+        if start is not None:
+            check_checkpoint_config(config, start, path)
+            check_reward_source(start.state, reward_fn, path, "vlmrm.resume({run_dir!r}, reward_fn=...)")
         return _Run(config, path, reward_fn).execute(start=start, overwrite=False, lock=lock)
     finally:
         lock.release()
@@ -169,6 +186,7 @@ class _Run:
         self.config = config
         self.path = path
         self.user_reward = reward_fn
+        self.reward_function: str | None = None  # the name of the user's reward function, recorded in checkpoints
         self.model: BaseAlgorithm | None = None
         self.state: TrainerState | None = None  # of the checkpoint the session started from
         self.last_saved_step: int | None = None
@@ -198,6 +216,7 @@ class _Run:
     def _reward(self, stack: contextlib.ExitStack) -> RewardFunction:
         if self.user_reward is not None:
             reward = as_reward_function(self.user_reward, image_size=self.config.env.render_size or 224)
+            self.reward_function = reward.name
         else:
             reward = build_reward_function(self.config.reward)
         stack.callback(_quietly, reward.close, "the reward function")
@@ -236,6 +255,7 @@ class _Run:
         with contextlib.ExitStack() as stack:
             reward = self._reward(stack)
             self.config = resolve(self.config, reward_facts(reward), run_dir=self.path)
+            check_episode_frames_fit(self.config)
             start_step = start.step if start else 0
             venv, eval_env = self._envs(reward, start_step, stack)
             device = "cpu" if self.config.reward.device == "cpu" else "auto"
@@ -283,6 +303,7 @@ class _Run:
             episode_returns=self.returns.state_dict(),
             evaluation=self.evaluation.state_dict(),
             logs=self.run_logger.state_dict(),
+            reward_function=self.reward_function,
         )
         write_checkpoint(self.model, path, state.to_dict(), bool(self.config.logging.save_replay_buffer))
         prune_checkpoints(self.path / "checkpoints", self.config.logging.keep_checkpoints)
@@ -364,14 +385,35 @@ class _Run:
                 step=steps,
                 checkpoint=str(checkpoint),
             )
-        return self._finish(steps, reward)
+        return self._finish(steps, reward, interrupt)
 
-    def _finish(self, steps: int, reward: RewardFunction) -> TrainResult:
-        """The final checkpoint, the final evaluation (with a video) and ``summary.json``."""
+    def _finish(self, steps: int, reward: RewardFunction, interrupt: GracefulInterrupt) -> TrainResult:
+        """The final checkpoint, the final evaluation (with a video) and ``summary.json``.
+
+        SIGINT/SIGTERM (before or during the evaluation) stops it at once: the final checkpoint is
+        written, and resuming evaluates it again.
+        """
         assert self.evaluation is not None
         config = self.config
         final_checkpoint = self.save(steps)
-        final = self.evaluation.run(steps, config.logging.eval_episodes, video=True)
+        interrupt.stop_at_once(
+            f"{{signal}} received during the final evaluation: stopping it (the final checkpoint {final_checkpoint} "
+            "is written; resuming evaluates it again)"
+        )
+        try:
+            if interrupt.received is None:
+                final = self.evaluation.run(steps, config.logging.eval_episodes, video=True)
+        except InterruptNow:
+            pass
+        if interrupt.received is not None:
+            raise TrainingInterrupted(
+                f"Training interrupted by {interrupt.signal_name} at its final evaluation (step {steps} of "
+                f"{config.rl.total_steps}); the final checkpoint is written: {final_checkpoint}\n"
+                f"Evaluate it and write {SUMMARY_FILE} with:\n  {resume_command(self.path)}",
+                exit_code=interrupt.exit_code,
+                step=steps,
+                checkpoint=str(final_checkpoint),
+            )
         seconds = max(self.train_seconds, 1e-9)
         summary: dict[str, Any] = {
             "env": config.env.name,

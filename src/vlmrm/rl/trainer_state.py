@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vlmrm import __version__
+from vlmrm.errors import ConfigError
 
 
 @dataclass
@@ -22,6 +24,8 @@ class TrainerState:
         episode_returns: the return windows of :class:`~vlmrm.rl.callbacks.EpisodeReturnLogger`.
         evaluation: the evaluation history of :class:`~vlmrm.rl.callbacks.EvaluationCallback`.
         logs: what the logger held or recorded but had not written (:meth:`vlmrm.rl.logs.StepLogger.state_dict`).
+        reward_function: the name of the Python reward function the run trains on (``vlmrm.train(config,
+            reward_fn=fn)``); ``None`` when it trains on its config's ``reward.model``.
     """
 
     step: int
@@ -33,6 +37,7 @@ class TrainerState:
     episode_returns: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     logs: dict[str, Any] | None = None
+    reward_function: str | None = None
     vlmrm_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,6 +47,7 @@ class TrainerState:
             "config": self.config,
             "rng": self.rng,
             "learning_starts": self.learning_starts,
+            "reward_function": self.reward_function,
             "trainer": {
                 "train_seconds": self.train_seconds,
                 "resumed_at": list(self.resumed_at),
@@ -67,5 +73,23 @@ class TrainerState:
             episode_returns=trainer.get("episode_returns"),
             evaluation=trainer.get("evaluation"),
             logs=trainer.get("logs"),
+            reward_function=state.get("reward_function"),
             vlmrm_version=str(state.get("vlmrm_version", "?")),
         )
+
+
+def check_reward_source(state: dict[str, Any] | None, reward_fn: Any, run_dir: Path, python_call: str) -> None:
+    """Refuse to continue or inspect, on its config's model, a run a Python reward function trained.
+
+    ``state`` is a checkpoint's; ``python_call`` is how to pass the function again, e.g.
+    ``vlmrm.resume({run_dir!r}, reward_fn=...)``. Only the caller's own function can stand in for it:
+    another reward would be mixed with it in one replay buffer, or judged in its place.
+    """
+    trained = state.get("reward_function") if state else None
+    if trained is None or reward_fn is not None:
+        return
+    raise ConfigError(
+        f"The run in {str(run_dir)!r} was trained on the Python reward function {trained!r} "
+        "(vlmrm.train(config, reward_fn=...)), not on its config's reward.model, which the command line would "
+        "use instead. Pass the same function from Python:\n  " + python_call.format(run_dir=str(run_dir))
+    )
