@@ -260,7 +260,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_checkpoints(finis
     shutil.copytree(finished_run, run_dir)
     checkpoints = run_dir / "checkpoints"
     target = checkpoints / "step_0000000200.zip"
-    module = ROOT / "src" / "vlmrm" / "rl" / "checkpoints.py"
+    module = ROOT / "src" / "vlmrm" / "files.py"
     process = subprocess.Popen(
         [sys.executable, "-c", KILL_MID_WRITE, str(module), str(target)], stdout=subprocess.PIPE, text=True
     )

@@ -17,13 +17,14 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from vlmrm._version import __version__
+
 # OpenMP threads that wait by spinning (the default) collapse when other processes share the cores: a
 # tiny-random CartPole smoke run went from 650-710 to 42 steps/s at a load average of 4.5. Waiting
 # passively costs nothing measurable on an idle machine. Set before torch loads its OpenMP runtime;
 # a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "VLMReward": "vlmrm.reward.vlm_reward",

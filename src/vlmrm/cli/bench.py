@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vlmrm.benchmark import EMBED_ONLY, BenchSettings, one_minute_load, run_benchmark
     from vlmrm.errors import WriteError
-    from vlmrm.rl.checkpoints import atomic_write_text
+    from vlmrm.files import atomic_write_text
 
     settings = BenchSettings(
         env=args.env,

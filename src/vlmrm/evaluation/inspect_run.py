@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlmrm import __version__
+from vlmrm._version import __version__
 from vlmrm.config import TrainConfig, algorithm_class, config_from_dict, read_yaml
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import CheckpointError, ConfigError, RewardError, RunDirectoryError

@@ -42,11 +42,11 @@ from vlmrm.evaluation.dataset import (
     LABELS_FORMAT,
     Dataset,
     DatasetError,
-    atomic_write_json,
     labels_path,
     load_dataset,
     read_labels,
 )
+from vlmrm.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 from vlmrm.errors import RunDirectoryError
 from vlmrm.experiments.grid import Plan, Trial
 from vlmrm.experiments.schema import ExperimentError
-from vlmrm.rl.checkpoints import atomic_write_text
+from vlmrm.files import atomic_write_text
 from vlmrm.rl.guards import RunLock
 from vlmrm.rl.run_dir import trained_for
 

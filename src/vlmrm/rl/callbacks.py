@@ -12,7 +12,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from vlmrm.rl.checkpoints import atomic_write
+from vlmrm.files import atomic_write
 from vlmrm.rl.logs import StepLogger
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward

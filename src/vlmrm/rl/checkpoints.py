@@ -10,7 +10,7 @@ A checkpoint at step ``N`` is::
     checkpoints/step_<N>.replay.pkl   instead, the whole buffer pickled: buffers that format does not know
                                       (``DictReplayBuffer``, ...) and checkpoints of older vlmrm versions
 
-The replay buffer is written first and the zip last, each with :func:`atomic_write`: a checkpoint
+The replay buffer is written first and the zip last, each with :func:`vlmrm.files.atomic_write`: a checkpoint
 exists once its zip exists, and the zip records what its replay buffer must look like, so a
 half-written or mismatched pair is recognised and skipped (see :func:`find_latest_good_checkpoint`).
 """
@@ -22,14 +22,13 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlmrm.errors import CheckpointError
+from vlmrm.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ _COMPANION_PATTERN = re.compile(r"^(step_\d+)(\.replay|\.replay\.pkl)$")
 CORRUPT_SUFFIX = ".corrupt"
 STATE_MEMBER = "vlmrm_state.pkl"  # not *.pth: stable-baselines3 would try to load it as a state dict
 STATE_FORMAT = 1
-_TEMP_MARK = ".tmp"
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -51,64 +49,6 @@ def checkpoint_path(directory: Path, step: int) -> Path:
 def replay_path(checkpoint: Path, pickled: bool = False) -> Path:
     """``step_<N>.replay`` (``step_<N>.replay.pkl`` when ``pickled``) next to ``step_<N>.zip``."""
     return checkpoint.with_suffix(LEGACY_REPLAY_SUFFIX if pickled else REPLAY_SUFFIX)
-
-
-def atomic_write(path: Path, write: Callable[[Path], object], tmp_suffix: str = "") -> None:
-    """Call ``write(tmp_path)``, fsync the file, then rename it over ``path``.
-
-    The rename is atomic on POSIX file systems: readers see either the old file or the complete
-    new one. On failure (a full disk, say) the temporary file is removed, ``path`` is untouched and
-    the ``OSError`` names ``path`` (not the temporary file). ``tmp_suffix`` ends the temporary
-    file's name, for writers that pick a format by extension (``".mp4"``, ``".png"``). A process
-    killed mid-write leaves a hidden ``.<name>.<random>.tmp<suffix>`` file; :func:`remove_temp_files`
-    deletes those.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_MARK + tmp_suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        directory_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def remove_temp_files(directory: Path) -> list[Path]:
-    """Delete the temporary files that writes killed half-way left in ``directory``."""
-    removed = []
-    if directory.is_dir():
-        for path in directory.iterdir():
-            if path.name.startswith(".") and _TEMP_MARK in path.name and path.is_file():
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
 
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:

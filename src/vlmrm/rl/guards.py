@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from vlmrm.errors import RewardError, RunDirectoryError, WriteError
+from vlmrm.files import atomic_write
 from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
-from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
+from vlmrm.rl.checkpoints import list_checkpoints
 
 logger = logging.getLogger(__name__)
 

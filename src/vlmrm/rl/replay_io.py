@@ -78,7 +78,7 @@ def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> ReplayFileInfo:
 
     Streams each array to the file in chunks, hashing as it goes: memory use does not grow with
     the buffer. Not atomic by itself: checkpoints call it on a temporary file
-    (:func:`~vlmrm.rl.checkpoints.atomic_write`). A :class:`RelabelingReplayBuffer` first waits
+    (:func:`~vlmrm.files.atomic_write`). A :class:`RelabelingReplayBuffer` first waits
     for the rewards still being computed, so the file holds every reward known so far.
     """
     if not supports(buffer):

@@ -30,12 +30,12 @@ from vlmrm.config import (
     resume_safe_fields,
 )
 from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError
+from vlmrm.files import remove_temp_files
 from vlmrm.rl.buffers import RelabelingReplayBuffer
 from vlmrm.rl.checkpoints import (
     CheckpointInfo,
     find_latest_good_checkpoint,
     remove_orphan_companions,
-    remove_temp_files,
     restore_replay_buffer,
     set_aside,
 )

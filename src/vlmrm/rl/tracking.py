@@ -24,7 +24,7 @@ from typing import Any
 
 from vlmrm.config import TrainConfig
 from vlmrm.errors import ConfigError, VLMRMError
-from vlmrm.rl.checkpoints import atomic_write_text
+from vlmrm.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -58,6 +58,7 @@ from vlmrm.config import (
 )
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteError
+from vlmrm.files import atomic_write_text
 from vlmrm.reward.backend import build_reward_function, reward_facts
 from vlmrm.reward.contract import RewardFunction, as_reward_function
 from vlmrm.rl.algorithms import make_algorithm
@@ -72,7 +73,6 @@ from vlmrm.rl.callbacks import (
 )
 from vlmrm.rl.checkpoints import (
     CheckpointInfo,
-    atomic_write_text,
     checkpoint_path,
     prune_checkpoints,
     write_checkpoint,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmrm import __version__
+from vlmrm._version import __version__
 
 
 @dataclass
