@@ -364,7 +364,7 @@ def test_collect_with_a_run_directory_uses_its_newest_good_checkpoint(
 ) -> None:
     from stable_baselines3 import DQN
 
-    from vlmrm.rl.checkpoints import checkpoint_path
+    from vlmrm.run.checkpoints import checkpoint_path
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -17,9 +17,10 @@ from faultkit import NaNEmbedder, color_reward, frame_of_png, run_config
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RewardError, RunDirectoryError, WriteError
 from vlmrm.reward import VLMReward as ColorReward
-from vlmrm.rl.guards import GracefulInterrupt, RewardGuard, RunLock
-from vlmrm.rl.trainer import resume, train
+from vlmrm.run.lock import RunLock
 from vlmrm.testing import ColorEmbedder
+from vlmrm.training.guards import GracefulInterrupt, RewardGuard
+from vlmrm.training.trainer import resume, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -134,7 +135,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
 
 
 def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vlmrm.rl.callbacks as callbacks
+    import vlmrm.training.callbacks as callbacks
 
     run_dir = tmp_path / "run"
 

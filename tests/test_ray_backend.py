@@ -26,7 +26,7 @@ from vlmrm.errors import ConfigError
 from vlmrm.reward import RewardFunction, VLMReward
 from vlmrm.reward.backend import build_reward_function
 from vlmrm.reward.ray_pool import RayRewardPool, plan_workers, shard_bounds
-from vlmrm.rl.trainer import train
+from vlmrm.training.trainer import train
 
 ray = pytest.importorskip("ray")
 

@@ -238,7 +238,7 @@ def policy_checkpoint(policy: str | Path) -> Path:
     Checkpoints are named ``checkpoints/step_<N>.zip`` with ``N`` zero-padded (``step_0000100000.zip``),
     so a path typed from memory often misses; the error then lists the checkpoints that exist.
     """
-    from vlmrm.rl.checkpoints import find_latest_good_checkpoint
+    from vlmrm.run.checkpoints import find_latest_good_checkpoint
 
     path = Path(policy)
     if path.is_file():
@@ -263,7 +263,7 @@ def policy_checkpoint(policy: str | Path) -> Path:
 
 def _missing_policy_message(path: Path) -> str:
     """Say what exists near a ``--policy`` path that does not: the checkpoints, or the run directories."""
-    from vlmrm.rl.checkpoints import list_checkpoints
+    from vlmrm.run.checkpoints import list_checkpoints
 
     existing = next(parent for parent in path.parents if parent.is_dir()) if path.parents else Path(".")
     found = list_checkpoints(existing) or list_checkpoints(existing / "checkpoints")
@@ -283,35 +283,33 @@ def _missing_policy_message(path: Path) -> str:
 
 
 def load_sb3_policy(path: str | Path, env: Any, deterministic: bool = False) -> Policy:
-    """A policy ``obs -> action`` from a stable-baselines3 checkpoint (SAC, DQN or PPO): a ``.zip`` file,
-    or a vlmrm run directory (its newest good checkpoint, see :func:`policy_checkpoint`)."""
+    """A policy ``obs -> action`` from a stable-baselines3 checkpoint: a ``.zip`` file, or a vlmrm run directory
+    (its newest good checkpoint, see :func:`policy_checkpoint`).
+
+    A checkpoint of a vlmrm run loads as the run's ``rl.algorithm``; another ``.zip`` as the algorithm that
+    saved it. A policy of another env is refused.
+    """
+    from vlmrm.run.checkpoints import load_model, saved_algorithm
+    from vlmrm.run.run_dir import RunDir
+
     path = policy_checkpoint(path)
-    from stable_baselines3 import DQN, PPO, SAC
-
-    problems = []
-    for algorithm in (SAC, DQN, PPO):
-        try:
-            model = algorithm.load(str(path), device="cpu")
-        except Exception as exc:  # the wrong algorithm class fails in various ways
-            problems.append(f"{algorithm.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-            continue
-        if model.observation_space.shape != env.observation_space.shape:
+    run = RunDir.of_checkpoint(path)
+    if run is not None:
+        model = run.load_model(path, env=env)
+    else:
+        algorithm = saved_algorithm(path)
+        if algorithm is None:
             raise CheckpointError(
-                f"Checkpoint {path} expects observations of shape {model.observation_space.shape}, but the env "
-                f"gives {env.observation_space.shape}; was it trained on another environment?"
+                f"Cannot load {path}: it is not a stable-baselines3 checkpoint (a .zip that model.save wrote)."
             )
-        if type(model.action_space) is not type(env.action_space):
-            raise CheckpointError(
-                f"Checkpoint {path} acts in {model.action_space}, but the env needs {env.action_space}."
-            )
-        logger.info("loaded %s policy from %s", algorithm.__name__, path)
+        model = load_model(path, algorithm, env=env)
+    logger.info("loaded %s policy from %s", type(model).__name__, path)
 
-        def act(obs: Any, _model: Any = model) -> Any:
-            action, _ = _model.predict(obs, deterministic=deterministic)
-            return action
+    def act(obs: Any) -> Any:
+        action, _ = model.predict(obs, deterministic=deterministic)
+        return action
 
-        return act
-    raise CheckpointError(f"Cannot load {path} as a SAC, DQN or PPO checkpoint:\n  " + "\n  ".join(problems))
+    return act
 
 
 def simulator_state(env: Any) -> dict[str, list[float]]:

@@ -2,7 +2,7 @@
 
 :class:`RewardFunction` is a :class:`typing.Protocol`. :class:`~vlmrm.reward.VLMReward` (a model in
 this process), :class:`~vlmrm.reward.ray_pool.RayRewardPool` (a pool of Ray actors) and
-:class:`~vlmrm.rl.guards.RewardGuard` (the NaN check training wraps around either) implement it,
+:class:`~vlmrm.training.guards.RewardGuard` (the NaN check training wraps around either) implement it,
 and so can any object of the same shape: ``vlmrm.train(config, reward_fn=...)`` takes one. A plain
 function of the frames becomes one with :class:`FunctionReward`:
 

@@ -260,3 +260,70 @@ def set_aside(path: Path) -> Path:
         if replay.exists():
             os.replace(replay, _unused_name(replay.with_name(replay.name + suffix)))
     return target
+
+
+# -- loading a checkpoint's model ----------------------------------------------------------------------------
+
+_SB3_MODULE = re.compile(r"^stable_baselines3\.(\w+)\.")
+
+
+def _saved_data(path: Path) -> dict[str, Any] | None:
+    """The ``data`` member of a stable-baselines3 ``.zip``, read as JSON (nothing is unpickled)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def saved_algorithm(path: Path) -> str | None:
+    """The algorithm (``sac``, ``dqn``, ``ppo``, ...) that saved a stable-baselines3 ``.zip``, from the policy
+    class it names; ``None`` when the file does not say."""
+    policy = (_saved_data(path) or {}).get("policy_class")
+    module = policy.get("__module__") if isinstance(policy, dict) else None
+    match = _SB3_MODULE.match(module) if isinstance(module, str) else None
+    return match.group(1) if match else None
+
+
+def saved_step(path: Path) -> int | None:
+    """The environment step of a stable-baselines3 ``.zip`` (its ``num_timesteps``); ``None`` if it has none."""
+    step = (_saved_data(path) or {}).get("num_timesteps")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu", attach_env: bool = False) -> Any:
+    """The stable-baselines3 model of the checkpoint ``path``, loaded as ``algorithm`` (a run's ``rl.algorithm``).
+
+    With ``env``, the model must act in its spaces: ``attach_env`` loads it with the env to train on
+    (stable-baselines3 checks the spaces), otherwise it is loaded alone and compared with the env, and a
+    policy of another env is refused with both spaces named. Raises :class:`CheckpointError` for a
+    checkpoint that does not load.
+    """
+    from vlmrm.config import ALGORITHM_CLASSES, algorithm_class
+
+    if algorithm not in ALGORITHM_CLASSES:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r}: unknown algorithm {algorithm!r}; vlmrm loads {', '.join(ALGORITHM_CLASSES)}."
+        )
+    cls = algorithm_class(algorithm)
+    try:
+        model = cls.load(path, env=env if attach_env else None, device=device)
+    except Exception as exc:  # a wrong algorithm or a damaged file fails in many ways
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} does not load as {cls.__name__} (rl.algorithm {algorithm}): "
+            f"{type(exc).__name__}{': ' + first if first else ''}."
+        ) from exc
+    if (
+        env is not None
+        and not attach_env
+        and (model.observation_space != env.observation_space or model.action_space != env.action_space)
+    ):
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is of another environment: it takes observations {model.observation_space} "
+            f"and actions {model.action_space}; the env has {env.observation_space} and {env.action_space}."
+        )
+    return model

@@ -15,13 +15,13 @@ class TrainerState:
     Attributes:
         step: the environment step of the checkpoint.
         config: the run's resolved config (as JSON data): a resumed run may not change what it was trained with.
-        rng: Python, NumPy, torch and action-space RNG states (:func:`vlmrm.rl.resume.capture_rng`).
+        rng: Python, NumPy, torch and action-space RNG states (:func:`vlmrm.training.resume.capture_rng`).
         learning_starts: the algorithm's ``learning_starts`` of the first session.
         train_seconds: time spent training so far, over all sessions.
         resumed_at: the steps earlier sessions resumed at.
-        episode_returns: the return windows of :class:`~vlmrm.rl.callbacks.EpisodeReturnLogger`.
-        evaluation: the evaluation history of :class:`~vlmrm.rl.callbacks.EvaluationCallback`.
-        logs: what the logger held or recorded but had not written (:meth:`vlmrm.rl.logs.StepLogger.state_dict`).
+        episode_returns: the return windows of :class:`~vlmrm.training.callbacks.EpisodeReturnLogger`.
+        evaluation: the evaluation history of :class:`~vlmrm.training.callbacks.EvaluationCallback`.
+        logs: what the logger held or recorded but had not written (:meth:`vlmrm.training.logs.StepLogger.state_dict`).
     """
 
     step: int
