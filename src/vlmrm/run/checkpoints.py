@@ -280,12 +280,15 @@ def _saved_data(path: Path) -> dict[str, Any] | None:
 
 
 def saved_algorithm(path: Path) -> str | None:
-    """The algorithm (``sac``, ``dqn``, ``ppo``, ...) that saved a stable-baselines3 ``.zip``, from the policy
-    class it names; ``None`` when the file does not say."""
+    """The algorithm (``sac``, ``dqn``, ``ppo``, ...) that saved a stable-baselines3 ``.zip``, from the module of
+    the policy class it names; ``None`` when the file does not say."""
     policy = (_saved_data(path) or {}).get("policy_class")
     module = policy.get("__module__") if isinstance(policy, dict) else None
     match = _SB3_MODULE.match(module) if isinstance(module, str) else None
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    # stable_baselines3.common.policies.ActorCriticPolicy: PPO's (A2C shares it; vlmrm does not train A2C).
+    return "ppo" if match.group(1) == "common" else match.group(1)
 
 
 def saved_step(path: Path) -> int | None:
@@ -294,13 +297,28 @@ def saved_step(path: Path) -> int | None:
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
+def _acts_in(model: Any, env: Any) -> bool:
+    """Whether ``model`` can act in ``env``: observations of one shape, actions of one kind and shape.
+
+    Not exact equality: a policy trained on Gymnasium's CartPole-v1 (angle bounds 0.42 rad) acts in vlmrm's
+    CartPole (no termination, bounds pi) all the same.
+    """
+    model_actions, env_actions = model.action_space, env.action_space
+    return (
+        model.observation_space.shape == env.observation_space.shape
+        and type(model_actions) is type(env_actions)
+        and model_actions.shape == env_actions.shape
+        and getattr(model_actions, "n", None) == getattr(env_actions, "n", None)
+    )
+
+
 def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu", attach_env: bool = False) -> Any:
     """The stable-baselines3 model of the checkpoint ``path``, loaded as ``algorithm`` (a run's ``rl.algorithm``).
 
     With ``env``, the model must act in its spaces: ``attach_env`` loads it with the env to train on
-    (stable-baselines3 checks the spaces), otherwise it is loaded alone and compared with the env, and a
-    policy of another env is refused with both spaces named. Raises :class:`CheckpointError` for a
-    checkpoint that does not load.
+    (stable-baselines3 checks the spaces), otherwise it is loaded alone, and a policy that cannot act in
+    the env (other observation shape, other kind of actions) is refused with both spaces named. Raises
+    :class:`CheckpointError` for a checkpoint that does not load.
     """
     from vlmrm.config import ALGORITHM_CLASSES, algorithm_class
 
@@ -317,11 +335,7 @@ def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu",
             f"Checkpoint {str(path)!r} does not load as {cls.__name__} (rl.algorithm {algorithm}): "
             f"{type(exc).__name__}{': ' + first if first else ''}."
         ) from exc
-    if (
-        env is not None
-        and not attach_env
-        and (model.observation_space != env.observation_space or model.action_space != env.action_space)
-    ):
+    if env is not None and not attach_env and not _acts_in(model, env):
         raise CheckpointError(
             f"Checkpoint {str(path)!r} is of another environment: it takes observations {model.observation_space} "
             f"and actions {model.action_space}; the env has {env.observation_space} and {env.action_space}."
