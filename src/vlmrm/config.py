@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from vlmrm.envs.registry import get_env_spec, parse_options
+from vlmrm.envs.registry import available_envs, get_env_spec, parse_options, vectorized_envs
 from vlmrm.errors import ConfigError
 from vlmrm.validation import closest, problem_lines
 
@@ -70,7 +70,7 @@ class _Section(BaseModel):
 class EnvConfig(_Section):
     """Which environment to train in and how it renders."""
 
-    name: str = Field(description="Environment name: cartpole, mountaincar, humanoid.")
+    name: str = Field(description=f"Environment name: {', '.join(available_envs())}.")
     episode_length: int | None = Field(
         default=None, gt=0, description="Steps per episode (time-limit truncation); default per env."
     )
@@ -81,7 +81,7 @@ class EnvConfig(_Section):
     vectorized: bool = Field(
         default=False,
         description="Step all envs in one call and draw all their frames in one call, on the reward model's "
-        "device (cartpole, mountaincar, humanoid; see docs/gpu.md).",
+        f"device ({', '.join(vectorized_envs())}; see docs/gpu.md).",
     )
 
     @field_validator("name")

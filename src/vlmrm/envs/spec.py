@@ -109,6 +109,10 @@ class EnvSpec:
         vector_entry_point: ``"module:function"``; ``function(n_envs, render_size, episode_length, options,
             device)`` builds ``n_envs`` copies as one batched stable-baselines3 vector env that draws all
             frames in one call on ``device`` (:mod:`vlmrm.envs.vector`); ``None`` when there is none.
+        tasks: named goals and their sentences, picked with the env's ``task`` option (the Humanoid's
+            poses); empty for an env with one goal (:meth:`task_sentences` then names it after the env).
+        gym_id: the Gymnasium env this one reproduces, whose own renderer is the benchmark's reference
+            render (``CartPole-v1``); ``None`` when vlmrm's render is the reference (the Humanoid's scene).
     """
 
     name: str
@@ -122,6 +126,12 @@ class EnvSpec:
     episode_success: Callable[[Sequence[bool]], bool] | None = None
     uses_mujoco: bool = False
     vector_entry_point: str | None = None
+    tasks: Mapping[str, str] = field(default_factory=dict)
+    gym_id: str | None = None
+
+    def task_sentences(self) -> dict[str, str]:
+        """Task names and their sentences: :attr:`tasks`, or the env's name for its default goal."""
+        return dict(self.tasks) or {self.name: self.default_prompts().target[0]}
 
     def option_names(self) -> list[str]:
         """The names of the env's options."""

@@ -49,19 +49,15 @@ class DatasetError(VLMRMError):
 
 
 def known_tasks(env: str | None = None) -> dict[str, str]:
-    """Task names and their sentences: each env's default goal, plus the humanoid's tasks."""
+    """Task names and their sentences (:meth:`EnvSpec.task_sentences <vlmrm.envs.spec.EnvSpec.task_sentences>`):
+    every env's default goal, and the named tasks of ``env`` (of every env when ``env`` is ``None``)."""
     from vlmrm.envs.registry import ENV_REGISTRY
 
-    tasks = {name: spec.default_prompts().target[0] for name, spec in ENV_REGISTRY.items() if name != "humanoid"}
-    if env is None or env.lower().startswith("humanoid"):
-        tasks.update(_humanoid_tasks())
+    tasks: dict[str, str] = {}
+    for name, spec in ENV_REGISTRY.items():
+        if not spec.tasks or env is None or env.lower().startswith(name):
+            tasks.update(spec.task_sentences())
     return tasks
-
-
-def _humanoid_tasks() -> dict[str, str]:
-    from vlmrm.envs.humanoid.tasks import TASK_PROMPTS
-
-    return dict(TASK_PROMPTS)
 
 
 def task_sentence(task: str, env: str | None = None) -> str:

@@ -167,4 +167,5 @@ HUMANOID_SPEC = EnvSpec(
     episode_success=half_of_steps_succeed,
     uses_mujoco=True,
     vector_entry_point="vlmrm.envs.humanoid.vector:make_humanoid_vector",
+    tasks=TASK_PROMPTS,
 )
