@@ -44,6 +44,9 @@ def test_a_backend_registered_by_prefix_loads_its_specs(monkeypatch: pytest.Monk
         load_encoder("nope:x", torch.device("cpu"), torch.float32)
     with pytest.raises(ValueError, match="already registered"):
         register_encoder("color", lambda body, device, dtype: ColorEmbedder(), "again")
+    # By entry point: the module is imported when a model of the backend loads, not before.
+    register_encoder("lazycolor", "vlmrm.testing:load_color_embedder", "lazycolor:SIZE (tests)")
+    assert VLMReward.from_pretrained("lazycolor:4", ["a blue frame"]).image_size == 4
 
 
 def test_with_dtype_copies_the_weights_into_another_dtype() -> None:

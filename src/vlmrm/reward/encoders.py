@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import copy
 import difflib
+import importlib
 import json
 import logging
 import threading
@@ -378,19 +379,31 @@ EncoderLoader = Callable[[str, torch.device, torch.dtype], ImageTextEncoder]
 
 @dataclass(frozen=True)
 class EncoderBackend:
-    """A kind of model spec: ``PREFIX:BODY`` specs load through ``load(BODY, device, dtype)``."""
+    """A kind of model spec: ``PREFIX:BODY`` specs load through ``load(BODY, device, dtype)``.
+
+    ``load`` is a function or ``"module:function"``, imported on first use (as an env's ``entry_point``), so
+    registering a backend costs nothing until one of its models loads.
+    """
 
     prefix: str
-    load: EncoderLoader
+    load: EncoderLoader | str
     help: str
     """How a spec of this backend looks, for error messages (``open_clip:ARCH/PRETRAINED (pip install ...)``)."""
+
+    def loader(self) -> EncoderLoader:
+        if callable(self.load):
+            return self.load
+        module, _, name = self.load.partition(":")
+        loader: EncoderLoader = getattr(importlib.import_module(module), name)
+        return loader
 
 
 _BACKENDS: dict[str, EncoderBackend] = {}
 
 
-def register_encoder(prefix: str, load: EncoderLoader, help: str) -> None:
-    """Make ``PREFIX:BODY`` model specs load through ``load(BODY, device, dtype)``."""
+def register_encoder(prefix: str, load: EncoderLoader | str, help: str) -> None:
+    """Make ``PREFIX:BODY`` model specs load through ``load(BODY, device, dtype)`` (a function or
+    ``"module:function"``); ``help`` is the line that names the backend in "unknown model" messages."""
     if not prefix.isidentifier():
         raise ValueError(f"An encoder prefix is a name such as 'open_clip', not {prefix!r}.")
     if prefix in _BACKENDS:
@@ -415,7 +428,7 @@ def load_encoder(spec: str, device: torch.device, dtype: torch.dtype) -> ImageTe
         return TransformersEncoder.from_pretrained(str(_existing_directory(spec)), device, dtype)
     prefix, sep, body = spec.partition(":")
     if sep and prefix in _BACKENDS:
-        return _BACKENDS[prefix].load(body, device, dtype)
+        return _BACKENDS[prefix].loader()(body, device, dtype)
     if sep and "/" not in prefix:
         raise ModelLoadError(f"Unknown model spec prefix {prefix + ':'!r} in {spec!r}.\n{_spec_help()}")
     return TransformersEncoder.from_pretrained(spec, device, dtype)
