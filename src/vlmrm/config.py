@@ -633,3 +633,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 def dump_config(config: TrainConfig) -> str:
     """The config as YAML, sections in order."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = [
+    "EnvConfig",
+    "LoggingConfig",
+    "RLConfig",
+    "RayConfig",
+    "RewardConfig",
+    "RewardFacts",
+    "TrainConfig",
+    "WandbConfig",
+    "check_config",
+    "config_from_dict",
+    "is_resume_safe",
+    "load_config",
+    "resolve",
+    "resume_safe_fields",
+]

@@ -81,3 +81,13 @@ def remove_temp_files(directory: Path) -> list[Path]:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+__all__ = [
+    "TEMP_MARK",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "remove_temp_files",
+]

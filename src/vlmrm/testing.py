@@ -123,3 +123,12 @@ class StepColorEnv(gym.Env):
 def color_reward(embedder: ColorEmbedder | None = None, target: str = "a red pole", **kwargs: Any) -> VLMReward:
     """A :class:`~vlmrm.reward.VLMReward` on a :class:`ColorEmbedder` (16-pixel frames, no weights, no network)."""
     return VLMReward(embedder or ColorEmbedder(), target_prompts=[target], **kwargs)
+
+
+__all__ = [
+    "ColorEmbedder",
+    "StepColorEnv",
+    "color_reward",
+    "color_reward_reference",
+    "load_color_embedder",
+]

@@ -140,3 +140,16 @@ class EnvSpec:
     def default_prompts(self, options: Mapping[str, Any] | None = None) -> Prompts:
         """The default prompts for ``options`` (validated)."""
         return self.prompts(self.options.model_validate(dict(options or {})))
+
+
+__all__ = [
+    "EnvOptions",
+    "EnvSpec",
+    "Prompts",
+    "SimState",
+    "StateSweep",
+    "StatefulEnv",
+    "all_steps_succeed",
+    "any_step_succeeds",
+    "half_of_steps_succeed",
+]

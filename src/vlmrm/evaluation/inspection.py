@@ -403,3 +403,17 @@ def inspect_evaluation(
         strips=strips,
         frame_shape=keeper.frame_shape,
     )
+
+
+__all__ = [
+    "HACKING_THRESHOLD",
+    "TOP_FRACTION",
+    "FrameKeeper",
+    "HackingCheck",
+    "Inspection",
+    "RewardInspection",
+    "average_ranks",
+    "hacking_check",
+    "inspect_evaluation",
+    "spearman",
+]

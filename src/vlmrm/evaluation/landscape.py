@@ -297,3 +297,11 @@ def run_landscape(
     csv_path = write_csv(rows, out / "landscape.csv")
     png_path = plot_landscape(rows, out / "landscape.png", sweep=sweep, title=title)
     return csv_path, png_path, rows
+
+
+__all__ = [
+    "compute_landscape",
+    "default_prompts",
+    "make_sweep",
+    "run_landscape",
+]

@@ -159,3 +159,12 @@ def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:
     if callable(reward):
         return FunctionReward(reward, image_size=image_size)
     raise ConfigError(f"reward_fn must be a RewardFunction or a function of the frames, got {type(reward).__name__}.")
+
+
+__all__ = [
+    "Frames",
+    "FunctionReward",
+    "RewardFunction",
+    "RewardFunctionWrapper",
+    "as_reward_function",
+]

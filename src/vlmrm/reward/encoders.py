@@ -478,3 +478,14 @@ def _existing_directory(spec: str) -> Path:
     if not path.is_dir():
         raise ModelLoadError(f"Model path {shown} is a file, not a directory. Give {what}.")
     return path
+
+
+__all__ = [
+    "EncoderBackend",
+    "ImageTextEncoder",
+    "OpenCLIPEncoder",
+    "TransformersEncoder",
+    "encoder_backends",
+    "load_encoder",
+    "register_encoder",
+]

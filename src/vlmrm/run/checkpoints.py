@@ -341,3 +341,14 @@ def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu",
             f"and actions {model.action_space}; the env has {env.observation_space} and {env.action_space}."
         )
     return model
+
+
+__all__ = [
+    "CheckpointInfo",
+    "find_latest_good_checkpoint",
+    "load_model",
+    "saved_algorithm",
+    "saved_step",
+    "verify_checkpoint",
+    "write_checkpoint",
+]

@@ -64,3 +64,8 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+__all__ = [
+    "RunLock",
+]

@@ -317,3 +317,14 @@ class RunDir:
         path = Path(path)
         run = cls(path.parent.parent)
         return run if path.parent.name == CHECKPOINTS_DIR and run.is_run() else None
+
+
+__all__ = [
+    "BEST_CHECKPOINT",
+    "CONFIG_FILE",
+    "INSPECT_DIR",
+    "SUMMARY_FILE",
+    "RunDir",
+    "resume_command",
+    "trained_for",
+]

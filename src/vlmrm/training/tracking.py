@@ -139,3 +139,10 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
         raise
     logger.info("vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", run.id)
     return tracker
+
+
+__all__ = [
+    "TrackingError",
+    "WandbTracker",
+    "start_tracking",
+]

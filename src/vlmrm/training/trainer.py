@@ -381,3 +381,10 @@ class _Run:
         if self.tracker is not None:
             self.tracker.log_summary(summary)
         return TrainResult(self.path, summary)
+
+
+__all__ = [
+    "TrainResult",
+    "resume",
+    "train",
+]

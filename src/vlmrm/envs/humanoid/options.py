@@ -169,3 +169,12 @@ HUMANOID_SPEC = EnvSpec(
     vector_entry_point="vlmrm.envs.humanoid.vector:make_humanoid_vector",
     tasks=TASK_PROMPTS,
 )
+
+
+__all__ = [
+    "GYMNASIUM_CAMERA",
+    "PAPER_CAMERA",
+    "HumanoidCamera",
+    "HumanoidLook",
+    "HumanoidOptions",
+]

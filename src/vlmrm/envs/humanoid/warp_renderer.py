@@ -239,3 +239,10 @@ def resolve_renderer(choice: str, device: torch.device, log: Any = None) -> str:
     if log is not None:
         log("vlmrm: humanoid renderer auto: OpenGL (MuJoCo), not Warp: %s", problem)
     return "mujoco"
+
+
+__all__ = [
+    "WarpHumanoidRenderer",
+    "resolve_renderer",
+    "warp_problem",
+]
