@@ -1,4 +1,6 @@
-"""RL integration: reward wrappers, episode-end relabelling, stable-baselines3 glue and training.
+"""The stable-baselines3 glue: vec envs that score frames, relabelling buffers, replay I/O, wrappers, rollout,
+algorithms and video. Training itself is :mod:`vlmrm.training`; its old modules here (``vlmrm.rl.trainer``,
+...) still import, with a DeprecationWarning (CHANGELOG.md).
 
 The names below load on first use: an env worker process imports modules of this package to build
 its env, and must not pay for the reward model's imports (transformers) it never uses.
