@@ -98,6 +98,7 @@ def test_reward_guard_checks_shape_and_infinity(tmp_path: Path) -> None:
     np.testing.assert_array_equal(RewardGuard(lambda f: np.ones(3), tmp_path)(frames), np.ones(3, np.float32))
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,6 +154,7 @@ def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch:
     assert list((run_dir / "videos").iterdir()) == []  # neither a torn mp4 nor a temporary file
 
 
+@pytest.mark.slow
 def test_envs_and_reward_are_closed_when_the_algorithm_cannot_be_built(tmp_path: Path) -> None:
     class ClosingReward(ColorReward):
         closed = 0

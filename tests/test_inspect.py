@@ -202,6 +202,7 @@ def test_inspect_writes_pngs_and_a_self_contained_page(run: Path, tmp_path: Path
     assert json.loads((out / "summary.json").read_text())["rewards"][0]["key"] == "reward"
 
 
+@pytest.mark.slow
 def test_alpha_variants_come_from_the_same_embeddings(run: Path, tmp_path: Path) -> None:
     copy = copy_run(run, tmp_path)
     mixed = color_reward(target="a red pole", baseline_prompts=["a blue pole"], alpha=0.5)

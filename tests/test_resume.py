@@ -63,6 +63,7 @@ def wait_for(condition, timeout: float, process: subprocess.Popen | None = None)
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     command = [

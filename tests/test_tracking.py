@@ -82,6 +82,7 @@ def config(run_dir: Path, steps: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_a_run_streams_its_config_logs_images_and_videos_and_resumes_its_wandb_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
