@@ -10,7 +10,15 @@ from pathlib import Path
 SRC = Path(__file__).parents[1] / "src"
 
 FLOORS: list[tuple[str, ...]] = [
-    ("vlmrm._version", "vlmrm._moved", "vlmrm.errors", "vlmrm.validation", "vlmrm.device_options", "vlmrm.files"),
+    (
+        "vlmrm._version",
+        "vlmrm._moved",
+        "vlmrm._lazy",
+        "vlmrm.errors",
+        "vlmrm.validation",
+        "vlmrm.device_options",
+        "vlmrm.files",
+    ),
     ("vlmrm.envs",),
     ("vlmrm.config",),
     ("vlmrm.reward",),

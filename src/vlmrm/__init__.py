@@ -13,11 +13,11 @@ The public API is imported lazily (importing torch takes seconds; ``vlmrm --help
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vlmrm import _moved
+from vlmrm._lazy import lazy_getattr
 from vlmrm._version import __version__
 
 # OpenMP threads that wait by spinning (the default) collapse when other processes share the cores: a
@@ -58,7 +58,4 @@ if TYPE_CHECKING:
     from vlmrm.training.trainer import resume, train
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

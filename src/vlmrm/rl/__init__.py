@@ -8,8 +8,9 @@ its env, and must not pay for the reward model's imports (transformers) it never
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vlmrm.rl.buffers import RelabelingReplayBuffer
@@ -25,7 +26,4 @@ _EXPORTS = {
 __all__ = ["RelabelingReplayBuffer", "RenderFrameInInfo", "VLMRewardWrapper", "VecVLMReward"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm.rl' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

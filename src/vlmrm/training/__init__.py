@@ -14,8 +14,9 @@ drives is :mod:`vlmrm.rl`, the run directory :mod:`vlmrm.run`. The names below l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vlmrm.training.trainer import TrainResult, resume, train
@@ -28,7 +29,4 @@ _EXPORTS = {
 __all__ = ["TrainResult", "resume", "train"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
