@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from stable_baselines3 import DQN
 
-from vlmrm.rl.checkpoints import replay_path, restore_replay_buffer
+from vlmrm.run.checkpoints import replay_path, restore_replay_buffer
 from vlmrm.testing import ColorEmbedder, color_reward  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).parents[1]

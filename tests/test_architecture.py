@@ -1,4 +1,5 @@
-"""The layout stays a layout: no import circles in src/vlmrm, not even through imports inside functions."""
+"""The layout stays a layout: every import runs down the floors, and no import circles, not even through imports
+inside functions (the floors are written down in CONTRIBUTING.md and docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,30 @@ from collections import defaultdict
 from pathlib import Path
 
 SRC = Path(__file__).parents[1] / "src"
+
+FLOORS: list[tuple[str, ...]] = [
+    (
+        "vlmrm._version",
+        "vlmrm._moved",
+        "vlmrm._lazy",
+        "vlmrm.errors",
+        "vlmrm.validation",
+        "vlmrm.device_options",
+        "vlmrm.files",
+        "vlmrm.memory",
+    ),
+    ("vlmrm.envs",),
+    ("vlmrm.config",),
+    ("vlmrm.reward",),
+    ("vlmrm.rl",),
+    ("vlmrm.run",),
+    ("vlmrm.evaluation", "vlmrm.benchmark", "vlmrm.testing"),
+    ("vlmrm.training",),
+    ("vlmrm.experiments",),
+    ("vlmrm.cli",),
+    ("vlmrm",),  # the package's own __init__: the public names, loaded lazily
+]
+"""The floors of src/vlmrm, from the ground up: a module imports only from its own floor and those below."""
 
 
 def module_name(path: Path) -> str:
@@ -60,3 +85,37 @@ def test_no_import_circles() -> None:
         if name not in state:
             visit(name, [])
     assert not circles, "import circles: " + "; ".join(" -> ".join(circle) for circle in circles)
+
+
+def floor_of(module: str) -> int:
+    """The floor of ``module``: that of the longest entry of :data:`FLOORS` it is or lies under."""
+    best, floor = -1, -1
+    for index, entries in enumerate(FLOORS):
+        for entry in entries:
+            if (module == entry or module.startswith(entry + ".")) and len(entry) > best:
+                best, floor = len(entry), index
+    return floor
+
+
+def test_every_module_has_a_floor() -> None:
+    homeless = sorted(name for name in map(module_name, SRC.rglob("*.py")) if floor_of(name) < 0)
+    assert not homeless, f"modules on no floor (add them to FLOORS and CONTRIBUTING.md): {homeless}"
+
+
+def test_imports_run_down_the_floors() -> None:
+    paths = {module_name(path): path for path in SRC.rglob("*.py")}
+    upward = [
+        f"{name} (floor {floor_of(name)}) imports {target} (floor {floor_of(target)})"
+        for name, path in sorted(paths.items())
+        for target in sorted(imports_of(path, set(paths)))
+        if floor_of(target) > floor_of(name)
+    ]
+    assert not upward, "imports running back up:\n  " + "\n  ".join(upward)
+
+
+def test_the_floor_test_sees_imports_inside_functions() -> None:
+    modules = {module_name(path) for path in SRC.rglob("*.py")}
+    # training/callbacks.py imports the inspection inside a function, a floor down.
+    callbacks = imports_of(SRC / "vlmrm" / "training" / "callbacks.py", modules)
+    assert "vlmrm.evaluation.inspection_plots" in callbacks
+    assert floor_of("vlmrm.training.callbacks") > floor_of("vlmrm.evaluation.inspection_plots")

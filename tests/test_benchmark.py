@@ -129,6 +129,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str],
     return code, stdout.getvalue().strip().splitlines(), json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, list[str], dict]) -> None:
     code, lines, data = bench_run
     assert code == 0
@@ -157,6 +158,7 @@ def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, l
     assert ratio["per_repeat"] == pytest.approx([b / e for b, e in zip(best, embed, strict=True)])
 
 
+@pytest.mark.slow
 def test_bench_embed_only_rows_make_the_model_calls_of_their_end_to_end_rows(
     bench_run: tuple[int, list[str], dict],
 ) -> None:

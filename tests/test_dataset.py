@@ -91,7 +91,7 @@ def test_collect_with_a_stable_baselines3_checkpoint(tmp_path: Path) -> None:
     dataset = load_dataset(tmp_path / "d")
     assert dataset.metadata["policy"].endswith("ppo.zip") and 1 <= len(dataset.records) <= 5
     # A checkpoint for another env is refused with a clear message.
-    with pytest.raises(CheckpointError, match="observations of shape"):
+    with pytest.raises(CheckpointError, match="is of another environment"):
         collect_dataset("mountaincar", tmp_path / "m", episodes=1, policy=str(tmp_path / "ppo.zip"))
     with pytest.raises(CheckpointError, match="No checkpoint"):
         collect_dataset("cartpole", tmp_path / "x", episodes=1, policy=str(tmp_path / "missing.zip"))
@@ -364,7 +364,7 @@ def test_collect_with_a_run_directory_uses_its_newest_good_checkpoint(
 ) -> None:
     from stable_baselines3 import DQN
 
-    from vlmrm.rl.checkpoints import checkpoint_path
+    from vlmrm.run.checkpoints import checkpoint_path
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

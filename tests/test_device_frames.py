@@ -19,10 +19,10 @@ from vlmrm.errors import RewardError
 from vlmrm.reward import FunctionReward, VLMReward
 from vlmrm.reward.preprocessing import FramePreprocessor, ImageSpec
 from vlmrm.rl import VecVLMReward
-from vlmrm.rl.guards import RewardGuard
 from vlmrm.rl.vec_env import frames_for, score_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.testing import ColorEmbedder
+from vlmrm.training.guards import RewardGuard
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cloudpickle
+import pytest
 
 from vlmrm.config import load_config
 from vlmrm.rl.vec_env_factory import env_builder
@@ -22,6 +23,7 @@ print(frame.shape, *sorted(m for m in ("transformers", "vlmrm.reward", "vlmrm.rl
 """
 
 
+@pytest.mark.slow
 def test_an_env_worker_loads_nothing_of_the_reward_model() -> None:
     options = load_config("configs/humanoid-kneeling.yaml").env.options
     thunk = cloudpickle.dumps(env_builder("humanoid", 32, 20, options, seed=0, in_worker=True))

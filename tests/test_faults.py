@@ -18,9 +18,10 @@ from markers import requires_video_encoder
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RewardError, RunDirectoryError, WriteError
 from vlmrm.reward import VLMReward as ColorReward
-from vlmrm.rl.guards import GracefulInterrupt, RewardGuard, RunLock
-from vlmrm.rl.trainer import resume, train
+from vlmrm.run.lock import RunLock
 from vlmrm.testing import ColorEmbedder
+from vlmrm.training.guards import GracefulInterrupt, RewardGuard
+from vlmrm.training.trainer import resume, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -98,6 +99,7 @@ def test_reward_guard_checks_shape_and_infinity(tmp_path: Path) -> None:
     np.testing.assert_array_equal(RewardGuard(lambda f: np.ones(3), tmp_path)(frames), np.ones(3, np.float32))
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,7 +138,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
 
 @requires_video_encoder
 def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vlmrm.rl.callbacks as callbacks
+    import vlmrm.training.callbacks as callbacks
 
     run_dir = tmp_path / "run"
 
@@ -154,6 +156,7 @@ def test_a_full_disk_during_a_video_names_the_video(tmp_path: Path, monkeypatch:
     assert list((run_dir / "videos").iterdir()) == []  # neither a torn mp4 nor a temporary file
 
 
+@pytest.mark.slow
 def test_envs_and_reward_are_closed_when_the_algorithm_cannot_be_built(tmp_path: Path) -> None:
     class ClosingReward(ColorReward):
         closed = 0

@@ -244,6 +244,7 @@ def test_no_gl_backend_names_egl_and_osmesa(monkeypatch: pytest.MonkeyPatch) -> 
         make_env("humanoid", render_size=SMALL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first", ["", "import mujoco\n"], ids=["humanoid-first", "mujoco-first"])
 def test_importing_the_module_chooses_a_backend(first: str) -> None:
     """In a fresh process without MUJOCO_GL, importing vlmrm.envs.humanoid.env makes rendering work,

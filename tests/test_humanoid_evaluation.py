@@ -22,6 +22,7 @@ from vlmrm.testing import ColorEmbedder
 SIZE = 48
 
 
+@pytest.mark.slow
 def test_humanoid_sweep_runs_from_the_start_pose_to_the_success_pose(tmp_path: Path) -> None:
     sweep = make_sweep("humanoid", points=3, task="lotus")
     np.testing.assert_allclose(sweep.values, [0.0, 0.5, 1.0])

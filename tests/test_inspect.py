@@ -30,8 +30,8 @@ from vlmrm.evaluation.inspection import (
     spearman,
 )
 from vlmrm.reward.contract import FunctionReward
-from vlmrm.rl.trainer import train
 from vlmrm.testing import color_reward
+from vlmrm.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -210,6 +210,7 @@ def test_inspect_writes_pngs_and_a_self_contained_page(run: Path, tmp_path: Path
     assert json.loads((out / "summary.json").read_text())["rewards"][0]["key"] == "reward"
 
 
+@pytest.mark.slow
 def test_alpha_variants_come_from_the_same_embeddings(run: Path, tmp_path: Path) -> None:
     copy = copy_run(run, tmp_path)
     mixed = color_reward(target="a red pole", baseline_prompts=["a blue pole"], alpha=0.5)
@@ -275,13 +276,13 @@ def test_bad_inputs_are_one_line_and_write_nothing(
 
 
 def test_a_run_with_a_report_can_still_be_overwritten(run: Path, tmp_path: Path) -> None:
-    from vlmrm.rl.run_dir import check_run_dir_free
+    from vlmrm.run import RunDir
 
     copy = copy_run(run, tmp_path)
     inspect_run(copy, episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
-    check_run_dir_free(copy, overwrite=True)  # inspect/ is vlmrm's own: `vlmrm train --overwrite` may delete it
+    RunDir(copy).check_free(overwrite=True)  # inspect/ is vlmrm's own: `vlmrm train --overwrite` may delete it
     with pytest.raises(RunDirectoryError, match="already holds a run"):
-        check_run_dir_free(copy, overwrite=False)
+        RunDir(copy).check_free(overwrite=False)
 
 
 def test_a_failed_inspection_keeps_the_previous_report(run: Path, tmp_path: Path) -> None:
@@ -390,7 +391,7 @@ def test_report_opens_offline_in_chromium(browser, run: Path, tmp_path: Path) ->
 
 def test_a_run_resumes_from_a_checkpoint_taken_at_an_inspected_evaluation(run: Path, tmp_path: Path) -> None:
     """The checkpoint at step 32 carries the logger's unwritten row of the evaluation at 32, images left out."""
-    from vlmrm.rl.trainer import resume
+    from vlmrm.training.trainer import resume
 
     copy = copy_run(run, tmp_path)
     (copy / "checkpoints" / "step_0000000064.zip").unlink()  # as if killed between the checkpoints at 32 and 64

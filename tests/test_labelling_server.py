@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vlmrm.evaluation.dataset import atomic_write_json
 from vlmrm.evaluation.labelling import make_label_server
+from vlmrm.files import atomic_write_json
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from vlmrm.errors import ConfigError
 from vlmrm.reward import RewardFunction, VLMReward
 from vlmrm.reward.backend import build_reward_function
 from vlmrm.reward.ray_pool import RayRewardPool, plan_workers, shard_bounds
-from vlmrm.rl.trainer import train
+from vlmrm.training.trainer import train
 
 ray = pytest.importorskip("ray")
 
@@ -162,6 +162,7 @@ def test_flat_ray_fields_of_vlmrm_0_1_move_into_the_ray_section() -> None:
     assert config.reward.ray == RayConfig(address="auto")
 
 
+@pytest.mark.slow
 def test_the_ray_backend_loads_no_model_in_the_training_process(pool: RayRewardPool) -> None:
     import gc
 
@@ -182,6 +183,7 @@ def test_the_ray_backend_loads_no_model_in_the_training_process(pool: RayRewardP
 # -- the pool -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [8, 7, 1, 0])
 def test_ray_rewards_equal_local_rewards(pool: RayRewardPool, local_reward, n: int) -> None:
     frames = random_frames(n, seed=n)
@@ -190,6 +192,7 @@ def test_ray_rewards_equal_local_rewards(pool: RayRewardPool, local_reward, n: i
     np.testing.assert_allclose(rewards, local_reward(frames), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pool_workers_hold_one_model_each(pool: RayRewardPool) -> None:
     assert pool.num_workers == 2 and pool.image_size == 64 and pool.name == "tiny-random"
     assert all(info["device"] == "cpu" and info["threads"] == 1 for info in pool.workers)
@@ -231,6 +234,7 @@ def tiled(local_reward, n: int) -> tuple[np.ndarray, np.ndarray]:
     return distinct[index], local_reward(distinct)[index]
 
 
+@pytest.mark.slow
 def test_a_crashed_worker_is_restarted_and_its_frames_rescored(pool: RayRewardPool, local_reward) -> None:
     frames, expected = tiled(local_reward, 1200)
     before = worker_pids(pool)
@@ -240,6 +244,7 @@ def test_a_crashed_worker_is_restarted_and_its_frames_rescored(pool: RayRewardPo
     assert pool.num_workers == 2 and after[0] != before[0] and after[1] == before[1]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_for_good_is_replaced_by_the_others(pool: RayRewardPool, local_reward) -> None:
     frames, expected = tiled(local_reward, 1200)
     victim = pool.actors[1]
@@ -252,6 +257,7 @@ def test_a_worker_killed_for_good_is_replaced_by_the_others(pool: RayRewardPool,
 # -- a whole run ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_with_the_ray_backend_writes_every_artefact(ray_cluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cfg = {
@@ -307,6 +313,7 @@ print(json.dumps({{"rewards": rewards.tolist(), "during": during, "after": after
 """
 
 
+@pytest.mark.slow
 def test_a_pool_that_started_ray_leaves_no_process_behind(tmp_path: Path) -> None:
     script = OWN_CLUSTER_SCRIPT.format(tests=str(Path(__file__).parent), reward=REWARD)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

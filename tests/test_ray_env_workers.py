@@ -25,6 +25,7 @@ def no_gl_backend_chosen(monkeypatch):
         monkeypatch.delenv(key)
 
 
+@pytest.mark.slow
 def test_spawned_workers_render_mujoco_with_the_parents_backend(no_gl_backend_chosen) -> None:
     try:
         backend = ensure_gl_backend()

@@ -14,7 +14,9 @@ from stable_baselines3.common.buffers import ReplayBuffer
 
 from vlmrm.errors import CheckpointError
 from vlmrm.rl.buffers import RelabelingReplayBuffer
-from vlmrm.rl.checkpoints import (
+from vlmrm.rl.replay_io import load_replay_buffer, save_replay_buffer
+from vlmrm.rl.vec_env import EPISODE_REWARDS_KEY, PendingRewards
+from vlmrm.run.checkpoints import (
     checkpoint_path,
     prune_checkpoints,
     remove_orphan_companions,
@@ -24,9 +26,7 @@ from vlmrm.rl.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
-from vlmrm.rl.replay_io import load_replay_buffer, save_replay_buffer
-from vlmrm.rl.resume import drop_unfinished_episodes
-from vlmrm.rl.vec_env import EPISODE_REWARDS_KEY, PendingRewards
+from vlmrm.training.resume import drop_unfinished_episodes
 
 OBS = spaces.Box(-np.inf, np.inf, shape=(5,), dtype=np.float64)
 ACT = spaces.Box(-1, 1, shape=(2,), dtype=np.float32)

@@ -16,7 +16,7 @@ import pytest
 from vlmrm.cli.main import main
 from vlmrm.experiments.report import build_report, read_curves
 from vlmrm.experiments.stats import common_grid, curve_band, mean_ci
-from vlmrm.rl.guards import RunLock
+from vlmrm.run.lock import RunLock
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -42,14 +42,14 @@ from faultkit import (
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
 from vlmrm.errors import CheckpointError, ConfigError, TrainingInterrupted
-from vlmrm.rl.checkpoints import (
+from vlmrm.run.checkpoints import (
     STATE_MEMBER,
     find_latest_good_checkpoint,
     list_checkpoints,
     replay_path,
     verify_checkpoint,
 )
-from vlmrm.rl.trainer import resume, train
+from vlmrm.training.trainer import resume, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -64,6 +64,7 @@ def wait_for(condition, timeout: float, process: subprocess.Popen | None = None)
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     command = [
@@ -292,7 +293,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_checkpoints(finis
     shutil.copytree(finished_run, run_dir)
     checkpoints = run_dir / "checkpoints"
     target = checkpoints / "step_0000000200.zip"
-    module = ROOT / "src" / "vlmrm" / "rl" / "checkpoints.py"
+    module = ROOT / "src" / "vlmrm" / "files.py"
     process = subprocess.Popen(
         [sys.executable, "-c", KILL_MID_WRITE, str(module), str(target)], stdout=subprocess.PIPE, text=True
     )
@@ -330,7 +331,7 @@ def test_a_checkpoint_that_passes_the_zip_checks_but_does_not_load_is_set_aside(
     (checkpoints / "step_0000000150.zip.corrupt").write_bytes(b"set aside by an earlier resume")
     with caplog.at_level("WARNING"):
         summary = resume(run_dir, reward_fn=color_reward()).summary
-    assert "checkpoint step_0000000150.zip it does not load" in caplog.text
+    assert "step_0000000150.zip' does not load as DQN" in caplog.text
     assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [100]
     # Set aside beside the earlier copy of the same step, which is kept.
     assert (checkpoints / "step_0000000150.zip.corrupt").read_bytes() == b"set aside by an earlier resume"

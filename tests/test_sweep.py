@@ -8,6 +8,7 @@ that is killed with SIGKILL starts its own, in a subprocess, as the command does
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -253,17 +254,18 @@ def ray_instance():
 @needs_tune
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SMOKE))
-def test_every_paper_experiment_runs_as_a_smoke_sweep_and_reports(ray_instance, tmp_path: Path, name: str) -> None:
+def test_every_paper_experiment_runs_as_a_smoke_sweep_and_reports(
+    ray_instance, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     extra, cells, rows = SMOKE[name]
     seeds = 2 if name == "cartpole-alpha.yaml" else 1
-    lines: list[str] = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="vlmrm.experiments.runner"):
         warnings.simplefilter("ignore")
         result = run_sweep(
             PAPER / name,
             SweepOptions(overrides=CHEAP + extra, out=tmp_path / "sweep", seeds=seeds, cells=cells, cpus_per_trial=1),
-            echo=lines.append,
         )
+    lines = [record.getMessage() for record in caplog.records if record.name == "vlmrm.experiments.runner"]
     assert result.ok, [s for s in result.states.values() if s.state != "done"]
     trials = seeds * len(rows)
     assert len(result.states) == trials and f"[{trials}/{trials} done" in lines[-1]

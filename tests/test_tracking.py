@@ -13,7 +13,7 @@ import pytest
 from vlmrm.config import config_from_dict, is_resume_safe
 from vlmrm.errors import ConfigError
 from vlmrm.reward.contract import FunctionReward
-from vlmrm.rl.trainer import resume, train
+from vlmrm.training.trainer import resume, train
 
 wandb = pytest.importorskip("wandb", reason="the tracking tests need the wandb package: pip install 'vlmrm[wandb]'")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:vlmrm. model:UserWarning")
@@ -82,6 +82,7 @@ def config(run_dir: Path, steps: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_a_run_streams_its_config_logs_images_and_videos_and_resumes_its_wandb_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,8 +15,8 @@ from stable_baselines3 import DQN, PPO, SAC
 from faultkit import load_dqn_checkpoint
 from vlmrm.config import config_from_dict
 from vlmrm.errors import ConfigError, RunDirectoryError
-from vlmrm.rl.trainer import train
 from vlmrm.rl.video import video_encoder_problem
+from vlmrm.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 

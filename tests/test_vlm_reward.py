@@ -186,6 +186,7 @@ def test_load_from_local_directory(tmp_path: Path) -> None:
     assert reward.encoder.image_spec.resize_mode == "shortest_edge"
 
 
+@pytest.mark.slow
 def test_load_siglip_from_local_directory(tmp_path: Path) -> None:
     save_checkpoint_dir(tmp_path, "siglip")
     reward = VLMReward.from_pretrained(str(tmp_path), ["a red car"], dtype="fp32")

@@ -7,15 +7,18 @@ of a goal sentence, optionally projected onto the goal-baseline direction
 The public API is imported lazily (importing torch takes seconds; ``vlmrm --help`` should not pay for it):
 
 - :class:`VLMReward`, :class:`RewardFunction`, :class:`FunctionReward`: rewards (:mod:`vlmrm.reward`).
-- :func:`train`, :func:`resume`: runs (:mod:`vlmrm.rl.trainer`).
+- :func:`train`, :func:`resume`: runs (:mod:`vlmrm.training.trainer`).
 - :func:`load_config`, :func:`config_from_dict`, :class:`TrainConfig`: configs (:mod:`vlmrm.config`).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm import _moved
+from vlmrm._lazy import lazy_getattr
+from vlmrm._version import __version__
 
 # OpenMP threads that wait by spinning (the default) collapse when other processes share the cores: a
 # tiny-random CartPole smoke run went from 650-710 to 42 steps/s at a load average of 4.5. Waiting
@@ -23,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 # a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+_moved.install()  # vlmrm.rl.trainer and the other old module names (CHANGELOG.md)
+
 
 _EXPORTS = {
     "VLMReward": "vlmrm.reward.vlm_reward",
     "RewardFunction": "vlmrm.reward.contract",
     "FunctionReward": "vlmrm.reward.contract",
-    "train": "vlmrm.rl.trainer",
-    "resume": "vlmrm.rl.trainer",
+    "train": "vlmrm.training.trainer",
+    "resume": "vlmrm.training.trainer",
     "TrainConfig": "vlmrm.config",
     "load_config": "vlmrm.config",
     "config_from_dict": "vlmrm.config",
@@ -51,10 +55,7 @@ if TYPE_CHECKING:
     from vlmrm.config import TrainConfig, config_from_dict, load_config
     from vlmrm.reward.contract import FunctionReward, RewardFunction
     from vlmrm.reward.vlm_reward import VLMReward
-    from vlmrm.rl.trainer import resume, train
+    from vlmrm.training.trainer import resume, train
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -68,6 +68,7 @@ from __future__ import annotations
 import copy
 import gc
 import itertools
+import logging
 import os
 import platform
 import resource
@@ -93,16 +94,14 @@ from vlmrm.memory import check_fits
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
-from vlmrm.reward.encoders import TransformersEncoder
 from vlmrm.rl.vec_env import FrameBatch, VecVLMReward, frames_for, score_frames, take_step_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
 
+logger = logging.getLogger(__name__)
+
 NATIVE_RENDER_SIZE = 480
 """Square render size of the reference path for envs without a Gymnasium renderer of their own (Humanoid)."""
-
-GYMNASIUM_NATIVE: dict[str, str] = {"cartpole": "CartPole-v1", "mountaincar": "MountainCarContinuous-v0"}
-"""Envs whose reference render is Gymnasium's own (600x400)."""
 
 END_TO_END: dict[str, tuple[Literal["step", "episode"], bool]] = {
     "e2e_step": ("step", False),
@@ -362,19 +361,9 @@ def load_rewards(model: str, prompt: str, dtype: str, device: str, batch: int) -
     fast_dtype = resolve_dtype(dtype, torch_device)
     if fast_dtype == torch.float32:
         return reference, reference
-    encoder = reference.encoder
-    if isinstance(encoder, TransformersEncoder):
-        fast_encoder = TransformersEncoder(
-            copy.deepcopy(encoder.model),
-            encoder.tokenizer,
-            encoder.image_spec,
-            encoder.family,
-            torch_device,
-            fast_dtype,
-            encoder.name,
-        )
-        fast = VLMReward(fast_encoder, [prompt], batch_size=batch)
-    else:  # other backends load the same pretrained weights again
+    try:  # the same weights, copied into the fast dtype
+        fast = VLMReward(reference.encoder.with_dtype(fast_dtype), [prompt], batch_size=batch)
+    except NotImplementedError:  # an encoder without a torch model to copy: load it again
         fast = VLMReward.from_pretrained(model, [prompt], dtype=fast_dtype, device=torch_device, batch_size=batch)
     return fast, reference
 
@@ -384,10 +373,11 @@ def make_reference_vec_env(env: str, n_envs: int, episode_length: int, seed: int
 
     def builder(index: int) -> Callable[[], gym.Env]:
         def build() -> gym.Env:
-            if env in GYMNASIUM_NATIVE:
+            gym_id = get_env_spec(env).gym_id  # the env's reference render is Gymnasium's own (600x400)
+            if gym_id is not None:
                 # Gymnasium draws these with pygame; with no display SDL prints an XDG_RUNTIME_DIR error.
                 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-                inner = gym.make(GYMNASIUM_NATIVE[env], render_mode="rgb_array", max_episode_steps=episode_length)
+                inner = gym.make(gym_id, render_mode="rgb_array", max_episode_steps=episode_length)
             else:
                 inner = make_env(env, render_size=NATIVE_RENDER_SIZE, episode_length=episode_length)
             wrapped = RenderFrameInInfo(Monitor(inner))
@@ -555,15 +545,17 @@ def _machine() -> dict[str, Any]:
 # -- the benchmark --------------------------------------------------------------------------------
 
 
-def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = None) -> BenchResult:
-    """Warm up, then run every measurement ``settings.repeats`` times; see the module docstring."""
-    log = log or (lambda message: None)
+def run_benchmark(settings: BenchSettings) -> BenchResult:
+    """Warm up, then run every measurement ``settings.repeats`` times; see the module docstring.
+
+    What it is doing is logged at INFO level (``vlmrm bench`` shows it on stderr).
+    """
     machine = _machine()
     env = settings.env.lower()
     spec = get_env_spec(env)
     episode_length = settings.episode_length or spec.default_episode_length
     prompt = spec.default_prompts().target[0]
-    log(f"loading {settings.model} ...")
+    logger.info(f"loading {settings.model} ...")
     fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
@@ -606,7 +598,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
 
     # Warm up: each end-to-end row once, untimed, so every batch shape that it and its embed-only
     # row will time has been through the model (one-off kernel selection, allocations).
-    log("warming up: each end-to-end row once, untimed")
+    logger.info("warming up: each end-to-end row once, untimed")
     for name in END_TO_END:
         rewarded_steps(name)
     reference_shape = None
@@ -627,7 +619,7 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     probe = vec_env()
     frames_label = describe_frames(probe)
     probe.close()
-    log(f"frames: {frames_label}")
+    logger.info(f"frames: {frames_label}")
 
     def record(name: str, seconds: float, work: int, peak: PeakRSS, calls: ModelCalls | None = None) -> None:
         phase = phases[name]
@@ -636,11 +628,11 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
         if calls is not None:
             phase.frames_per_call = [*(phase.frames_per_call or []), run_lengths(calls.sizes)]
             phase.calls_off_caller_thread = [*(phase.calls_off_caller_thread or []), calls.off_home_thread]
-        log(f"  {name:<28} {work / seconds:9.2f} {phase.unit}")
+        logger.info(f"  {name:<28} {work / seconds:9.2f} {phase.unit}")
 
     reset_ok = True
     for repeat in range(settings.repeats):
-        log(f"repeat {repeat + 1}/{settings.repeats}")
+        logger.info(f"repeat {repeat + 1}/{settings.repeats}")
         with PeakRSS() as peak:
             venv = vec_env()
             seconds, kept = time_render(venv, steps, settings.seed, keep=min(frames_per_run, 2 * settings.batch))

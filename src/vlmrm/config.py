@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from vlmrm.envs.registry import get_env_spec, parse_options
+from vlmrm.envs.registry import available_envs, get_env_spec, parse_options, vectorized_envs
 from vlmrm.errors import ConfigError
 from vlmrm.validation import closest, problem_lines
 
@@ -74,7 +74,7 @@ class _Section(BaseModel):
 class EnvConfig(_Section):
     """Which environment to train in and how it renders."""
 
-    name: str = Field(description="Environment name: cartpole, mountaincar, humanoid.")
+    name: str = Field(description=f"Environment name: {', '.join(available_envs())}.")
     episode_length: int | None = Field(
         default=None, gt=0, description="Steps per episode (time-limit truncation); default per env."
     )
@@ -85,7 +85,7 @@ class EnvConfig(_Section):
     vectorized: bool | Literal["auto"] = Field(
         default="auto",
         description="Step all envs in one call and draw all their frames in one call, on the reward model's "
-        "device (cartpole, mountaincar, humanoid; see docs/gpu.md). auto: on when the model runs on a GPU and "
+        f"device ({', '.join(vectorized_envs())}; see docs/gpu.md). auto: on when the model runs on a GPU and "
         "the env's batched version draws there (cartpole, mountaincar; the humanoid with Warp), else off.",
     )
 
@@ -764,3 +764,21 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
 def dump_config(config: TrainConfig) -> str:
     """The config as YAML, sections in order."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = [
+    "EnvConfig",
+    "LoggingConfig",
+    "RLConfig",
+    "RayConfig",
+    "RewardConfig",
+    "RewardFacts",
+    "TrainConfig",
+    "WandbConfig",
+    "check_config",
+    "config_from_dict",
+    "is_resume_safe",
+    "load_config",
+    "resolve",
+    "resume_safe_fields",
+]

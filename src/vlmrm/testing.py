@@ -68,6 +68,11 @@ class ColorEmbedder(ImageTextEncoder):
         return torch.tensor(rows, dtype=torch.float32, device=self.device)
 
 
+def load_color_embedder(body: str, device: torch.device, dtype: torch.dtype) -> ColorEmbedder:
+    """An encoder loader (:func:`vlmrm.reward.register_encoder`): ``BODY`` is the frame size, e.g. ``color:16``."""
+    return ColorEmbedder(size=int(body or 16))
+
+
 def color_reward_reference(frames: np.ndarray, target_rgb: tuple[float, float, float]) -> np.ndarray:
     """What a VLMReward with :class:`ColorEmbedder` and alpha=0 must give, computed independently."""
     mean_rgb = frames.reshape(len(frames), -1, 3).mean(axis=1) / 127.5 - 1
@@ -118,3 +123,12 @@ class StepColorEnv(gym.Env):
 def color_reward(embedder: ColorEmbedder | None = None, target: str = "a red pole", **kwargs: Any) -> VLMReward:
     """A :class:`~vlmrm.reward.VLMReward` on a :class:`ColorEmbedder` (16-pixel frames, no weights, no network)."""
     return VLMReward(embedder or ColorEmbedder(), target_prompts=[target], **kwargs)
+
+
+__all__ = [
+    "ColorEmbedder",
+    "StepColorEnv",
+    "color_reward",
+    "color_reward_reference",
+    "load_color_embedder",
+]

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vlmrm.benchmark import EMBED_ONLY, BenchSettings, one_minute_load, run_benchmark
     from vlmrm.errors import WriteError
-    from vlmrm.rl.checkpoints import atomic_write_text
+    from vlmrm.files import atomic_write_text
 
     settings = BenchSettings(
         env=args.env,
@@ -95,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
     json_path = Path(args.json_path) if args.json_path else None
     if json_path is not None:
         check_writable(json_path)  # before minutes of measuring, not after
-    err = Console(stderr=True)
     with warnings.catch_warnings():
         # Say once that random weights are meaningless, not once per model copy.
         warnings.filterwarnings("once", message="vlmrm: model")
-        result = run_benchmark(settings, log=lambda message: err.print(message, highlight=False))
+        result = run_benchmark(settings)  # its progress is logged (on stderr)
 
     out = Console(file=sys.stdout, width=120)
     table = Table(

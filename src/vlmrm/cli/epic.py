@@ -54,9 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rich.console import Console
+
     from vlmrm.errors import ConfigError
     from vlmrm.evaluation.dataset import dataset_task, load_dataset, task_sentence
-    from vlmrm.evaluation.epic_study import epic_to_labels, labelled_frames, plot_bars, print_table, write_csv
+    from vlmrm.evaluation.epic_study import epic_table, epic_to_labels, labelled_frames, plot_bars, write_csv
     from vlmrm.evaluation.landscape import default_prompts, load_models
 
     dataset = load_dataset(args.dataset)
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     rows = epic_to_labels(models, frames, labels, chosen_alphas)
     out = Path(args.out) if args.out else Path(args.dataset) / "epic"
     title = f"{dataset.root.name}, {source} labels ({len(labels)} frames, {int(labels.sum())} yes)"
-    print_table(rows, title=title)
+    Console().print(epic_table(rows, title=title))
     csv_path = write_csv(rows, out / "epic.csv")
     png_path = plot_bars(rows, out / "epic.png", title=title)
     print(f"wrote {csv_path} and {png_path}")

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=_checkpoint,
         metavar="N",
-        help="The checkpoint's step (see RUN_DIR/checkpoints/), or a checkpoint .zip; default: the newest good one.",
+        help="latest (the newest good checkpoint, the default), final (the one summary.json names), its step "
+        "(see RUN_DIR/checkpoints/), or a checkpoint .zip.",
     )
     parser.add_argument("--episodes", type=int, default=3, metavar="K", help="Episodes to roll out (default: 3).")
     parser.add_argument("--top", type=int, default=8, metavar="K", help="Frames shown at each end (default: 8).")

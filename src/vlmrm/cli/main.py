@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from vlmrm import __version__
+from vlmrm._version import __version__
 from vlmrm.errors import ModelLoadError, VLMRMError
 
 # One module per subcommand, in the order --help lists them.

@@ -65,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.resume is not None:
-            from vlmrm.rl.trainer import resume
+            from vlmrm.training.trainer import resume
 
             result = resume(args.resume, args.overrides)
         else:
             from vlmrm.config import load_config
-            from vlmrm.rl.trainer import train
+            from vlmrm.training.trainer import train
 
             config = load_config(args.config, args.overrides)
             result = train(config, run_dir=args.run_dir, overwrite=args.overwrite)

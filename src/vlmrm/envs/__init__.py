@@ -6,8 +6,9 @@ The registry (and Gymnasium with it) is imported on first use, so that ``vlmrm -
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vlmrm.envs.registry import (
@@ -33,9 +34,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "EnvSpec":
-        return importlib.import_module("vlmrm.envs.spec").EnvSpec
-    if name in __all__:
-        return getattr(importlib.import_module("vlmrm.envs.registry"), name)
-    raise AttributeError(f"module 'vlmrm.envs' has no attribute {name!r}")
+_EXPORTS = {
+    "EnvSpec": "vlmrm.envs.spec",
+    **{name: "vlmrm.envs.registry" for name in __all__ if name != "EnvSpec"},
+}
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

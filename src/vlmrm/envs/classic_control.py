@@ -382,6 +382,7 @@ CARTPOLE_SPEC = EnvSpec(
     sweep=cartpole_sweep,
     episode_success=all_steps_succeed,
     vector_entry_point="vlmrm.envs.vector.classic_control:make_cartpole_vector",
+    gym_id="CartPole-v1",
 )
 
 MOUNTAINCAR_SPEC = EnvSpec(
@@ -397,4 +398,5 @@ MOUNTAINCAR_SPEC = EnvSpec(
     sweep=mountaincar_sweep,
     episode_success=any_step_succeeds,
     vector_entry_point="vlmrm.envs.vector.classic_control:make_mountaincar_vector",
+    gym_id="MountainCarContinuous-v0",
 )

@@ -146,3 +146,13 @@ def make_vector_env(
         ensure_gl_backend()
     factory = load_entry_point(spec.vector_entry_point)
     return factory(n_envs=n_envs, render_size=render_size, episode_length=length, options=parsed, device=device)
+
+
+__all__ = [
+    "available_envs",
+    "get_env_spec",
+    "make_env",
+    "make_vector_env",
+    "register_env",
+    "vectorized_envs",
+]

@@ -109,6 +109,10 @@ class EnvSpec:
         vector_entry_point: ``"module:function"``; ``function(n_envs, render_size, episode_length, options,
             device)`` builds ``n_envs`` copies as one batched stable-baselines3 vector env that draws all
             frames in one call on ``device`` (:mod:`vlmrm.envs.vector`); ``None`` when there is none.
+        tasks: named goals and their sentences, picked with the env's ``task`` option (the Humanoid's
+            poses); empty for an env with one goal (:meth:`task_sentences` then names it after the env).
+        gym_id: the Gymnasium env this one reproduces, whose own renderer is the benchmark's reference
+            render (``CartPole-v1``); ``None`` when vlmrm's render is the reference (the Humanoid's scene).
         vector_draws_on_device: ``function(options, device)``: whether the batched version, with these
             options, draws its frames on ``device`` itself (no frames through the host), which is what
             ``env.vectorized: auto`` asks before it picks the batched env on a GPU; ``None``: it does
@@ -126,6 +130,8 @@ class EnvSpec:
     episode_success: Callable[[Sequence[bool]], bool] | None = None
     uses_mujoco: bool = False
     vector_entry_point: str | None = None
+    tasks: Mapping[str, str] = field(default_factory=dict)
+    gym_id: str | None = None
     vector_draws_on_device: Callable[[Any, str], bool] | None = None
 
     def batched_on_device(self, options: Mapping[str, Any] | None, device: str) -> bool:
@@ -137,6 +143,10 @@ class EnvSpec:
             return True
         return self.vector_draws_on_device(self.options.model_validate(dict(options or {})), device)
 
+    def task_sentences(self) -> dict[str, str]:
+        """Task names and their sentences: :attr:`tasks`, or the env's name for its default goal."""
+        return dict(self.tasks) or {self.name: self.default_prompts().target[0]}
+
     def option_names(self) -> list[str]:
         """The names of the env's options."""
         return list(self.options.model_fields)
@@ -144,3 +154,16 @@ class EnvSpec:
     def default_prompts(self, options: Mapping[str, Any] | None = None) -> Prompts:
         """The default prompts for ``options`` (validated)."""
         return self.prompts(self.options.model_validate(dict(options or {})))
+
+
+__all__ = [
+    "EnvOptions",
+    "EnvSpec",
+    "Prompts",
+    "SimState",
+    "StateSweep",
+    "StatefulEnv",
+    "all_steps_succeed",
+    "any_step_succeeds",
+    "half_of_steps_succeed",
+]

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from vlmrm.errors import CheckpointError, ConfigError, VLMRMError
+from vlmrm.files import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -46,47 +45,19 @@ class DatasetError(VLMRMError):
     """A dataset directory is missing, incomplete or inconsistent."""
 
 
-# -- writing files ---------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old or the new file, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
 # -- tasks -------------------------------------------------------------------------------------------
 
 
 def known_tasks(env: str | None = None) -> dict[str, str]:
-    """Task names and their sentences: each env's default goal, plus the humanoid's tasks."""
+    """Task names and their sentences (:meth:`EnvSpec.task_sentences <vlmrm.envs.spec.EnvSpec.task_sentences>`):
+    every env's default goal, and the named tasks of ``env`` (of every env when ``env`` is ``None``)."""
     from vlmrm.envs.registry import ENV_REGISTRY
 
-    tasks = {name: spec.default_prompts().target[0] for name, spec in ENV_REGISTRY.items() if name != "humanoid"}
-    if env is None or env.lower().startswith("humanoid"):
-        tasks.update(_humanoid_tasks())
+    tasks: dict[str, str] = {}
+    for name, spec in ENV_REGISTRY.items():
+        if not spec.tasks or env is None or env.lower().startswith(name):
+            tasks.update(spec.task_sentences())
     return tasks
-
-
-def _humanoid_tasks() -> dict[str, str]:
-    from vlmrm.envs.humanoid.tasks import TASK_PROMPTS
-
-    return dict(TASK_PROMPTS)
 
 
 def task_sentence(task: str, env: str | None = None) -> str:
@@ -263,7 +234,7 @@ def policy_checkpoint(policy: str | Path) -> Path:
     Checkpoints are named ``checkpoints/step_<N>.zip`` with ``N`` zero-padded (``step_0000100000.zip``),
     so a path typed from memory often misses; the error then lists the checkpoints that exist.
     """
-    from vlmrm.rl.checkpoints import find_latest_good_checkpoint
+    from vlmrm.run.checkpoints import find_latest_good_checkpoint
 
     path = Path(policy)
     if path.is_file():
@@ -288,7 +259,7 @@ def policy_checkpoint(policy: str | Path) -> Path:
 
 def _missing_policy_message(path: Path) -> str:
     """Say what exists near a ``--policy`` path that does not: the checkpoints, or the run directories."""
-    from vlmrm.rl.checkpoints import list_checkpoints
+    from vlmrm.run.checkpoints import list_checkpoints
 
     existing = next(parent for parent in path.parents if parent.is_dir()) if path.parents else Path(".")
     found = list_checkpoints(existing) or list_checkpoints(existing / "checkpoints")
@@ -308,35 +279,33 @@ def _missing_policy_message(path: Path) -> str:
 
 
 def load_sb3_policy(path: str | Path, env: Any, deterministic: bool = False) -> Policy:
-    """A policy ``obs -> action`` from a stable-baselines3 checkpoint (SAC, DQN or PPO): a ``.zip`` file,
-    or a vlmrm run directory (its newest good checkpoint, see :func:`policy_checkpoint`)."""
+    """A policy ``obs -> action`` from a stable-baselines3 checkpoint: a ``.zip`` file, or a vlmrm run directory
+    (its newest good checkpoint, see :func:`policy_checkpoint`).
+
+    A checkpoint of a vlmrm run loads as the run's ``rl.algorithm``; another ``.zip`` as the algorithm that
+    saved it. A policy of another env is refused.
+    """
+    from vlmrm.run.checkpoints import load_model, saved_algorithm
+    from vlmrm.run.run_dir import RunDir
+
     path = policy_checkpoint(path)
-    from stable_baselines3 import DQN, PPO, SAC
-
-    problems = []
-    for algorithm in (SAC, DQN, PPO):
-        try:
-            model = algorithm.load(str(path), device="cpu")
-        except Exception as exc:  # the wrong algorithm class fails in various ways
-            problems.append(f"{algorithm.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-            continue
-        if model.observation_space.shape != env.observation_space.shape:
+    run = RunDir.of_checkpoint(path)
+    if run is not None:
+        model = run.load_model(path, env=env)
+    else:
+        algorithm = saved_algorithm(path)
+        if algorithm is None:
             raise CheckpointError(
-                f"Checkpoint {path} expects observations of shape {model.observation_space.shape}, but the env "
-                f"gives {env.observation_space.shape}; was it trained on another environment?"
+                f"Cannot load {path}: it is not a stable-baselines3 checkpoint (a .zip that model.save wrote)."
             )
-        if type(model.action_space) is not type(env.action_space):
-            raise CheckpointError(
-                f"Checkpoint {path} acts in {model.action_space}, but the env needs {env.action_space}."
-            )
-        logger.info("loaded %s policy from %s", algorithm.__name__, path)
+        model = load_model(path, algorithm, env=env)
+    logger.info("loaded %s policy from %s", type(model).__name__, path)
 
-        def act(obs: Any, _model: Any = model) -> Any:
-            action, _ = _model.predict(obs, deterministic=deterministic)
-            return action
+    def act(obs: Any) -> Any:
+        action, _ = model.predict(obs, deterministic=deterministic)
+        return action
 
-        return act
-    raise CheckpointError(f"Cannot load {path} as a SAC, DQN or PPO checkpoint:\n  " + "\n  ".join(problems))
+    return act
 
 
 def simulator_state(env: Any) -> dict[str, list[float]]:

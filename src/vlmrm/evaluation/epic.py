@@ -193,3 +193,15 @@ def epic_distance(
     canon_a = canonicalize(reward_a, states, actions, next_states, state_samples, action_samples, gamma)
     canon_b = canonicalize(reward_b, states, actions, next_states, state_samples, action_samples, gamma)
     return pearson_distance(canon_a, canon_b, "the first canonicalised reward", "the second canonicalised reward")
+
+
+__all__ = [
+    "ConstantRewardError",
+    "RewardFn",
+    "canonicalize",
+    "epic_distance",
+    "epic_distance_state_only",
+    "pearson_correlation",
+    "pearson_distance",
+    "point_biserial",
+]

@@ -192,9 +192,8 @@ def plot_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | 
     return save_figure(fig, path)
 
 
-def print_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
-    """Print the rows as a rich table on the terminal, titled ``title`` and the prompts (see :func:`epic_title`)."""
-    from rich.console import Console
+def epic_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> Any:
+    """The rows as a rich ``Table`` titled ``title`` and the prompts (see :func:`epic_title`), for the CLI to show."""
     from rich.table import Table
     from rich.text import Text
 
@@ -211,4 +210,4 @@ def print_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> 
             f"{r['epic_distance']:.4f}",
             f"{r['correlation']:+.4f}",
         )
-    Console().print(table)
+    return table

@@ -36,28 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from vlmrm import __version__
-from vlmrm.config import TrainConfig, algorithm_class, config_from_dict, read_yaml
+from vlmrm._version import __version__
+from vlmrm.config import TrainConfig
 from vlmrm.envs import get_env_spec
-from vlmrm.errors import CheckpointError, ConfigError, RewardError, RunDirectoryError
+from vlmrm.errors import ConfigError, RewardError
 from vlmrm.evaluation.inspection import MAIN, FrameKeeper, Inspection, inspect_evaluation
 from vlmrm.evaluation.inspection_report import REPORT_FILE, summary_of, write_report
-from vlmrm.reward.contract import RewardFunction, as_reward_function
+from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper, as_reward_function
 from vlmrm.reward.vlm_reward import VLMReward
-from vlmrm.rl.checkpoints import (
-    CHECKPOINT_PATTERN,
-    checkpoint_path,
-    find_latest_good_checkpoint,
-    list_checkpoints,
-    verify_checkpoint,
-)
 from vlmrm.rl.rollout import evaluate
-from vlmrm.rl.run_dir import CONFIG_FILE, INSPECT_DIR
-from vlmrm.rl.trainer_state import check_reward_source
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
+from vlmrm.run.run_dir import INSPECT_DIR, RunDir, check_reward_source
 
 logger = logging.getLogger(__name__)
 
@@ -75,33 +66,19 @@ class InspectResult:
     """What ``summary.json`` holds."""
 
 
-class VariantReward:
+class VariantReward(RewardFunctionWrapper):
     """A :class:`VLMReward` as a reward function that also scores each frame at other alphas.
 
     One image embedding per frame gives every alpha (``reward_from_embeddings``). The rewards at the
-    other alphas of every frame scored so far, in order, are in :attr:`scored`.
+    other alphas of every frame scored so far, in order, are in :attr:`scored`. Name, image size,
+    batch size, device and ``close()`` are the wrapped reward's.
     """
 
     def __init__(self, reward: VLMReward, alphas: dict[str, float]):
+        super().__init__(reward)
         self.reward = reward
         self.alphas = dict(alphas)
         self.scored: dict[str, list[float]] = {key: [] for key in alphas}
-
-    @property
-    def name(self) -> str:
-        return self.reward.name
-
-    @property
-    def image_size(self) -> int:
-        return self.reward.image_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.reward.batch_size
-
-    @property
-    def device(self) -> torch.device:
-        return self.reward.device
 
     def __call__(self, frames: Any) -> np.ndarray:
         embeddings = self.reward.embed_images(frames)
@@ -110,68 +87,8 @@ class VariantReward:
             self.scored[key].extend(values.tolist())
         return self.reward.reward_from_embeddings(embeddings).float().cpu().numpy()
 
-    def close(self) -> None:
-        self.reward.close()
-
 
 # -- what to inspect -------------------------------------------------------------------------------------
-
-
-def load_run(run_dir: Path) -> TrainConfig:
-    """The resolved config of the run in ``run_dir``."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirectoryError(
-            f"{str(run_dir)!r} is a file, not a run directory; give the directory holding its {CONFIG_FILE}."
-        )
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"Run directory {str(run_dir)!r} does not exist.")
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise RunDirectoryError(f"{str(run_dir)!r} is not a vlmrm run directory (it has no {CONFIG_FILE}).")
-    return config_from_dict(read_yaml(path), source=f"config {str(path)!r}")
-
-
-def choose_checkpoint(
-    run_dir: Path, checkpoint: int | str | Path | None
-) -> tuple[Path, int | None, dict[str, Any] | None]:
-    """The checkpoint file to inspect, its step and its vlmrm state: the newest sound one, step ``N``, or a
-    ``.zip`` path (step and state ``None`` when it is not named ``step_<N>.zip``).
-
-    Newer checkpoints that are truncated or corrupt are passed over with a warning, as when resuming.
-    """
-    directory = run_dir / "checkpoints"
-    steps = [step for step, _ in list_checkpoints(directory)]
-    if checkpoint is None:
-        if not steps:
-            raise RunDirectoryError(
-                f"Run {str(run_dir)!r} has no checkpoint yet: train it first, or wait for its first checkpoint "
-                "(logging.checkpoint_freq)."
-            )
-        try:
-            found = find_latest_good_checkpoint(directory)
-        except CheckpointError:
-            raise CheckpointError(
-                f"No usable checkpoint in {str(directory)!r}: all {len(steps)} are truncated or corrupt."
-            ) from None
-        assert found is not None
-        for bad, why in found.skipped:
-            logger.warning("vlmrm: checkpoint %s is unusable (%s); inspecting %s instead", bad, why, found.path.name)
-        return found.path, found.step, found.state
-    if isinstance(checkpoint, bool) or not isinstance(checkpoint, int | str | Path):
-        raise ConfigError(f"--checkpoint must be a step number or a .zip file, got {checkpoint!r}.")
-    if isinstance(checkpoint, int):
-        path = checkpoint_path(directory, checkpoint)
-        if not path.exists():
-            listed = ", ".join(map(str, steps)) if steps else "none"
-            raise CheckpointError(f"Run {str(run_dir)!r} has no checkpoint at step {checkpoint}; its steps: {listed}.")
-        return path, checkpoint, verify_checkpoint(path).state
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {str(path)!r} does not exist; give a step number or a .zip file.")
-    match = CHECKPOINT_PATTERN.match(path.name)
-    if match:
-        return path, int(match.group(1)), verify_checkpoint(path).state
-    return path, None, None
 
 
 def build_reward(
@@ -190,18 +107,10 @@ def build_reward(
     else:
         from vlmrm.reward.devices import resolve_device
 
-        settings = config.reward
         torch_device = resolve_device(device or "auto")
-        model = VLMReward.from_pretrained(
-            settings.model,
-            target_prompts=settings.target_prompts or [],
-            baseline_prompts=settings.baseline_prompts or None,
-            alpha=settings.alpha,
-            device=torch_device,
-            # The run's dtype where the model runs where it trained (fp16 on a GPU is no choice for a CPU).
-            dtype=settings.dtype if str(torch_device) == settings.device else "auto",
-            batch_size=settings.batch_size,
-        )
+        # The run's dtype where the model runs where it trained (fp16 on a GPU is no choice for a CPU).
+        same_device = str(torch_device) == config.reward.device
+        model = VLMReward.from_config(config.reward, device=torch_device, dtype=None if same_device else "auto")
     alpha = model.alpha
     variants: dict[str, tuple[str, float]] = {}
     if model.baseline_embedding is not None:
@@ -211,26 +120,6 @@ def build_reward(
             variants["alpha1"] = ("projected reward (α = 1)", 1.0)
     kind = "goal-only " if alpha == 0 else "projected " if alpha == 1 else ""
     return model, variants, f"{kind}VLM reward (α = {alpha:g}, trained on)"
-
-
-def load_policy(config: TrainConfig, path: Path, venv: Any) -> Any:
-    """The checkpoint's model; a :class:`CheckpointError` when it does not load or fits another env."""
-    cls = algorithm_class(config.rl.algorithm)
-    try:
-        model = cls.load(path, device="cpu")
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise CheckpointError(
-            f"Checkpoint {str(path)!r} does not load as {cls.__name__} (the run's rl.algorithm "
-            f"{config.rl.algorithm}): {type(exc).__name__}{': ' + first if first else ''}."
-        ) from None
-    if model.observation_space != venv.observation_space or model.action_space != venv.action_space:
-        raise CheckpointError(
-            f"Checkpoint {str(path)!r} is of another environment: it takes observations {model.observation_space} "
-            f"and actions {model.action_space}; this run's {config.env.name} has {venv.observation_space} and "
-            f"{venv.action_space}."
-        )
-    return model
 
 
 # -- the inspection ---------------------------------------------------------------------------------------
@@ -251,7 +140,8 @@ def inspect_run(
 
     Args:
         run_dir: a run directory of :func:`vlmrm.train`.
-        checkpoint: ``None`` (the newest sound checkpoint), a step number, or a checkpoint ``.zip``.
+        checkpoint: ``None`` or ``"latest"`` (the newest sound checkpoint), ``"final"``, ``"best"``, a step
+            number, or a checkpoint ``.zip`` (:meth:`vlmrm.run.run_dir.RunDir.checkpoint`).
         episodes: episodes to roll out (deterministic actions).
         reward_fn: score with this instead of the run's model (a :class:`~vlmrm.reward.contract.RewardFunction`
             or a function of the frames); there are no alpha variants then.
@@ -268,13 +158,17 @@ def inspect_run(
         raise ConfigError(f"--seed must be an integer from 0 to {2**32 - 1}, got {seed!r}.")
     say = progress or (lambda line: logger.info("%s", line))
     started = time.perf_counter()
-    run = Path(run_dir)
-    config = load_run(run)
-    path, step, state = choose_checkpoint(run, checkpoint)
+    run = RunDir(run_dir)
+    run.require()
+    config = run.config()
+    chosen = run.checkpoint("latest" if checkpoint is None else checkpoint)
+    for bad, why in chosen.skipped:
+        logger.warning("vlmrm: checkpoint %s is unusable (%s); inspecting %s instead", bad, why, chosen.path.name)
+    path, step = chosen.path, chosen.step
     check_reward_source(
-        state,
+        chosen.state,
         reward_fn,
-        run,
+        run.path,
         "from vlmrm.evaluation.inspect_run import inspect_run; inspect_run({run_dir!r}, reward_fn=...)",
     )
     env = config.env
@@ -288,7 +182,7 @@ def inspect_run(
         seed=config.rl.seed + EVAL_SEED_OFFSET if seed is None else seed,
     )
     try:
-        model = load_policy(config, path, inner)  # before the reward model: a wrong checkpoint fails fast
+        model = run.load_model(chosen, env=inner)  # before the reward model: a wrong checkpoint fails fast
         reward, variants, label = build_reward(config, reward_fn, device)
         try:
             scorer: RewardFunction = (
@@ -303,7 +197,7 @@ def inspect_run(
     finally:
         inner.close()
     meta = {
-        "run directory": str(run),
+        "run directory": str(run.path),
         "checkpoint": str(path),
         "step": step,
         "environment": env.name,
@@ -319,9 +213,9 @@ def inspect_run(
         "created": datetime.now().isoformat(timespec="seconds"),
         "vlmrm version": __version__,
     }
-    report = write_report(inspection, run / INSPECT_DIR, meta)
+    report = write_report(inspection, run.inspect_dir, meta)
     say(f"wrote {report} in {time.perf_counter() - started:.1f} s")
-    return InspectResult(run / INSPECT_DIR, report, inspection, summary_of(inspection, meta))
+    return InspectResult(run.inspect_dir, report, inspection, summary_of(inspection, meta))
 
 
 def _roll_out(

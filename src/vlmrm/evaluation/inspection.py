@@ -2,7 +2,7 @@
 
 A VLM reward is a learned proxy: a policy can please the model without doing the task. This module
 computes, from one evaluation (:func:`vlmrm.rl.rollout.evaluate`), everything the inspection shows;
-the TensorBoard images of training (:mod:`vlmrm.rl.callbacks`) and the report of ``vlmrm inspect``
+the TensorBoard images of training (:mod:`vlmrm.training.callbacks`) and the report of ``vlmrm inspect``
 (:mod:`vlmrm.evaluation.inspection_report`) both draw from an :class:`Inspection`:
 
 - the ``k`` frames with the highest and the ``k`` with the lowest VLM reward, each with its reward
@@ -403,3 +403,17 @@ def inspect_evaluation(
         strips=strips,
         frame_shape=keeper.frame_shape,
     )
+
+
+__all__ = [
+    "HACKING_THRESHOLD",
+    "TOP_FRACTION",
+    "FrameKeeper",
+    "HackingCheck",
+    "Inspection",
+    "RewardInspection",
+    "average_ranks",
+    "hacking_check",
+    "inspect_evaluation",
+    "spearman",
+]

@@ -42,11 +42,11 @@ from vlmrm.evaluation.dataset import (
     LABELS_FORMAT,
     Dataset,
     DatasetError,
-    atomic_write_json,
     labels_path,
     load_dataset,
     read_labels,
 )
+from vlmrm.files import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +299,8 @@ def serve_labeller(
     server, store = make_label_server(root, task, sentence, labels, port=port)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     counts = store.counts()
-    print(f"Labelling {counts['total']} frames of {root} ({counts['unlabelled']} left) for: {sentence}")
-    print(f"Open {url} — keys: y = yes, n = no, s = skip, ← = back. Labels: {store.path}. Ctrl-C to stop.")
+    logger.info("Labelling %d frames of %s (%d left) for: %s", counts["total"], root, counts["unlabelled"], sentence)
+    logger.info("Open %s — keys: y = yes, n = no, s = skip, ← = back. Labels: %s. Ctrl-C to stop.", url, store.path)
     if open_browser:
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()
     try:
@@ -310,5 +310,5 @@ def serve_labeller(
     finally:
         server.server_close()
     counts = store.counts()
-    print(f"Saved {counts['yes']} yes, {counts['no']} no, {counts['skip']} skip to {store.path}.")
+    logger.info("Saved %d yes, %d no, %d skip to %s.", counts["yes"], counts["no"], counts["skip"], store.path)
     return store

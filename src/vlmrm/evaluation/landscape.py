@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vlmrm.envs.registry import get_env_spec, parse_options
+from vlmrm.envs.registry import available_envs, get_env_spec, parse_options
 from vlmrm.envs.spec import StateSweep
 from vlmrm.envs.states import render_states
 from vlmrm.errors import ConfigError
@@ -91,12 +91,13 @@ class Sweep:
 
 
 def _task_options(env: str, task: str | None) -> dict[str, Any]:
-    """``{"task": task}`` for an env with tasks (the humanoid), an error for one without."""
+    """``{"task": task}`` for an env with tasks (:attr:`EnvSpec.tasks`), an error for one without."""
     if task is None:
         return {}
     spec = get_env_spec(env)
-    if "task" not in spec.option_names():
-        raise ConfigError(f"Environment {spec.name!r} has no tasks; --task applies to humanoid.")
+    if not spec.tasks:
+        with_tasks = [name for name in available_envs() if get_env_spec(name).tasks]
+        raise ConfigError(f"Environment {spec.name!r} has no tasks; --task applies to {', '.join(with_tasks)}.")
     return {"task": task}
 
 
@@ -105,7 +106,7 @@ ROW_BYTES = 360
 
 
 def make_sweep(env: str, points: int = 41, task: str | None = None) -> Sweep:
-    """The landscape sweep of ``env`` (from its spec); ``task`` picks the humanoid task whose pose ends it."""
+    """The landscape sweep of ``env`` (from its spec); ``task`` picks the task (of an env with tasks) that ends it."""
     if points < 2:
         raise ConfigError(f"A landscape needs at least 2 points, got {points}.")
     check_fits(
@@ -314,3 +315,11 @@ def run_landscape(
     csv_path = write_csv(rows, out / "landscape.csv")
     png_path = plot_landscape(rows, out / "landscape.png", sweep=sweep, title=title)
     return csv_path, png_path, rows
+
+
+__all__ = [
+    "compute_landscape",
+    "default_prompts",
+    "make_sweep",
+    "run_landscape",
+]

@@ -210,3 +210,9 @@ def as_json(
             for f, values in zip(frames, table, strict=True)
         ],
     }
+
+
+__all__ = [
+    "read_frames",
+    "score",
+]

@@ -13,8 +13,9 @@ The experiment files of the paper's results are in ``experiments/paper/``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm._lazy import lazy_getattr
 
 _EXPORTS = {
     "load_experiment": "vlmrm.experiments.schema",
@@ -32,7 +33,4 @@ if TYPE_CHECKING:
     from vlmrm.experiments.schema import load_experiment
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm.experiments' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

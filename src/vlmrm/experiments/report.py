@@ -212,7 +212,7 @@ def _curves_figure(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
 
 def build_report(sweep: str | Path) -> Report:
     """Read the sweep in ``sweep`` and write its report (see the module docstring)."""
-    from vlmrm.rl.checkpoints import atomic_write_text
+    from vlmrm.files import atomic_write_text
 
     directory = SweepDir(sweep)
     manifest = directory.read_manifest()

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +33,6 @@ from vlmrm.experiments.schema import ExperimentError, load_experiment
 from vlmrm.experiments.sweep_dir import SweepDir, TrialState
 
 logger = logging.getLogger(__name__)
-
-Echo = Callable[[str], None]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -111,7 +105,7 @@ def _trial_name(trial: Any) -> str:
 # -- progress -----------------------------------------------------------------------------------------------
 
 
-def _progress_callback(total: int, done_before: int, echo: Echo, directory: SweepDir, result: SweepResult) -> Any:
+def _progress_callback(total: int, done_before: int, directory: SweepDir, result: SweepResult) -> Any:
     from ray import tune
 
     class Progress(tune.Callback):
@@ -130,7 +124,7 @@ def _progress_callback(total: int, done_before: int, echo: Echo, directory: Swee
             self.running += 1
             self.started[name] = now = time.perf_counter()
             self.first_start = min(self.first_start, now)
-            echo(f"{self._status()} started {name}")
+            logger.info(f"{self._status()} started {name}")
 
         def _ended(self, trial: Any) -> tuple[str, float]:
             name = _trial_name(trial)
@@ -148,14 +142,14 @@ def _progress_callback(total: int, done_before: int, echo: Echo, directory: Swee
                 result.call_seconds[name] = float(outcome["call_seconds"])
             if outcome.get("state") in ("done", "skipped"):
                 self.done += 1
-                echo(
+                logger.info(
                     f"{self._status()} finished {name} in {seconds:.1f} s: success "
                     f"{_number(outcome.get('eval_success_rate'))}, env return {_number(outcome.get('eval_env_return'))}"
                     f", VLM return {_number(outcome.get('eval_vlm_return'))}"
                 )
             else:
                 self.failed += 1
-                echo(f"{self._status()} failed {name}: {outcome.get('error') or 'no result reported'}")
+                logger.info(f"{self._status()} failed {name}: {outcome.get('error') or 'no result reported'}")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             name, _ = self._ended(trial)
@@ -163,7 +157,7 @@ def _progress_callback(total: int, done_before: int, echo: Echo, directory: Swee
             error = f"the trial's process ended without a result (Ray Tune's record: {trial.path})"
             with contextlib.suppress(OSError):
                 directory.record_failure(name, error)
-            echo(f"{self._status()} failed {name}: {error}")
+            logger.info(f"{self._status()} failed {name}: {error}")
 
     return Progress()
 
@@ -176,13 +170,13 @@ def _number(value: Any) -> str:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, echo: Echo) -> Iterator[None]:
+def ray_session(address: str | None) -> Iterator[None]:
     """Ray for the sweep: joined (``address``/``$RAY_ADDRESS``), started and stopped, or already there."""
     import ray
 
     if ray.is_initialized():
         if address:
-            echo("Ray is already initialised in this process; --address is not used")
+            logger.info("Ray is already initialised in this process; --address is not used")
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -226,7 +220,7 @@ def ray_session(address: str | None, echo: Echo) -> Iterator[None]:
                 os.environ[TOKEN_VARIABLE] = previous
 
 
-def fit_resources(requested: dict[str, float], echo: Echo) -> dict[str, float]:
+def fit_resources(requested: dict[str, float]) -> dict[str, float]:
     """The resources per trial, within what the cluster has (a trial asking for more would never start)."""
     import ray
 
@@ -234,10 +228,12 @@ def fit_resources(requested: dict[str, float], echo: Echo) -> dict[str, float]:
     cpus, gpus = float(cluster.get("CPU", 1.0)), float(cluster.get("GPU", 0.0))
     fitted = {"cpu": min(requested["cpu"], cpus), "gpu": min(requested["gpu"], gpus)}
     if fitted["cpu"] < requested["cpu"]:
-        echo(f"each trial asks for {requested['cpu']:g} CPUs; the Ray cluster has {cpus:g}: using {fitted['cpu']:g}")
+        logger.info(
+            f"each trial asks for {requested['cpu']:g} CPUs; the Ray cluster has {cpus:g}: using {fitted['cpu']:g}"
+        )
     if fitted["gpu"] < requested["gpu"]:
         where = "no GPU: trials run on the CPU" if gpus == 0 else f"{gpus:g} GPUs: using {fitted['gpu']:g}"
-        echo(f"each trial asks for {requested['gpu']:g} GPUs; the Ray cluster has {where}")
+        logger.info(f"each trial asks for {requested['gpu']:g} GPUs; the Ray cluster has {where}")
     return fitted
 
 
@@ -312,7 +308,7 @@ def require_tune() -> None:
         ) from None
 
 
-def run_sweep(experiment_path: str | Path, options: SweepOptions | None = None, echo: Echo = _stderr) -> SweepResult:
+def run_sweep(experiment_path: str | Path, options: SweepOptions | None = None) -> SweepResult:
     """Run (or continue) the sweep of ``experiment_path``; see the module docstring."""
     options = options or SweepOptions()
     started = time.perf_counter()
@@ -327,13 +323,13 @@ def run_sweep(experiment_path: str | Path, options: SweepOptions | None = None, 
         done_before = len(plan.trials) - len(todo)
         cells = f"{len(plan.cells)} cells" + (f" of {plan.cells_total}" if len(plan.cells) < plan.cells_total else "")
         seeds = len({trial.seed for trial in plan.trials})
-        echo(
+        logger.info(
             f"sweep {plan.experiment.name}: {len(plan.trials)} trials ({cells} x {seeds} seeds) in {directory.path}; "
             f"{done_before} finished before, {len(todo)} to run"
         )
         result = SweepResult(directory.path, before, [t.name for t in todo], 0.0, 0.0)
         if todo:
-            _run_on_tune(plan, directory, todo, options, done_before, echo, result)
+            _run_on_tune(plan, directory, todo, options, done_before, result)
         result.states = directory.states(plan.trials)
     result.wall_seconds = time.perf_counter() - started
     return result
@@ -345,23 +341,22 @@ def _run_on_tune(
     todo: list[Trial],
     options: SweepOptions,
     done_before: int,
-    echo: Echo,
     result: SweepResult,
 ) -> None:
     from ray import tune
 
     ray_started = time.perf_counter()
     # Ray's core installs a SIGTERM handler of its own when it starts (it aborts): ours goes in after it.
-    with ray_session(options.address, echo), _sigterm_as_interrupt():
+    with ray_session(options.address), _sigterm_as_interrupt():
         result.ray_seconds = time.perf_counter() - ray_started
         requested = plan.experiment.resources.model_dump()
         if options.cpus_per_trial is not None:
             requested["cpu"] = options.cpus_per_trial
         if options.gpus_per_trial is not None:
             requested["gpu"] = options.gpus_per_trial
-        resources = fit_resources(requested, echo)
+        resources = fit_resources(requested)
         sweep = str(directory.path.resolve())
-        progress = _progress_callback(len(plan.trials), done_before, echo, directory, result)
+        progress = _progress_callback(len(plan.trials), done_before, directory, result)
         param_space = {
             "sweep": sweep,
             "trial": tune.grid_search([{"name": t.name, "config": t.config} for t in todo]),

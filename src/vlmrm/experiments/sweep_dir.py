@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +30,9 @@ from typing import Any
 from vlmrm.errors import RunDirectoryError
 from vlmrm.experiments.grid import Plan, Trial
 from vlmrm.experiments.schema import ExperimentError
-from vlmrm.rl.checkpoints import atomic_write_text
-from vlmrm.rl.guards import RunLock
-from vlmrm.rl.run_dir import trained_for
+from vlmrm.files import atomic_write_text
+from vlmrm.run.lock import RunLock
+from vlmrm.run.run_dir import RunDir
 
 MANIFEST = "sweep.json"
 FORMAT = 1
@@ -172,11 +171,9 @@ class SweepDir:
 
     def summary(self, name: str, total_steps: int) -> dict[str, Any] | None:
         """The trial's ``summary.json`` if it is complete for ``total_steps``, else ``None``."""
-        try:
-            summary = json.loads((self.run_dir(name) / "summary.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(summary, dict) or not trained_for(summary, total_steps):
+        run = RunDir(self.run_dir(name))
+        summary = run.summary()
+        if summary is None or not run.finished(total_steps):
             return None
         return summary if "eval_env_return" in summary else None
 
@@ -196,21 +193,7 @@ class SweepDir:
 
     def is_running(self, name: str) -> bool:
         """Whether a process holds the trial's run lock (a trainer holds it while it trains)."""
-        lock = self.run_dir(name) / RunLock.NAME
-        if not lock.is_file():
-            return False
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock to test
-            return False
-        fd = os.open(lock, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)  # closing releases a lock taken here
-        return False
+        return RunDir(self.run_dir(name)).lock().is_held()
 
     def state(self, name: str, total_steps: int) -> TrialState:
         summary = self.summary(name, total_steps)
@@ -221,7 +204,7 @@ class SweepDir:
         error = self.failure(name)
         if error is not None:
             return TrialState(name, "failed", error=error)
-        if (self.run_dir(name) / "config.yaml").is_file():
+        if RunDir(self.run_dir(name)).is_run():
             return TrialState(name, "interrupted")
         return TrialState(name, "pending")
 

@@ -1,9 +1,9 @@
 """One trial, in whatever process runs it (a Ray Tune worker): train, resume or skip, and record a failure.
 
 - finished before (a valid ``summary.json``): nothing to do;
-- started before (the run directory has its ``config.yaml``): :func:`vlmrm.rl.trainer.resume`
+- started before (the run directory has its ``config.yaml``): :func:`vlmrm.training.trainer.resume`
   continues from the newest sound checkpoint (or from step 0 if there is none);
-- otherwise :func:`vlmrm.rl.trainer.train` in ``SWEEP/trials/<trial>``.
+- otherwise :func:`vlmrm.training.trainer.train` in ``SWEEP/trials/<trial>``.
 
 An exception ends the trial, not the sweep: its message, on one line, goes to
 ``SWEEP/failures/<trial>.json`` (the traceback to the trial's log) and the outcome says
@@ -56,7 +56,8 @@ def run_trial(sweep: str | Path, name: str, config: dict[str, Any], reward_fn: A
     ``train``/``resume`` (the rest of a trial's wall time is the sweep's overhead).
     """
     from vlmrm.config import config_from_dict
-    from vlmrm.rl.trainer import resume, train
+    from vlmrm.run.run_dir import RunDir
+    from vlmrm.training.trainer import resume, train
 
     directory = SweepDir(sweep)
     run_dir = directory.run_dir(name)
@@ -68,7 +69,7 @@ def run_trial(sweep: str | Path, name: str, config: dict[str, Any], reward_fn: A
     started = time.perf_counter()
     with trial_log(directory.log_path(name)):
         try:
-            if (run_dir / "config.yaml").is_file():
+            if RunDir(run_dir).is_run():
                 logger.info("vlmrm: sweep trial %s: resuming %s", name, run_dir)
                 result = resume(run_dir, reward_fn=reward_fn)
             else:

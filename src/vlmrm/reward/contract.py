@@ -2,7 +2,7 @@
 
 :class:`RewardFunction` is a :class:`typing.Protocol`. :class:`~vlmrm.reward.VLMReward` (a model in
 this process), :class:`~vlmrm.reward.ray_pool.RayRewardPool` (a pool of Ray actors) and
-:class:`~vlmrm.rl.guards.RewardGuard` (the NaN check training wraps around either) implement it,
+:class:`~vlmrm.training.guards.RewardGuard` (the NaN check training wraps around either) implement it,
 and so can any object of the same shape: ``vlmrm.train(config, reward_fn=...)`` takes one. A plain
 function of the frames becomes one with :class:`FunctionReward`:
 
@@ -159,3 +159,12 @@ def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:
     if callable(reward):
         return FunctionReward(reward, image_size=image_size)
     raise ConfigError(f"reward_fn must be a RewardFunction or a function of the frames, got {type(reward).__name__}.")
+
+
+__all__ = [
+    "Frames",
+    "FunctionReward",
+    "RewardFunction",
+    "RewardFunctionWrapper",
+    "as_reward_function",
+]

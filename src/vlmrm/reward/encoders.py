@@ -6,19 +6,26 @@ Spec strings:
 - ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open_clip]``);
 - ``tiny-random``: a tiny randomly initialised CLIP, for smoke tests (meaningless rewards);
 - ``random:<hub id>``: the architecture of a known checkpoint with random weights, for benchmarks.
+
+A backend is a spec prefix registered with :func:`register_encoder` (as envs are with
+:func:`vlmrm.envs.register_env`): ``PREFIX:BODY`` specs go to its loader, and its help line is part of
+every "unknown model" message. CONTRIBUTING.md shows how to add one.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import difflib
+import importlib
 import json
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import torch
 
@@ -55,6 +62,19 @@ class ImageTextEncoder(abc.ABC):
     @abc.abstractmethod
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``(N, 3, S, S)`` preprocessed images -> ``(N, D)`` embeddings."""
+
+    def with_dtype(self, dtype: torch.dtype) -> Self:
+        """A copy that computes in ``dtype`` (its own copy of the weights; tokenizer and preprocessing shared).
+
+        The default copies a ``model`` attribute (a ``torch.nn.Module``); encoders without one override this.
+        """
+        model = getattr(self, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            raise NotImplementedError(f"{type(self).__name__} has no torch model to copy into another dtype.")
+        clone = copy.copy(self)
+        clone.model = copy.deepcopy(model).to(dtype=dtype).eval()  # type: ignore[attr-defined]
+        clone.dtype = dtype
+        return clone
 
     @abc.abstractmethod
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
@@ -311,10 +331,10 @@ def _not_available_message(spec: str, reason: str) -> str:
 
 
 def _spec_help() -> str:
+    backends = ", ".join(backend.help for backend in _BACKENDS.values())
     return (
         "Model specs: a hub id such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224, "
-        "a local directory, open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]'), tiny-random, "
-        f"or random:<id> with id one of: {', '.join(n for n in RANDOM_ARCHITECTURES if n != 'tiny-random')}."
+        f"a local directory, tiny-random, {backends}."
     )
 
 
@@ -358,6 +378,51 @@ class OpenCLIPEncoder(ImageTextEncoder):
         return self.model.encode_text(tokens)
 
 
+# -- the backends, by spec prefix --------------------------------------------------------------------------
+
+EncoderLoader = Callable[[str, torch.device, torch.dtype], ImageTextEncoder]
+"""``load(body, device, dtype)``: the encoder of the spec ``PREFIX:BODY``."""
+
+
+@dataclass(frozen=True)
+class EncoderBackend:
+    """A kind of model spec: ``PREFIX:BODY`` specs load through ``load(BODY, device, dtype)``.
+
+    ``load`` is a function or ``"module:function"``, imported on first use (as an env's ``entry_point``), so
+    registering a backend costs nothing until one of its models loads.
+    """
+
+    prefix: str
+    load: EncoderLoader | str
+    help: str
+    """How a spec of this backend looks, for error messages (``open_clip:ARCH/PRETRAINED (pip install ...)``)."""
+
+    def loader(self) -> EncoderLoader:
+        if callable(self.load):
+            return self.load
+        module, _, name = self.load.partition(":")
+        loader: EncoderLoader = getattr(importlib.import_module(module), name)
+        return loader
+
+
+_BACKENDS: dict[str, EncoderBackend] = {}
+
+
+def register_encoder(prefix: str, load: EncoderLoader | str, help: str) -> None:
+    """Make ``PREFIX:BODY`` model specs load through ``load(BODY, device, dtype)`` (a function or
+    ``"module:function"``); ``help`` is the line that names the backend in "unknown model" messages."""
+    if not prefix.isidentifier():
+        raise ValueError(f"An encoder prefix is a name such as 'open_clip', not {prefix!r}.")
+    if prefix in _BACKENDS:
+        raise ValueError(f"An encoder backend with prefix {prefix!r} is already registered.")
+    _BACKENDS[prefix] = EncoderBackend(prefix, load, help)
+
+
+def encoder_backends() -> dict[str, EncoderBackend]:
+    """The registered backends by prefix (besides the default: hub ids and local directories)."""
+    return dict(_BACKENDS)
+
+
 def load_encoder(spec: str, device: torch.device, dtype: torch.dtype) -> ImageTextEncoder:
     """Build the encoder named by ``spec`` (see the module docstring)."""
     spec = spec.strip()
@@ -366,29 +431,41 @@ def load_encoder(spec: str, device: torch.device, dtype: torch.dtype) -> ImageTe
     if spec == "tiny-random":
         warnings.warn(RANDOM_WEIGHTS_WARNING.format(spec=spec), UserWarning, stacklevel=3)
         return TransformersEncoder.from_random("tiny-random", device, dtype)
-    if spec.startswith("random:"):
-        name = spec.removeprefix("random:")
-        if name not in RANDOM_ARCHITECTURES or name == "tiny-random":
-            known = [n for n in RANDOM_ARCHITECTURES if n != "tiny-random"]
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean 'random:{close[0]}'?" if close else ""
-            raise ModelLoadError(f"Unknown random architecture {name!r}.{hint} Known: {', '.join(known)}.")
-        warnings.warn(RANDOM_WEIGHTS_WARNING.format(spec=spec), UserWarning, stacklevel=3)
-        return TransformersEncoder.from_random(name, device, dtype)
-    if spec.startswith("open_clip:"):
-        body = spec.removeprefix("open_clip:")
-        arch, sep, pretrained = body.partition("/")
-        if not sep or not arch or not pretrained:
-            raise ModelLoadError(
-                f"Model spec {spec!r} must look like open_clip:ARCH/PRETRAINED, e.g. open_clip:ViT-B-32/openai."
-            )
-        return OpenCLIPEncoder(arch, pretrained, device, dtype)
     if looks_like_path(spec) or Path(spec).exists():
         return TransformersEncoder.from_pretrained(str(_existing_directory(spec)), device, dtype)
-    prefix, sep, _ = spec.partition(":")
-    if sep and not Path(spec).exists() and "/" not in prefix:
+    prefix, sep, body = spec.partition(":")
+    if sep and prefix in _BACKENDS:
+        return _BACKENDS[prefix].loader()(body, device, dtype)
+    if sep and "/" not in prefix:
         raise ModelLoadError(f"Unknown model spec prefix {prefix + ':'!r} in {spec!r}.\n{_spec_help()}")
     return TransformersEncoder.from_pretrained(spec, device, dtype)
+
+
+def _load_random(name: str, device: torch.device, dtype: torch.dtype) -> ImageTextEncoder:
+    if name not in RANDOM_ARCHITECTURES or name == "tiny-random":
+        known = [n for n in RANDOM_ARCHITECTURES if n != "tiny-random"]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean 'random:{close[0]}'?" if close else ""
+        raise ModelLoadError(f"Unknown random architecture {name!r}.{hint} Known: {', '.join(known)}.")
+    warnings.warn(RANDOM_WEIGHTS_WARNING.format(spec=f"random:{name}"), UserWarning, stacklevel=4)
+    return TransformersEncoder.from_random(name, device, dtype)
+
+
+def _load_open_clip(body: str, device: torch.device, dtype: torch.dtype) -> ImageTextEncoder:
+    arch, sep, pretrained = body.partition("/")
+    if not sep or not arch or not pretrained:
+        raise ModelLoadError(
+            f"Model spec 'open_clip:{body}' must look like open_clip:ARCH/PRETRAINED, e.g. open_clip:ViT-B-32/openai."
+        )
+    return OpenCLIPEncoder(arch, pretrained, device, dtype)
+
+
+register_encoder("open_clip", _load_open_clip, "open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]')")
+register_encoder(
+    "random",
+    _load_random,
+    f"random:<id> with id one of: {', '.join(n for n in RANDOM_ARCHITECTURES if n != 'tiny-random')}",
+)
 
 
 def looks_like_path(spec: str) -> bool:
@@ -408,3 +485,14 @@ def _existing_directory(spec: str) -> Path:
     if not path.is_dir():
         raise ModelLoadError(f"Model path {shown} is a file, not a directory. Give {what}.")
     return path
+
+
+__all__ = [
+    "EncoderBackend",
+    "ImageTextEncoder",
+    "OpenCLIPEncoder",
+    "TransformersEncoder",
+    "encoder_backends",
+    "load_encoder",
+    "register_encoder",
+]

@@ -50,3 +50,11 @@ def projected_reward(image_embeddings: torch.Tensor, target: torch.Tensor, proje
     """``1 - 0.5 * ||(x - g) P||^2`` for each row ``x`` of ``image_embeddings`` (unit vectors)."""
     residual = (image_embeddings - target) @ projection
     return 1.0 - 0.5 * residual.pow(2).sum(dim=-1)
+
+
+__all__ = [
+    "goal_baseline_projection",
+    "mean_direction",
+    "normalize",
+    "projected_reward",
+]

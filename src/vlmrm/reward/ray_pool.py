@@ -430,3 +430,8 @@ def _pid_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+__all__ = [
+    "RayRewardPool",
+]

@@ -129,15 +129,17 @@ class VLMReward:
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
 
     @classmethod
-    def from_config(cls, config: RewardConfig, device: str | torch.device | None = None) -> VLMReward:
-        """The reward described by a config's ``reward`` section (``device`` overrides ``config.device``)."""
+    def from_config(
+        cls, config: RewardConfig, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+    ) -> VLMReward:
+        """The reward described by a config's ``reward`` section (``device`` and ``dtype`` override the config's)."""
         return cls.from_pretrained(
             config.model,
             target_prompts=config.target_prompts or [],
             baseline_prompts=config.baseline_prompts or None,
             alpha=config.alpha,
             device=config.device if device is None else device,
-            dtype=config.dtype,
+            dtype=config.dtype if dtype is None else dtype,
             batch_size=config.batch_size,
         )
 

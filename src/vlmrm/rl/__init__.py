@@ -1,4 +1,6 @@
-"""RL integration: reward wrappers, episode-end relabelling, stable-baselines3 glue and training.
+"""The stable-baselines3 glue: vec envs that score frames, relabelling buffers, replay I/O, wrappers, rollout,
+algorithms and video. Training itself is :mod:`vlmrm.training`; its old modules here (``vlmrm.rl.trainer``,
+...) still import, with a DeprecationWarning (CHANGELOG.md).
 
 The names below load on first use: an env worker process imports modules of this package to build
 its env, and must not pay for the reward model's imports (transformers) it never uses.
@@ -6,8 +8,9 @@ its env, and must not pay for the reward model's imports (transformers) it never
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vlmrm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vlmrm.rl.buffers import RelabelingReplayBuffer
@@ -23,7 +26,4 @@ _EXPORTS = {
 __all__ = ["RelabelingReplayBuffer", "RenderFrameInInfo", "VLMRewardWrapper", "VecVLMReward"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'vlmrm.rl' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from vlmrm import memory
+import vlmrm.memory as memory
 from vlmrm.config import TrainConfig, algorithm_class
 from vlmrm.errors import ConfigError
 from vlmrm.rl.buffers import RelabelingReplayBuffer

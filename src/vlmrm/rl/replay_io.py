@@ -28,7 +28,7 @@ Each array holds the first ``R`` rows (first-axis positions) of the buffer array
 more (the next observation of the last transition). ``extra.<name>`` arrays and ``extra`` are
 the state of a :class:`~vlmrm.rl.buffers.RelabelingReplayBuffer` beyond a ``ReplayBuffer``'s
 (:meth:`~vlmrm.rl.buffers.RelabelingReplayBuffer.extra_state`). The SHA-256 of the file is
-computed while it is written; checkpoints record it with the size (see :mod:`vlmrm.rl.checkpoints`).
+computed while it is written; checkpoints record it with the size (see :mod:`vlmrm.run.checkpoints`).
 
 Only these two buffer classes are written this way (:func:`supports`); a subclass or another
 kind (``DictReplayBuffer``, ``HerReplayBuffer``) may hold state this format does not know, so
@@ -78,7 +78,7 @@ def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> ReplayFileInfo:
 
     Streams each array to the file in chunks, hashing as it goes: memory use does not grow with
     the buffer. Not atomic by itself: checkpoints call it on a temporary file
-    (:func:`~vlmrm.rl.checkpoints.atomic_write`). A :class:`RelabelingReplayBuffer` first waits
+    (:func:`~vlmrm.files.atomic_write`). A :class:`RelabelingReplayBuffer` first waits
     for the rewards still being computed, so the file holds every reward known so far.
     """
     if not supports(buffer):

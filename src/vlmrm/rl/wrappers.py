@@ -76,3 +76,9 @@ class VLMRewardWrapper(gym.Wrapper):
         if terminated or truncated:
             info[EPISODE_KEY] = {"vlm_return": self._vlm_return, "env_return": self._env_return, "length": self._length}
         return obs, reward, terminated, truncated, info
+
+
+__all__ = [
+    "RenderFrameInInfo",
+    "VLMRewardWrapper",
+]

@@ -180,4 +180,14 @@ HUMANOID_SPEC = EnvSpec(
     uses_mujoco=True,
     vector_entry_point="vlmrm.envs.humanoid.vector:make_humanoid_vector",
     vector_draws_on_device=_warp_draws,
+    tasks=TASK_PROMPTS,
 )
+
+
+__all__ = [
+    "GYMNASIUM_CAMERA",
+    "PAPER_CAMERA",
+    "HumanoidCamera",
+    "HumanoidLook",
+    "HumanoidOptions",
+]

@@ -237,3 +237,11 @@ class BatchedVecEnv(VecEnv):
         # The episode statistics a Monitor would add are in the infos: callers that check for a
         # Monitor (evaluate_policy) get what they look for.
         return [issubclass(Monitor, wrapper_class) for _ in self._get_indices(indices)]
+
+
+__all__ = [
+    "BatchedSimulation",
+    "BatchedVecEnv",
+    "EnvListSimulation",
+    "FrameBatchSource",
+]

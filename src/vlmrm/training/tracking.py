@@ -24,7 +24,7 @@ from typing import Any
 
 from vlmrm.config import TrainConfig
 from vlmrm.errors import ConfigError, VLMRMError
-from vlmrm.rl.checkpoints import atomic_write_text
+from vlmrm.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +139,10 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
         raise
     logger.info("vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", run.id)
     return tracker
+
+
+__all__ = [
+    "TrackingError",
+    "WandbTracker",
+    "start_tracking",
+]

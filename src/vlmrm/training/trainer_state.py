@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from vlmrm import __version__
-from vlmrm.errors import ConfigError
+from vlmrm._version import __version__
 
 
 @dataclass
@@ -17,13 +15,13 @@ class TrainerState:
     Attributes:
         step: the environment step of the checkpoint.
         config: the run's resolved config (as JSON data): a resumed run may not change what it was trained with.
-        rng: Python, NumPy, torch and action-space RNG states (:func:`vlmrm.rl.resume.capture_rng`).
+        rng: Python, NumPy, torch and action-space RNG states (:func:`vlmrm.training.resume.capture_rng`).
         learning_starts: the algorithm's ``learning_starts`` of the first session.
         train_seconds: time spent training so far, over all sessions.
         resumed_at: the steps earlier sessions resumed at.
-        episode_returns: the return windows of :class:`~vlmrm.rl.callbacks.EpisodeReturnLogger`.
-        evaluation: the evaluation history of :class:`~vlmrm.rl.callbacks.EvaluationCallback`.
-        logs: what the logger held or recorded but had not written (:meth:`vlmrm.rl.logs.StepLogger.state_dict`).
+        episode_returns: the return windows of :class:`~vlmrm.training.callbacks.EpisodeReturnLogger`.
+        evaluation: the evaluation history of :class:`~vlmrm.training.callbacks.EvaluationCallback`.
+        logs: what the logger held or recorded but had not written (:meth:`vlmrm.training.logs.StepLogger.state_dict`).
         reward_function: the name of the Python reward function the run trains on (``vlmrm.train(config,
             reward_fn=fn)``); ``None`` when it trains on its config's ``reward.model``.
     """
@@ -76,20 +74,3 @@ class TrainerState:
             reward_function=state.get("reward_function"),
             vlmrm_version=str(state.get("vlmrm_version", "?")),
         )
-
-
-def check_reward_source(state: dict[str, Any] | None, reward_fn: Any, run_dir: Path, python_call: str) -> None:
-    """Refuse to continue or inspect, on its config's model, a run a Python reward function trained.
-
-    ``state`` is a checkpoint's; ``python_call`` is how to pass the function again, e.g.
-    ``vlmrm.resume({run_dir!r}, reward_fn=...)``. Only the caller's own function can stand in for it:
-    another reward would be mixed with it in one replay buffer, or judged in its place.
-    """
-    trained = state.get("reward_function") if state else None
-    if trained is None or reward_fn is not None:
-        return
-    raise ConfigError(
-        f"The run in {str(run_dir)!r} was trained on the Python reward function {trained!r} "
-        "(vlmrm.train(config, reward_fn=...)), not on its config's reward.model, which the command line would "
-        "use instead. Pass the same function from Python:\n  " + python_call.format(run_dir=str(run_dir))
-    )

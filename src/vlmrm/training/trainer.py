@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import shutil
 import time
@@ -54,7 +53,6 @@ from vlmrm.config import (
     TrainConfig,
     check_config,
     default_run_dir,
-    dump_config,
     resolve,
 )
 from vlmrm.envs import get_env_spec
@@ -62,7 +60,12 @@ from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteErr
 from vlmrm.reward.backend import build_reward_function, reward_facts
 from vlmrm.reward.contract import RewardFunction, as_reward_function
 from vlmrm.rl.algorithms import make_algorithm
-from vlmrm.rl.callbacks import (
+from vlmrm.rl.vec_env import RewardMode, VecVLMReward
+from vlmrm.rl.vec_env_factory import make_vec_env
+from vlmrm.run.checkpoints import CheckpointInfo, prune_checkpoints, write_checkpoint
+from vlmrm.run.lock import RunLock
+from vlmrm.run.run_dir import SUMMARY_FILE, RunDir, check_reward_source, resume_command
+from vlmrm.training.callbacks import (
     CheckpointCallback,
     EpisodeReturnLogger,
     EvaluationCallback,
@@ -71,47 +74,26 @@ from vlmrm.rl.callbacks import (
     StopAtTotalSteps,
     StopOnInterrupt,
 )
-from vlmrm.rl.checkpoints import (
-    CheckpointInfo,
-    atomic_write_text,
-    checkpoint_path,
-    prune_checkpoints,
-    write_checkpoint,
-)
-from vlmrm.rl.guards import (
-    BAD_FRAMES_DIR,
+from vlmrm.training.guards import (
     GracefulInterrupt,
     InterruptNow,
     RewardGuard,
-    RunLock,
     check_episode_frames_fit,
     is_storage_error,
-    resume_command,
 )
-from vlmrm.rl.guards import write_error as storage_error
-from vlmrm.rl.logs import StepLogger, make_logger
-from vlmrm.rl.resume import (
+from vlmrm.training.guards import write_error as storage_error
+from vlmrm.training.logs import StepLogger, make_logger
+from vlmrm.training.resume import (
     capture_rng,
     check_checkpoint_config,
-    finished_at,
-    finished_summary,
     load_newest_loadable,
     load_run_config,
     restore_rng,
     resume_point,
     tidy_for_resume,
 )
-from vlmrm.rl.run_dir import (
-    CONFIG_FILE,
-    SUMMARY_FILE,
-    check_run_dir_free,
-    holds_nothing_to_keep,
-    prepare_run_dir,
-)
-from vlmrm.rl.tracking import WandbTracker, check_tracking, start_tracking
-from vlmrm.rl.trainer_state import TrainerState, check_reward_source
-from vlmrm.rl.vec_env import RewardMode, VecVLMReward
-from vlmrm.rl.vec_env_factory import make_vec_env
+from vlmrm.training.tracking import WandbTracker, check_tracking, start_tracking
+from vlmrm.training.trainer_state import TrainerState
 
 logger = logging.getLogger(__name__)
 
@@ -136,20 +118,20 @@ def train(
     if run_dir is not None and not str(run_dir).strip():
         raise ConfigError("The run directory is empty; give a path or leave it out (default runs/<env>-<date>).")
     path = Path(run_dir or config.logging.run_dir or default_run_dir(config))
-    check_run_dir_free(path, overwrite)
+    RunDir(path).check_free(overwrite)
     existed = path.exists()
     try:
         return _Run(config, path, reward_fn).execute(start=None, overwrite=overwrite)
     except (TrainingInterrupted, WriteError, RewardError):
         raise  # their messages refer to the run directory: keep it
     except BaseException:
-        if not existed and path.is_dir() and holds_nothing_to_keep(path):
+        if not existed and path.is_dir() and RunDir(path).holds_nothing_to_keep():
             shutil.rmtree(path, ignore_errors=True)  # the same command can run again
         raise
 
 
 def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: Any = None) -> TrainResult:
-    """Continue the run in ``run_dir`` from its newest sound checkpoint (see :mod:`vlmrm.rl.resume`).
+    """Continue the run in ``run_dir`` from its newest sound checkpoint (see :mod:`vlmrm.training.resume`).
 
     ``overrides`` (``"rl.total_steps=100000"``, ...) may change only resume-safe fields
     (:func:`vlmrm.config.resume_safe_fields`). Without any checkpoint the run starts again from step 0.
@@ -160,7 +142,7 @@ def resume(run_dir: str | Path, overrides: list[str] | None = None, reward_fn: A
     """
     path = Path(run_dir)
     config = load_run_config(path, overrides)
-    lock = RunLock(path).acquire()
+    lock = RunDir(path).lock().acquire()
     try:
         start = resume_point(config, path)
         if start is not None:
@@ -185,6 +167,7 @@ class _Run:
     def __init__(self, config: TrainConfig, path: Path, reward_fn: Any = None):
         self.config = config
         self.path = path
+        self.run = RunDir(path)
         self.user_reward = reward_fn
         self.reward_function: str | None = None  # the name of the user's reward function, recorded in checkpoints
         self.model: BaseAlgorithm | None = None
@@ -224,7 +207,7 @@ class _Run:
 
     def _envs(self, reward: RewardFunction, start_step: int, stack: contextlib.ExitStack) -> tuple[Any, Any]:
         config = self.config
-        bad_frames = self.path / BAD_FRAMES_DIR
+        bad_frames = self.run.bad_frames_dir
         batching = bool(config.reward.episode_end_batching)
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
         eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
@@ -270,11 +253,11 @@ class _Run:
                 if lock is not None:
                     tidy_for_resume(self.path, start, self.state, self.config.rl.total_steps)
                 else:
-                    prepare_run_dir(self.path, overwrite)
-                    stack.enter_context(RunLock(self.path))
-                atomic_write_text(self.path / CONFIG_FILE, dump_config(self.config))
+                    self.run.prepare(overwrite)
+                    stack.enter_context(self.run.lock())
+                self.run.write_config(self.config)
                 self._track(start, stack)  # before the TensorBoard writer exists: W&B patches it
-                self.run_logger = make_logger(self.path / "logs")
+                self.run_logger = make_logger(self.run.logs_dir)
                 stack.callback(_quietly, self.run_logger.close, "the logs")
                 return self._learn(start, eval_env, reward, stack)
             except OSError as exc:
@@ -289,7 +272,7 @@ class _Run:
             stack.push(lambda kind, *_: _quietly(lambda: tracker.finish(0 if kind is None else 1), "W&B"))
 
     def save(self, step: int) -> Path:
-        path = checkpoint_path(self.path / "checkpoints", step)
+        path = self.run.checkpoint_path(step)
         if step == self.last_saved_step and path.exists():
             return path  # the model has not changed since
         assert self.model is not None and self.evaluation is not None and self.run_logger is not None
@@ -306,7 +289,7 @@ class _Run:
             reward_function=self.reward_function,
         )
         write_checkpoint(self.model, path, state.to_dict(), bool(self.config.logging.save_replay_buffer))
-        prune_checkpoints(self.path / "checkpoints", self.config.logging.keep_checkpoints)
+        prune_checkpoints(self.run.checkpoints_dir, self.config.logging.keep_checkpoints)
         self.last_saved_step = step
         return path
 
@@ -317,7 +300,7 @@ class _Run:
             self.learning_starts = getattr(self.model, "learning_starts", None)
         if start is None:
             return
-        state, finished = self.state, finished_at(self.path, start.step)
+        state, finished = self.state, self.run.finished_at(start.step)
         if state is not None:
             self.returns.load_state_dict(state.episode_returns or {})
             self.evaluation.load_state_dict(state.evaluation or {})
@@ -325,7 +308,7 @@ class _Run:
                 self.run_logger.load_state_dict(state.logs or {})
             self.train_seconds, self.resumed_at = state.train_seconds, list(state.resumed_at)
             restore_rng(state.rng, self.model)
-        summary = finished_summary(self.path)
+        summary = self.run.summary()
         if finished and summary is not None and isinstance(summary.get("eval_history"), list):
             # A run that finished at this step evaluated once more after its last checkpoint: keep that entry.
             self.evaluation.history = summary["eval_history"]
@@ -357,7 +340,7 @@ class _Run:
         spec = get_env_spec(config.env.name)
         log = config.logging
         self.evaluation = EvaluationCallback(
-            eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.path / "videos", spec.episode_success,
+            eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.run.videos_dir, spec.episode_success,
             final_step=total, inspect_episode_length=config.env.episode_length if log.inspect else None,
             on_video=self.tracker.log_video if self.tracker is not None else None,
         )  # fmt: skip
@@ -433,7 +416,14 @@ class _Run:
             "final_checkpoint": str(final_checkpoint.relative_to(self.path)),
             "resumed_at_steps": self.resumed_at,
         }
-        atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
+        self.run.write_summary(summary)
         if self.tracker is not None:
             self.tracker.log_summary(summary)
         return TrainResult(self.path, summary)
+
+
+__all__ = [
+    "TrainResult",
+    "resume",
+    "train",
+]

@@ -10,7 +10,7 @@ A checkpoint at step ``N`` is::
     checkpoints/step_<N>.replay.pkl   instead, the whole buffer pickled: buffers that format does not know
                                       (``DictReplayBuffer``, ...) and checkpoints of older vlmrm versions
 
-The replay buffer is written first and the zip last, each with :func:`atomic_write`: a checkpoint
+The replay buffer is written first and the zip last, each with :func:`vlmrm.files.atomic_write`: a checkpoint
 exists once its zip exists, and the zip records what its replay buffer must look like, so a
 half-written or mismatched pair is recognised and skipped (see :func:`find_latest_good_checkpoint`).
 """
@@ -22,14 +22,13 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlmrm.errors import CheckpointError
+from vlmrm.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ _COMPANION_PATTERN = re.compile(r"^(step_\d+)(\.replay|\.replay\.pkl)$")
 CORRUPT_SUFFIX = ".corrupt"
 STATE_MEMBER = "vlmrm_state.pkl"  # not *.pth: stable-baselines3 would try to load it as a state dict
 STATE_FORMAT = 1
-_TEMP_MARK = ".tmp"
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -51,64 +49,6 @@ def checkpoint_path(directory: Path, step: int) -> Path:
 def replay_path(checkpoint: Path, pickled: bool = False) -> Path:
     """``step_<N>.replay`` (``step_<N>.replay.pkl`` when ``pickled``) next to ``step_<N>.zip``."""
     return checkpoint.with_suffix(LEGACY_REPLAY_SUFFIX if pickled else REPLAY_SUFFIX)
-
-
-def atomic_write(path: Path, write: Callable[[Path], object], tmp_suffix: str = "") -> None:
-    """Call ``write(tmp_path)``, fsync the file, then rename it over ``path``.
-
-    The rename is atomic on POSIX file systems: readers see either the old file or the complete
-    new one. On failure (a full disk, say) the temporary file is removed, ``path`` is untouched and
-    the ``OSError`` names ``path`` (not the temporary file). ``tmp_suffix`` ends the temporary
-    file's name, for writers that pick a format by extension (``".mp4"``, ``".png"``). A process
-    killed mid-write leaves a hidden ``.<name>.<random>.tmp<suffix>`` file; :func:`remove_temp_files`
-    deletes those.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_MARK + tmp_suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual permissions
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        directory_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def remove_temp_files(directory: Path) -> list[Path]:
-    """Delete the temporary files that writes killed half-way left in ``directory``."""
-    removed = []
-    if directory.is_dir():
-        for path in directory.iterdir():
-            if path.name.startswith(".") and _TEMP_MARK in path.name and path.is_file():
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    return removed
 
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
@@ -325,3 +265,95 @@ def set_aside(path: Path) -> Path:
         if replay.exists():
             os.replace(replay, unused_name(replay.with_name(replay.name + suffix)))
     return target
+
+
+# -- loading a checkpoint's model ----------------------------------------------------------------------------
+
+_SB3_MODULE = re.compile(r"^stable_baselines3\.(\w+)\.")
+
+
+def _saved_data(path: Path) -> dict[str, Any] | None:
+    """The ``data`` member of a stable-baselines3 ``.zip``, read as JSON (nothing is unpickled)."""
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def saved_algorithm(path: Path) -> str | None:
+    """The algorithm (``sac``, ``dqn``, ``ppo``, ...) that saved a stable-baselines3 ``.zip``, from the module of
+    the policy class it names; ``None`` when the file does not say."""
+    policy = (_saved_data(path) or {}).get("policy_class")
+    module = policy.get("__module__") if isinstance(policy, dict) else None
+    match = _SB3_MODULE.match(module) if isinstance(module, str) else None
+    if match is None:
+        return None
+    # stable_baselines3.common.policies.ActorCriticPolicy: PPO's (A2C shares it; vlmrm does not train A2C).
+    return "ppo" if match.group(1) == "common" else match.group(1)
+
+
+def saved_step(path: Path) -> int | None:
+    """The environment step of a stable-baselines3 ``.zip`` (its ``num_timesteps``); ``None`` if it has none."""
+    step = (_saved_data(path) or {}).get("num_timesteps")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _acts_in(model: Any, env: Any) -> bool:
+    """Whether ``model`` can act in ``env``: observations of one shape, actions of one kind and shape.
+
+    Not exact equality: a policy trained on Gymnasium's CartPole-v1 (angle bounds 0.42 rad) acts in vlmrm's
+    CartPole (no termination, bounds pi) all the same.
+    """
+    model_actions, env_actions = model.action_space, env.action_space
+    return (
+        model.observation_space.shape == env.observation_space.shape
+        and type(model_actions) is type(env_actions)
+        and model_actions.shape == env_actions.shape
+        and getattr(model_actions, "n", None) == getattr(env_actions, "n", None)
+    )
+
+
+def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu", attach_env: bool = False) -> Any:
+    """The stable-baselines3 model of the checkpoint ``path``, loaded as ``algorithm`` (a run's ``rl.algorithm``).
+
+    With ``env``, the model must act in its spaces: ``attach_env`` loads it with the env to train on
+    (stable-baselines3 checks the spaces), otherwise it is loaded alone, and a policy that cannot act in
+    the env (other observation shape, other kind of actions) is refused with both spaces named. Raises
+    :class:`CheckpointError` for a checkpoint that does not load.
+    """
+    from vlmrm.config import ALGORITHM_CLASSES, algorithm_class
+
+    if algorithm not in ALGORITHM_CLASSES:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r}: unknown algorithm {algorithm!r}; vlmrm loads {', '.join(ALGORITHM_CLASSES)}."
+        )
+    cls = algorithm_class(algorithm)
+    try:
+        model = cls.load(path, env=env if attach_env else None, device=device)
+    except Exception as exc:  # a wrong algorithm or a damaged file fails in many ways
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} does not load as {cls.__name__} (rl.algorithm {algorithm}): "
+            f"{type(exc).__name__}{': ' + first if first else ''}."
+        ) from exc
+    if env is not None and not attach_env and not _acts_in(model, env):
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is of another environment: it takes observations {model.observation_space} "
+            f"and actions {model.action_space}; the env has {env.observation_space} and {env.action_space}."
+        )
+    return model
+
+
+__all__ = [
+    "CheckpointInfo",
+    "find_latest_good_checkpoint",
+    "load_model",
+    "saved_algorithm",
+    "saved_step",
+    "verify_checkpoint",
+    "write_checkpoint",
+]

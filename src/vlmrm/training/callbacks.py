@@ -12,12 +12,12 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
-from vlmrm.rl.checkpoints import atomic_write
-from vlmrm.rl.logs import StepLogger
+from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.video import video_encoder_problem, write_video
 from vlmrm.rl.wrappers import EPISODE_KEY
+from vlmrm.training.logs import StepLogger
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class EpisodeReturnLogger(BaseCallback):
 
 
 class LogReleaser(BaseCallback):
-    """Write the logger's held row once the step moves on (see :class:`~vlmrm.rl.logs.StepLogger`)."""
+    """Write the logger's held row once the step moves on (see :class:`~vlmrm.training.logs.StepLogger`)."""
 
     def __init__(self, step_logger: StepLogger):
         super().__init__()

@@ -28,7 +28,8 @@ from typing import Any
 
 from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger, TensorBoardOutputFormat
 
-from vlmrm.rl.checkpoints import atomic_write, atomic_write_bytes, unused_name
+from vlmrm.files import atomic_write, atomic_write_bytes
+from vlmrm.run.checkpoints import unused_name
 
 logger = logging.getLogger(__name__)
 

@@ -2,12 +2,11 @@
 
 ``vlmrm train --resume RUN_DIR`` reads ``RUN_DIR/config.yaml`` (``--set`` may change only the
 resume-safe fields, :func:`vlmrm.config.resume_safe_fields`), loads the newest sound checkpoint
-and continues at its step. The logs are cut back by :mod:`vlmrm.rl.logs`.
+and continues at its step. The logs are cut back by :mod:`vlmrm.training.logs`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from pathlib import Path
@@ -20,29 +19,27 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from vlmrm.config import (
     TrainConfig,
-    algorithm_class,
     apply_overrides,
     config_from_dict,
     flatten,
     is_off_policy,
     is_resume_safe,
-    read_yaml,
     resume_safe_fields,
 )
-from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError
+from vlmrm.errors import CheckpointError, ConfigError
+from vlmrm.files import remove_temp_files
 from vlmrm.rl.buffers import RelabelingReplayBuffer
-from vlmrm.rl.checkpoints import (
+from vlmrm.run.checkpoints import (
     CheckpointInfo,
     find_latest_good_checkpoint,
+    load_model,
     remove_orphan_companions,
-    remove_temp_files,
     restore_replay_buffer,
     set_aside,
 )
-from vlmrm.rl.guards import BAD_FRAMES_DIR, resume_command
-from vlmrm.rl.logs import truncate_logs
-from vlmrm.rl.run_dir import CONFIG_FILE, SUBDIRECTORIES, SUMMARY_FILE, trained_for
-from vlmrm.rl.trainer_state import TrainerState
+from vlmrm.run.run_dir import CONFIG_FILE, SUBDIRECTORIES, RunDir, resume_command, trained_for
+from vlmrm.training.logs import truncate_logs
+from vlmrm.training.trainer_state import TrainerState
 
 logger = logging.getLogger(__name__)
 
@@ -125,20 +122,10 @@ def check_checkpoint_config(config: TrainConfig, start: CheckpointInfo, run_dir:
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
     """The config of the run in ``run_dir`` with the (safe) ``overrides`` applied."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirectoryError(
-            f"Cannot resume: {str(run_dir)!r} is a file, not a run directory; give the directory holding "
-            f"its {CONFIG_FILE}."
-        )
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"Cannot resume: run directory {str(run_dir)!r} does not exist.")
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise RunDirectoryError(
-            f"Cannot resume: {str(run_dir)!r} is not a vlmrm run directory (it has no {CONFIG_FILE})."
-        )
-    stored = read_yaml(path)
+    run = RunDir(run_dir)
+    run.require("Cannot resume")
+    run_dir, path = run.path, run.config_path
+    stored = run.stored_config()
     for text in overrides or []:
         if text.split("=", 1)[0].strip() == "logging.run_dir":
             raise ConfigError(
@@ -146,8 +133,7 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> TrainC
                 "copy the run directory and resume the copy."
             )
     source = f"config {str(path)!r}" + (" with --set overrides" if overrides else "")
-    stored_config = config_from_dict(dict(stored), source=f"config {str(path)!r}")
-    data = apply_overrides(stored_config.model_dump(mode="json"), list(overrides or []))
+    data = apply_overrides(run.config().model_dump(mode="json"), list(overrides or []))
     check_resume_changes(stored, data, str(path))  # before the checks of a new config: this is what matters
     config = config_from_dict(data, source=source)
     config.logging.run_dir = str(run_dir)
@@ -205,27 +191,19 @@ def close_last_transitions(buffer: Any) -> None:
 # -- where to resume from ---------------------------------------------------------------------------------------
 
 
-def finished_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The run's ``summary.json`` when it is readable, else ``None``."""
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
 def resume_point(config: TrainConfig, run_dir: Path) -> CheckpointInfo | None:
     """The newest sound checkpoint to resume from (``None``: none yet, start at step 0).
 
     A run that finished its ``rl.total_steps`` is refused, with the command to train longer; one whose
     ``summary.json`` is unreadable resumes at its final checkpoint to evaluate it again.
     """
-    start = find_latest_good_checkpoint(run_dir / "checkpoints")
+    run = RunDir(run_dir)
+    start = find_latest_good_checkpoint(run.checkpoints_dir)
     if start is None:
         logger.warning("vlmrm: %s has no checkpoint yet: training starts again from step 0", run_dir)
         return None
     total = config.rl.total_steps
-    summary = finished_summary(run_dir)
+    summary = run.summary()
     # Finished: its summary is of this checkpoint, at or past total (all envs step at once).
     if summary is not None and summary.get("total_steps") == start.step and trained_for(summary, total):
         raise ConfigError(
@@ -237,18 +215,24 @@ def resume_point(config: TrainConfig, run_dir: Path) -> CheckpointInfo | None:
             f"rl.total_steps={total} is below the step of the checkpoint to resume from ({start.step}); "
             f"pass --set rl.total_steps=N with N >= {start.step}."
         )
-    if start.step == total and (run_dir / SUMMARY_FILE).exists():
-        logger.warning("vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", SUMMARY_FILE)
+    if start.step == total and run.summary_path.exists():
+        logger.warning(
+            "vlmrm: %s is unreadable; evaluating the final checkpoint again to rewrite it", run.summary_path.name
+        )
     return start
 
 
 def _load(config: TrainConfig, start: CheckpointInfo, venv: VecEnv, device: str) -> BaseAlgorithm:
-    try:
-        model = algorithm_class(config.rl.algorithm).load(start.path, env=venv, device=device)
-        if start.replay is not None:
+    model = load_model(start.path, config.rl.algorithm, env=venv, device=device, attach_env=True)
+    if start.replay is not None:
+        try:
             restore_replay_buffer(model, start.replay)
-    except Exception as exc:
-        raise CheckpointError(f"it does not load ({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from exc
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise CheckpointError(
+                f"Checkpoint {str(start.path)!r}: its replay buffer {start.replay.name} does not load "
+                f"({type(exc).__name__}{': ' + first if first else ''})."
+            ) from exc
     if start.replay is not None:
         dropped = drop_unfinished_episodes(model.replay_buffer)
         close_last_transitions(model.replay_buffer)
@@ -276,17 +260,11 @@ def load_newest_loadable(
         try:
             return _load(config, start, venv, device), start
         except CheckpointError as exc:
-            logger.warning("vlmrm: checkpoint %s %s; trying an older one", start.path.name, exc)
+            logger.warning("vlmrm: %s Trying an older checkpoint.", exc)
             found = find_latest_good_checkpoint(start.path.parent, [*start.skipped, (start.path, str(exc))])
             if found is None:
                 raise
             start = found
-
-
-def finished_at(run_dir: Path, step: int) -> bool:
-    """Whether the run finished at ``step`` (its summary says so), before a session extends it."""
-    summary = finished_summary(run_dir)
-    return summary is not None and summary.get("total_steps") == step
 
 
 def log_cut(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | None, total_steps: int) -> int:
@@ -298,7 +276,7 @@ def log_cut(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | N
     """
     if start is None:
         return 0
-    if finished_at(run_dir, start.step):
+    if RunDir(run_dir).finished_at(start.step):
         return start.step
     if (state is not None and state.logs is not None) or start.step >= total_steps:
         return start.step - 1
@@ -307,7 +285,8 @@ def log_cut(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | N
 
 def tidy_for_resume(run_dir: Path, start: CheckpointInfo | None, state: TrainerState | None, total_steps: int) -> None:
     """Before a resumed session writes: set bad checkpoints aside, drop leftovers, cut the logs."""
-    checkpoints = run_dir / "checkpoints"
+    run = RunDir(run_dir)
+    checkpoints = run.checkpoints_dir
     for bad, why in start.skipped if start else []:
         if bad.exists():
             aside = set_aside(bad)
@@ -315,9 +294,9 @@ def tidy_for_resume(run_dir: Path, start: CheckpointInfo | None, state: TrainerS
                 "vlmrm: checkpoint %s is unusable (%s); resuming from %s instead (%s kept as %s)",
                 bad, why, start.path if start else None, bad.name, aside.name,
             )  # fmt: skip
-    for directory in (checkpoints, run_dir / "videos", run_dir / BAD_FRAMES_DIR, run_dir / "logs", run_dir):
+    for directory in (checkpoints, run.videos_dir, run.bad_frames_dir, run.logs_dir, run_dir):
         remove_temp_files(directory)
     remove_orphan_companions(checkpoints)
     for sub in SUBDIRECTORIES:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    truncate_logs(run_dir / "logs", log_cut(run_dir, start, state, total_steps))
+    truncate_logs(run.logs_dir, log_cut(run_dir, start, state, total_steps))

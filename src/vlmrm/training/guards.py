@@ -6,7 +6,6 @@
   after each step (it then writes a checkpoint and exits); a second SIGINT interrupts at once.
 - :func:`write_error` turns an ``OSError`` from writing a run file into a
   :class:`~vlmrm.errors.WriteError` that names the file, the intact checkpoint and the resume command.
-- :class:`RunLock` keeps two processes from writing one run directory.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import errno
 import functools
 import logging
 import os
-import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -26,20 +24,15 @@ from typing import Any
 import numpy as np
 
 from vlmrm.config import TrainConfig
-from vlmrm.errors import RewardError, RunDirectoryError, WriteError
+from vlmrm.errors import RewardError, WriteError
+from vlmrm.files import atomic_write
 from vlmrm.memory import check_fits
 from vlmrm.reward.contract import Frames, RewardFunction, RewardFunctionWrapper
-from vlmrm.rl.checkpoints import atomic_write, list_checkpoints
+from vlmrm.run.run_dir import RunDir, resume_command
 
 logger = logging.getLogger(__name__)
 
-BAD_FRAMES_DIR = "bad_frames"
 MAX_SAVED_FRAMES = 8
-
-
-def resume_command(run_dir: Path) -> str:
-    """The exact command that continues the run in ``run_dir``."""
-    return f"vlmrm train --resume {shlex.quote(str(run_dir))}"
 
 
 class RewardGuard(RewardFunctionWrapper):
@@ -241,60 +234,14 @@ def write_error(exc: OSError, run_dir: Path, what: str | None = None) -> WriteEr
     lines = [f"Could not write {target}: {reason}" + (f" [{code}]." if code else ".")]
     if exc.errno in _HINTS:
         lines.append(_HINTS[exc.errno])
-    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    run = RunDir(run_dir)
+    checkpoints = run.checkpoints()
     if checkpoints:
         lines.append(f"The previous checkpoint {checkpoints[-1][1]} is intact; once fixed, resume with:")
-    elif (run_dir / "config.yaml").is_file():
+    elif run.is_run():
         lines.append("No checkpoint had been written yet; once fixed, start again from step 0 with:")
     else:
         lines.append("Nothing of the run was written; once fixed, run the same command again.")
         return WriteError("\n".join(lines))
     lines.append(f"  {resume_command(run_dir)}")
     return WriteError("\n".join(lines))
-
-
-class RunLock:
-    """An exclusive lock on ``RUN_DIR/.lock`` (released when the process ends, even on SIGKILL)."""
-
-    NAME = ".lock"
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / self.NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
-            return self
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except IsADirectoryError:
-            raise RunDirectoryError(
-                f"{str(self.path)!r} is a directory, but vlmrm keeps its lock file there; move it away (vlmrm "
-                "writes nothing else under that name), then run the command again."
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise RunDirectoryError(
-                f"Run directory {str(self.path.parent)!r} is in use by another vlmrm process (pid {holder}). "
-                "Wait for it to finish or stop it (it writes a checkpoint on SIGTERM), then resume."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
