@@ -240,7 +240,7 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
 def test_sigint_during_the_final_evaluation_stops_it_and_exits_as_interrupted(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from vlmrm.rl.callbacks import EvaluationCallback
+    from vlmrm.training.callbacks import EvaluationCallback
 
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
