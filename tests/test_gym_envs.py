@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from vlmrm.config import config_from_dict
 from vlmrm.envs import get_env_spec, make_env
 from vlmrm.envs.gym_env import last_step_succeeds, square_frame
 from vlmrm.errors import ConfigError
+from vlmrm.rl.video import video_encoder_problem
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -149,6 +151,15 @@ def test_train_on_a_gym_id_end_to_end(
     assert summary["total_steps"] == 60 and summary["eval_success_rate"] is None
     assert yaml.safe_load((run / "config.yaml").read_text())["env"]["name"] == name
     assert (run / "checkpoints" / "step_0000000060.zip").is_file()
+    # vlmrm enjoy on that run: the three figures and a playable video of both episodes at a viewing size.
+    capsys.readouterr()
+    video = tmp_path / "enjoy.mp4"
+    assert main(["enjoy", str(run), "--episodes", "2", "--video", str(video), "--video-size", "96"]) == 0
+    out = capsys.readouterr().out
+    assert "env return: " in out and "VLM return: " in out and "success: not reported" in out
+    if video_encoder_problem() is None:
+        frames = list(imageio.get_reader(video).iter_data())
+        assert len(frames) == 40 and frames[0].shape == (96, 96, 3)
 
 
 def test_vlm_reward_wrapper_is_one_line_on_any_gymnasium_env() -> None:
