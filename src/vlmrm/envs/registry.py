@@ -24,6 +24,7 @@ from typing import Any
 import gymnasium as gym
 from pydantic import ValidationError
 
+from vlmrm.envs import gym_ids  # noqa: F401  # registers vlmrm/CartPole-v0 etc. with Gymnasium
 from vlmrm.envs.classic_control import CARTPOLE_SPEC, MOUNTAINCAR_SPEC
 from vlmrm.envs.gl import ensure_gl_backend
 from vlmrm.envs.gym_env import PREFIX as GYM_PREFIX
