@@ -204,6 +204,7 @@ class EvaluationCallback(BaseCallback):
             self._log_inspection(result, keeper)
         self.logger.record("eval/env_return", result.mean_env_return)
         self.logger.record("eval/vlm_return", result.mean_vlm_return)
+        self.logger.record("eval/mean_reward", result.mean_vlm_return)  # stable-baselines3's EvalCallback's name
         self.logger.record("eval/episode_length", float(np.mean(result.lengths)))
         if result.success_rate is not None:
             self.logger.record("eval/success_rate", result.success_rate)
