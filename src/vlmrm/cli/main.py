@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vlmrm.cli.bench",
     "vlmrm.cli.sweep",
     "vlmrm.cli.report",
+    "vlmrm.cli.push",
 )
 
 
