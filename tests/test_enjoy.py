@@ -60,12 +60,13 @@ def test_a_step_one_episode_and_no_video(run: Path, capsys: pytest.CaptureFixtur
 
 
 def test_best_checkpoint_where_the_run_has_one(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    best = run / "checkpoints" / "best.zip"
+    best.unlink(missing_ok=True)  # a run without one (vlmrm versions that keep the best write it)
     assert main(["enjoy", str(run), "--checkpoint", "best", "--no-video"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: Run {str(run)!r} has no best checkpoint (checkpoints/best.zip); " + (
         "use --checkpoint final or a step number."
     )
-    best = run / "checkpoints" / "best.zip"
     shutil.copy(run / "checkpoints" / "step_0000000020.zip", best)
     try:
         assert main(["enjoy", str(run), "--checkpoint", "best", "--episodes", "1", "--no-video"]) == 0

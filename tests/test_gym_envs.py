@@ -122,6 +122,18 @@ def test_success_comes_from_is_success_at_the_last_step() -> None:
         gym.registry.pop("VlmrmTest/Reaching-v0")
 
 
+def test_the_module_id_form_imports_the_module_that_registers_the_id() -> None:
+    spec = get_env_spec("gym:vlmrm.envs.gym_ids:vlmrm/CartPole-v0")
+    assert spec.name == "gym:vlmrm.envs.gym_ids:vlmrm/CartPole-v0" and spec.action_kind == "discrete"
+    with pytest.raises(ConfigError, match=r"has no default episode length; set env\.episode_length"):
+        make_env(spec.name, render_size=16)  # the id has no max_episode_steps
+    env = make_env(spec.name, render_size=16, episode_length=5)
+    env.reset(seed=0)
+    assert env.render().shape == (16, 16, 3)
+    with pytest.raises(ConfigError, match="cannot import 'no_such_package'"):
+        get_env_spec("gym:no_such_package:Thing-v0")
+
+
 def write_config(tmp_path: Path, name: str, algorithm: str, **hyperparameters: Any) -> Path:
     path = tmp_path / f"{algorithm}.yaml"
     config = {

@@ -16,6 +16,8 @@ on demand (:func:`gym_spec`, from the id's own Gymnasium spec and one probe of t
   episode succeeds when its last step does (stable-baselines3's rule); otherwise no success rate.
 - **Options**: ``square`` and ``make_kwargs`` (keyword arguments for ``gym.make``, e.g.
   ``{continuous: true}`` for LunarLander-v3).
+- **Your own ids**: ``gym:my_package:MyEnv-v0`` imports ``my_package`` first (Gymnasium's
+  ``"module:id"`` form), so an id that package registers is known in subprocess workers too.
 
 >>> spec = gym_spec("gym:Pendulum-v1")
 >>> spec.action_kind, spec.default_episode_length, spec.episode_success is None
@@ -29,6 +31,7 @@ on demand (:func:`gym_spec`, from the id's own Gymnasium spec and one probe of t
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -115,8 +118,14 @@ def gymnasium_id(name: str) -> str:
 
 
 def _gymnasium_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    module, _, bare = env_id.rpartition(":")
+    if module:  # Gymnasium's "module:id": the module registers the id (in subprocess workers too)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"env.name 'gym:{env_id}': cannot import {module!r} ({exc}).") from None
     try:
-        return gym.spec(env_id)
+        return gym.spec(bare)
     except GymnasiumError as exc:
         known = sorted(gym.registry)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
