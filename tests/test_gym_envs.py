@@ -70,6 +70,8 @@ def test_crop_option_and_make_kwargs_reach_the_env() -> None:
 def test_unknown_id_and_missing_prompts_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="Did you mean: `Pendulum`"):
         get_env_spec("gym:Pendulm-v1")
+    with pytest.raises(ConfigError, match="Did you mean 'gym:Pendulum-v1'"):
+        get_env_spec("Pendulum-v1")
     with pytest.raises(ConfigError, match=r"has no default prompts: set reward\.target_prompts"):
         config_from_dict({"env": {"name": "gym:Pendulum-v1"}, "rl": {"algorithm": "sac", "total_steps": 10}})
     with pytest.raises(ConfigError, match=r"rl\.algorithm: dqn needs discrete actions"):

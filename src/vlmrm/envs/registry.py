@@ -57,9 +57,10 @@ def get_env_spec(name: str) -> EnvSpec:
     key = name.lower()
     if key not in ENV_REGISTRY:
         known = sorted(ENV_REGISTRY)
+        hint = f" Did you mean 'gym:{name}'?" if name in gym.registry else closest(key, known)
         raise ConfigError(
-            f"Unknown environment {name!r}.{closest(key, known)} Known environments: {', '.join(known)}, "
-            "or gym:<id> for any Gymnasium id that renders rgb_array frames."
+            f"Unknown environment {name!r}.{hint} Known environments: {', '.join(known)}; "
+            "to train: gym:<id>, any Gymnasium id that renders rgb_array frames."
         )
     return ENV_REGISTRY[key]
 
