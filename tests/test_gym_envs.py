@@ -67,6 +67,14 @@ def test_crop_option_and_make_kwargs_reach_the_env() -> None:
         make_env("gym:Pendulum-v1", sqaure="pad")
 
 
+@requires_box2d
+def test_make_kwargs_may_not_change_the_action_kind() -> None:
+    with pytest.raises(ConfigError, match="give gym:LunarLander-v3 Box"):
+        make_env("gym:LunarLander-v3", render_size=16, make_kwargs={"continuous": True})
+    with pytest.raises(ConfigError, match=r"cannot be made: .*gravity"):
+        make_env("gym:Pendulum-v1", render_size=16, make_kwargs={"gravity": 5.0})
+
+
 def test_unknown_id_and_missing_prompts_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="Did you mean: `Pendulum`"):
         get_env_spec("gym:Pendulm-v1")

@@ -15,7 +15,9 @@ on demand (:func:`gym_spec`, from the id's own Gymnasium spec and one probe of t
 - **Success**: where the env reports ``info["is_success"]`` (Gymnasium-Robotics, for example), an
   episode succeeds when its last step does (stable-baselines3's rule); otherwise no success rate.
 - **Options**: ``square`` and ``make_kwargs`` (keyword arguments for ``gym.make``, e.g.
-  ``{continuous: true}`` for LunarLander-v3).
+  ``{g: 5.0}`` for Pendulum-v1). The action kind is read from the id with its default arguments, so
+  ``make_kwargs`` that change it (LunarLander-v3's ``continuous``) are refused: register an id
+  with them (``gym.register``) and name it ``gym:<module>:<id>``.
 - **Your own ids**: ``gym:my_package:MyEnv-v0`` imports ``my_package`` first (Gymnasium's
   ``"module:id"`` form), so an id that package registers is known in subprocess workers too.
 
@@ -59,7 +61,9 @@ class GymOptions(EnvOptions):
         "(the centre square).",
     )
     make_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments for gym.make, e.g. {continuous: true}."
+        default_factory=dict,
+        description="Keyword arguments for gym.make, e.g. {g: 5.0} for Pendulum-v1; they may not change the "
+        "action space's kind.",
     )
 
 
@@ -214,4 +218,12 @@ def make_gym_env(env_id: str, render_size: int, episode_length: int, options: Gy
     The entry point of every ``gym:<id>`` spec; the registry passes the id first.
     """
     env = _make(env_id, render_mode="rgb_array", max_episode_steps=episode_length, **options.make_kwargs)
+    expected = gym_spec(f"{PREFIX}{env_id}").action_kind
+    if _action_kind(env_id, env.action_space) != expected:
+        env.close()
+        raise ConfigError(
+            f"env.options.make_kwargs {options.make_kwargs} give gym:{env_id} {env.action_space} actions, not the "
+            f"{expected} ones of its defaults, which the algorithm is chosen for; register an id with these "
+            "arguments (gym.register) and name it gym:<module>:<id>."
+        )
     return SquareFrames(env, render_size, options.square)
