@@ -15,6 +15,9 @@ requires_pygame = pytest.mark.skipif(
     importlib.util.find_spec("pygame") is None,
     reason="Gymnasium's own classic-control rendering needs pygame (pip install 'gymnasium[classic-control]')",
 )
+requires_box2d = pytest.mark.skipif(
+    importlib.util.find_spec("Box2D") is None, reason="Gymnasium's Box2D envs need box2d (pip install 'vlmrm[box2d]')"
+)
 requires_video_encoder = pytest.mark.skipif(
     video_encoder_problem() is not None, reason=f"no mp4 can be written here: {video_encoder_problem()}"
 )

@@ -25,7 +25,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("vlmrm.reward",),
     ("vlmrm.rl",),
     ("vlmrm.run",),
-    ("vlmrm.evaluation", "vlmrm.benchmark", "vlmrm.testing"),
+    ("vlmrm.evaluation", "vlmrm.benchmark", "vlmrm.testing", "vlmrm.push"),
     ("vlmrm.training",),
     ("vlmrm.experiments",),
     ("vlmrm.cli",),

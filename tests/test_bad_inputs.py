@@ -275,7 +275,8 @@ CASES: list[tuple[str, list[str], str]] = [
     (
         "landscape-unknown-env-first",
         ["landscape", "pendulum", "--out", "{tmp}/x"],
-        "Unknown environment 'pendulum'. Known environments: cartpole, humanoid, mountaincar.",
+        "Unknown environment 'pendulum'. Known environments: cartpole, humanoid, mountaincar; "
+        "to train: gym:<id>, any Gymnasium id that renders rgb_array frames.",
     ),
 ]
 

@@ -109,3 +109,40 @@ def test_dtype_help_states_the_auto_rule(name: str, capsys: pytest.CaptureFixtur
     help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert AUTO_DTYPE_RULE in help_text and "bf16 on CPUs with AMX" in help_text
     assert "support it" not in help_text
+
+
+def test_train_help_names_every_config_section_and_field_and_the_docs_page(capsys: pytest.CaptureFixture[str]) -> None:
+    from vlmrm.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "docs/configuration.md" in out and "--print-config" in out
+    for section, field in TrainConfig.model_fields.items():
+        assert f"\n  {section} " in out, section
+        for name in field.annotation.model_fields:  # type: ignore[union-attr]
+            assert name in out, f"{section}.{name}"
+
+
+@pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+def test_print_config_prints_the_resolved_config_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", CARTPOLE, "--set", "reward.model=tiny-random", "--set", "rl.seed=1", "--print-config"]
+    shortcuts = ["--seed", "3", "--device", "cpu", "--n-envs", "2", "--total-steps", "500"]
+    assert main([*argv, *shortcuts]) == 0
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["rl"]["seed"] == 3  # the shortcut wins over --set
+    assert (config["reward"]["device"], config["rl"]["n_envs"], config["rl"]["total_steps"]) == ("cpu", 2, 500)
+    assert config["env"]["render_size"] == 64 and config["logging"]["run_dir"].startswith("runs/cartpole-")  # resolved
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shortcuts_are_checked_as_their_set_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", CARTPOLE, "--total-steps", "0", "--print-config"]) == 2
+    assert "rl.total_steps" in capsys.readouterr().err
+    assert main(["train", "--resume", "somewhere", "--print-config"]) == 2
+    assert "--print-config shows a new run's config" in capsys.readouterr().err

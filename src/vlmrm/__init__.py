@@ -7,6 +7,7 @@ of a goal sentence, optionally projected onto the goal-baseline direction
 The public API is imported lazily (importing torch takes seconds; ``vlmrm --help`` should not pay for it):
 
 - :class:`VLMReward`, :class:`RewardFunction`, :class:`FunctionReward`: rewards (:mod:`vlmrm.reward`).
+- :class:`VLMRewardWrapper`: a sentence reward on any Gymnasium env that renders (:mod:`vlmrm.rl.wrappers`).
 - :func:`train`, :func:`resume`: runs (:mod:`vlmrm.training.trainer`).
 - :func:`load_config`, :func:`config_from_dict`, :class:`TrainConfig`: configs (:mod:`vlmrm.config`).
 """
@@ -33,6 +34,7 @@ _EXPORTS = {
     "VLMReward": "vlmrm.reward.vlm_reward",
     "RewardFunction": "vlmrm.reward.contract",
     "FunctionReward": "vlmrm.reward.contract",
+    "VLMRewardWrapper": "vlmrm.rl.wrappers",
     "train": "vlmrm.training.trainer",
     "resume": "vlmrm.training.trainer",
     "TrainConfig": "vlmrm.config",
@@ -44,6 +46,7 @@ __all__ = [
     "RewardFunction",
     "TrainConfig",
     "VLMReward",
+    "VLMRewardWrapper",
     "__version__",
     "config_from_dict",
     "load_config",
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from vlmrm.config import TrainConfig, config_from_dict, load_config
     from vlmrm.reward.contract import FunctionReward, RewardFunction
     from vlmrm.reward.vlm_reward import VLMReward
+    from vlmrm.rl.wrappers import VLMRewardWrapper
     from vlmrm.training.trainer import resume, train
 
 

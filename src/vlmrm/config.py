@@ -29,6 +29,7 @@ import importlib
 import inspect
 import logging
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,7 +75,10 @@ class _Section(BaseModel):
 class EnvConfig(_Section):
     """Which environment to train in and how it renders."""
 
-    name: str = Field(description=f"Environment name: {', '.join(available_envs())}.")
+    name: str = Field(
+        description=f"Environment name: {', '.join(available_envs())}, or gym:<id> for any Gymnasium id that "
+        "renders rgb_array frames (then reward.target_prompts is required; docs/your-environment.md)."
+    )
     episode_length: int | None = Field(
         default=None, gt=0, description="Steps per episode (time-limit truncation); default per env."
     )
@@ -545,7 +549,9 @@ class RewardFacts:
 
 
 def default_run_dir(config: TrainConfig) -> Path:
-    return Path("runs") / f"{config.env.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    # gym:ALE/Pong-v5 -> gym-ALE-Pong-v5: one directory level, no colon.
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.env.name)
+    return Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def resolve(config: TrainConfig, facts: RewardFacts, run_dir: str | Path | None = None) -> TrainConfig:

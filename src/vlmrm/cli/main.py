@@ -20,6 +20,7 @@ from vlmrm.errors import ModelLoadError, VLMRMError
 # One module per subcommand, in the order --help lists them.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vlmrm.cli.train",
+    "vlmrm.cli.enjoy",
     "vlmrm.cli.inspect",
     "vlmrm.cli.score",
     "vlmrm.cli.landscape",
@@ -29,6 +30,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vlmrm.cli.bench",
     "vlmrm.cli.sweep",
     "vlmrm.cli.report",
+    "vlmrm.cli.push",
 )
 
 

@@ -16,6 +16,7 @@ an env is made, so looking up the Humanoid's options or prompts does not load Mu
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from typing import Any
@@ -23,8 +24,11 @@ from typing import Any
 import gymnasium as gym
 from pydantic import ValidationError
 
+from vlmrm.envs import gym_ids  # noqa: F401  # registers vlmrm/CartPole-v0 etc. with Gymnasium
 from vlmrm.envs.classic_control import CARTPOLE_SPEC, MOUNTAINCAR_SPEC
 from vlmrm.envs.gl import ensure_gl_backend
+from vlmrm.envs.gym_env import PREFIX as GYM_PREFIX
+from vlmrm.envs.gym_env import gym_spec, gymnasium_id
 from vlmrm.envs.humanoid.options import HUMANOID_SPEC
 from vlmrm.envs.spec import EnvOptions, EnvSpec
 from vlmrm.errors import ConfigError
@@ -44,11 +48,20 @@ for _builtin in (CARTPOLE_SPEC, MOUNTAINCAR_SPEC, HUMANOID_SPEC):
 
 
 def get_env_spec(name: str) -> EnvSpec:
-    """The spec of env ``name`` (case-insensitive); a :class:`ConfigError` naming the closest one otherwise."""
+    """The spec of env ``name`` (case-insensitive); a :class:`ConfigError` naming the closest one otherwise.
+
+    ``gym:<id>`` is any Gymnasium id that renders frames (:mod:`vlmrm.envs.gym_env`), its spec made on demand.
+    """
+    if name.startswith(GYM_PREFIX):
+        return gym_spec(name)
     key = name.lower()
     if key not in ENV_REGISTRY:
         known = sorted(ENV_REGISTRY)
-        raise ConfigError(f"Unknown environment {name!r}.{closest(key, known)} Known environments: {', '.join(known)}.")
+        hint = f" Did you mean 'gym:{name}'?" if name in gym.registry else closest(key, known)
+        raise ConfigError(
+            f"Unknown environment {name!r}.{hint} Known environments: {', '.join(known)}; "
+            "to train: gym:<id>, any Gymnasium id that renders rgb_array frames."
+        )
     return ENV_REGISTRY[key]
 
 
@@ -93,6 +106,8 @@ def _checked(spec: EnvSpec, render_size: int, episode_length: int | None) -> int
     if render_size <= 0:
         raise ConfigError(f"render_size must be a positive number of pixels, got {render_size}.")
     length = spec.default_episode_length if episode_length is None else episode_length
+    if episode_length is None and length <= 0:
+        raise ConfigError(f"Environment {spec.name!r} has no default episode length; set env.episode_length.")
     if length <= 0:
         raise ConfigError(f"episode_length must be positive, got {length}.")
     return length
@@ -114,6 +129,8 @@ def make_env(
     if spec.uses_mujoco:
         ensure_gl_backend()  # before the entry point imports MuJoCo
     factory = load_entry_point(spec.entry_point)
+    if spec.name.startswith(GYM_PREFIX):
+        factory = functools.partial(factory, gymnasium_id(spec.name))
     env: gym.Env = factory(render_size=render_size, episode_length=length, options=parsed)
     return env
 

@@ -63,6 +63,23 @@ FrameBatch = np.ndarray | torch.Tensor
 """Frames ``(N, H, W, 3)`` uint8: a host array, or a tensor on the device that drew them."""
 
 
+MONITOR_KEY = "episode"
+"""stable-baselines3's ``info["episode"]`` (``{"r", "l"}``): its ``rollout/ep_rew_mean`` and ``ep_len_mean``."""
+
+
+def monitor_episode(info: dict[str, Any]) -> None:
+    """Make ``info["episode"]`` report the VLM return, the reward trained on, so that stable-baselines3's
+    ``rollout/ep_rew_mean`` is that return; the env's return is ``"env_r"`` there (and ``rollout/env_return``).
+
+    The ``Monitor`` below sees only the env's rewards; its statistics are replaced where the VLM return is
+    reported (the step that ends the episode, or a later one when it is scored in the background).
+    """
+    info.pop(MONITOR_KEY, None)
+    stats = info.get(EPISODE_KEY)
+    if stats is not None:
+        info[MONITOR_KEY] = {"r": stats["vlm_return"], "l": stats["length"], "env_r": stats["env_return"]}
+
+
 def take_step_frames(venv: VecEnv, infos: list[dict[str, Any]]) -> FrameBatch:
     """The frames of the step that returned ``infos``: ``venv``'s batch when it draws one
     (:class:`~vlmrm.envs.vector.vec_env.FrameBatchSource`), else ``info["frame"]`` of each env, popped."""
@@ -347,6 +364,8 @@ class VecVLMReward(VecEnvWrapper):
         for i in np.flatnonzero(dones).tolist():
             self._vlm_returns[i] = self._env_returns[i] = 0.0
             self._lengths[i] = 0
+        for info in infos:
+            monitor_episode(info)
         return obs, rewards, dones, infos
 
     def _episode_stats(self, vlm_return: float, env: int) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,26 +92,54 @@ class StopAtTotalSteps(BaseCallback):
 
 
 class ProgressBar(BaseCallback):
-    """A tqdm bar over environment steps that shows steps/s."""
+    """Progress over environment steps with steps/s: a tqdm bar on a terminal, else a log line every few percent.
 
-    def __init__(self, total_steps: int, initial_steps: int = 0):
+    Where stderr is no terminal (a file, a CI log) a bar's carriage-return updates would pile up as
+    lines; there one ``logging`` line every ``every_percent`` percent says the step, steps/s and the
+    time left (``tty``: whether stderr is a terminal; ``None``: ask it).
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        initial_steps: int = 0,
+        tty: bool | None = None,
+        every_percent: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__()
         self.total_steps = total_steps
         self.initial_steps = initial_steps
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.every = max(1, total_steps * every_percent // 100)
+        self.clock = clock
         self.bar: tqdm | None = None
         self._last = initial_steps
+        self._started_at = 0.0
+        self._started_step = initial_steps
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(
-            total=self.total_steps, initial=self.initial_steps, unit="step", unit_scale=True, dynamic_ncols=True
-        )
-        self._last = self.num_timesteps
+        if self.tty:
+            self.bar = tqdm(
+                total=self.total_steps, initial=self.initial_steps, unit="step", unit_scale=True, dynamic_ncols=True
+            )
+        self._last = self._started_step = self.num_timesteps
+        self._started_at = self.clock()
 
     def _on_step(self) -> bool:
         if self.bar is not None:
             self.bar.update(self.num_timesteps - self._last)
-            self._last = self.num_timesteps
+        elif crossed(self._last, self.num_timesteps, self.every):
+            self._log_line()
+        self._last = self.num_timesteps
         return True
+
+    def _log_line(self) -> None:
+        steps, total = min(self.num_timesteps, self.total_steps), self.total_steps
+        elapsed = self.clock() - self._started_at
+        rate = (steps - self._started_step) / elapsed if elapsed > 0 else 0.0
+        eta = tqdm.format_interval((total - steps) / rate) if rate > 0 else "?"
+        logger.info("vlmrm: step %d of %d (%d%%), %.1f steps/s, %s left", steps, total, 100 * steps // total, rate, eta)
 
     def _on_training_end(self) -> None:
         if self.bar is not None:
@@ -174,6 +204,7 @@ class EvaluationCallback(BaseCallback):
             self._log_inspection(result, keeper)
         self.logger.record("eval/env_return", result.mean_env_return)
         self.logger.record("eval/vlm_return", result.mean_vlm_return)
+        self.logger.record("eval/mean_reward", result.mean_vlm_return)  # stable-baselines3's EvalCallback's name
         self.logger.record("eval/episode_length", float(np.mean(result.lengths)))
         if result.success_rate is not None:
             self.logger.record("eval/success_rate", result.success_rate)

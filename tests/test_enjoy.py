@@ -1,0 +1,97 @@
+"""``vlmrm enjoy RUN``: a trained policy's env return, VLM return and success with intervals, and a video."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+
+from markers import requires_video_encoder
+from vlmrm.cli.main import main
+from vlmrm.config import config_from_dict
+from vlmrm.training.trainer import train
+
+pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-step CartPole DQN run with tiny-random (20-step episodes, 32 px frames)."""
+    run_dir = tmp_path_factory.mktemp("enjoy") / "run"
+    config = config_from_dict(
+        {
+            "env": {"name": "cartpole", "episode_length": 20, "render_size": 32},
+            "reward": {"model": "tiny-random"},
+            "rl": {"algorithm": "dqn", "total_steps": 40, "hyperparameters": {"learning_starts": 20}},
+            "logging": {
+                "run_dir": str(run_dir),
+                "checkpoint_freq": 20,
+                "eval_episodes": 1,
+                "video_freq": 0,
+                "progress_bar": False,
+                "inspect": False,
+            },
+        }
+    )
+    return train(config).run_dir
+
+
+@requires_video_encoder
+def test_enjoy_prints_three_figures_and_writes_a_video(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["enjoy", str(run), "--episodes", "3", "--video-size", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "step_0000000040.zip (step 40)" in out  # final: the newest checkpoint
+    interval = r"-?\d+\.\d+  95% CI \[-?\d+\.\d+, -?\d+\.\d+\]"
+    for figure in ("env return", "VLM return", "success rate"):
+        assert re.search(rf"^{figure}: {interval}$", out, flags=re.MULTILINE), out
+    video = run / "videos" / "enjoy_final.mp4"
+    assert f"video: {video}" in out
+    frames = list(imageio.get_reader(video).iter_data())
+    assert len(frames) == 3 * 20 and frames[0].shape == (100, 100, 3)  # every episode, enlarged from 32 px
+
+
+def test_a_step_one_episode_and_no_video(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["enjoy", str(run), "--checkpoint", "20", "--episodes", "1", "--no-video"]) == 0
+    out = capsys.readouterr().out
+    assert "(step 20)" in out and "(one episode: no interval)" in out and "video:" not in out
+
+
+def test_best_checkpoint_where_the_run_has_one(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    best = run / "checkpoints" / "best.zip"
+    best.unlink(missing_ok=True)  # a run without one (vlmrm versions that keep the best write it)
+    assert main(["enjoy", str(run), "--checkpoint", "best", "--no-video"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: Run {str(run)!r} has no best checkpoint (checkpoints/best.zip); " + (
+        "use --checkpoint final or a step number."
+    )
+    shutil.copy(run / "checkpoints" / "step_0000000020.zip", best)
+    try:
+        assert main(["enjoy", str(run), "--checkpoint", "best", "--episodes", "1", "--no-video"]) == 0
+        assert f"checkpoint: {best} (step 20)\n" in capsys.readouterr().out
+    finally:
+        best.unlink()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--checkpoint", "99"], "has no checkpoint at step 99; its steps: 20, 40."),
+        (["--episodes", "0"], "--episodes must be a positive number of episodes, got 0."),
+        (["--video-size", "0"], "--video-size must be a positive number of pixels, got 0."),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    run: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["enjoy", str(run), "--no-video", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(message)
+
+
+def test_not_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["enjoy", str(tmp_path)]) == 2
+    assert "is not a vlmrm run directory" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written into a directory that is not a run
