@@ -6,17 +6,23 @@ Spec strings:
 - ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open_clip]``);
 - ``tiny-random``: a tiny randomly initialised CLIP, for smoke tests (meaningless rewards);
 - ``random:<hub id>``: the architecture of a known checkpoint with random weights, for benchmarks.
+
+Reward families that are not one image embedding against one text embedding have their own
+prefix and module (:data:`REWARD_FAMILIES`): ``vqa:`` a generative VLM's yes/no log-odds
+(:mod:`vlmrm.reward.vqa`), ``video:`` a video-text model over windows of frames
+(:mod:`vlmrm.reward.video`).
 """
 
 from __future__ import annotations
 
 import abc
 import difflib
+import importlib
 import json
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +43,21 @@ RANDOM_WEIGHTS_WARNING = (
     "vlmrm: model {spec!r} has RANDOM weights: its rewards are meaningless. Use it only to test the "
     "pipeline; for learning, use a pretrained model such as openai/clip-vit-base-patch32."
 )
+
+
+REWARD_FAMILIES: dict[str, tuple[str, str]] = {
+    "vqa:": ("vlmrm.reward.vqa", "VQAReward"),
+    "video:": ("vlmrm.reward.video", "VideoReward"),
+}
+"""Spec prefix -> (module, reward class) of the families that are not an :class:`ImageTextEncoder`."""
+
+
+def reward_family(spec: str) -> Callable[..., Any] | None:
+    """The ``from_spec`` builder of the reward family ``spec`` names (``vqa:...``, ``video:...``), else None."""
+    for prefix, (module, cls) in REWARD_FAMILIES.items():
+        if spec.strip().startswith(prefix):
+            return getattr(importlib.import_module(module), cls).from_spec
+    return None
 
 
 class ImageTextEncoder(abc.ABC):
@@ -170,6 +191,19 @@ def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> t
     tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local_files_only)
     image_spec = _image_spec_from_preprocessor(spec, model_type, config, local_files_only)
     return model, tokenizer, image_spec, model_type
+
+
+def load_cache_first(spec: str, source: str, load: Callable[[bool], Any]) -> Any:
+    """``load(local_files_only)`` from the cache (or the directory ``source``), then, on a cache miss, from the
+    hub; errors become :class:`ModelLoadError` messages about ``spec`` (for the ``vqa:`` and ``video:`` families)."""
+    with _explain_load_errors(spec):
+        try:
+            return load(True)
+        except (OSError, ValueError) as exc:
+            if Path(source).is_dir() or not _is_cache_miss(exc) or _offline():
+                raise
+            return load(False)
+    raise AssertionError("unreachable: _explain_load_errors re-raises every error")
 
 
 def _offline() -> bool:
@@ -307,6 +341,7 @@ def _spec_help() -> str:
     return (
         "Model specs: a hub id such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224, "
         "a local directory, open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]'), tiny-random, "
+        "vqa:<id or dir> (a generative VLM), video:<id or dir> (X-CLIP), "
         f"or random:<id> with id one of: {', '.join(n for n in RANDOM_ARCHITECTURES if n != 'tiny-random')}."
     )
 
