@@ -274,10 +274,21 @@ def _image_size(model: Any, processor: Any) -> int:
     return int(processor_size.get("height") or processor_size.get("longest_edge") or 384)
 
 
-def build_tiny_random_vqa(seed: int = 0) -> tuple[Any, Any]:
-    """``(model, processor)``: a tiny random PaliGemma over a byte-level tokenizer, built offline.
+TINY_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 
-    Save both with ``save_pretrained(dir)`` to get a checkpoint directory that ``vqa:<dir>`` loads.
+
+def build_tiny_random_vqa(
+    seed: int = 0,
+    image_size: int = TINY_IMAGE_SIZE,
+    patch_size: int = 16,
+    text: dict[str, int] | None = None,
+    vision: dict[str, int] | None = None,
+) -> tuple[Any, Any]:
+    """``(model, processor)``: a random PaliGemma over a byte-level tokenizer, built offline; tiny by default.
+
+    ``text`` and ``vision`` (Gemma and SigLIP widths and depths) size it up, for benchmarks. Save
+    both with ``save_pretrained(dir)`` to get a checkpoint directory that ``vqa:<dir>`` loads.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
@@ -302,34 +313,28 @@ def build_tiny_random_vqa(seed: int = 0) -> tuple[Any, Any]:
         pad_token="<pad>",
         additional_special_tokens=["<image>"],
     )
-    patch = 16
-    image_processor = SiglipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
-    image_processor.image_seq_length = (TINY_IMAGE_SIZE // patch) ** 2  # type: ignore[attr-defined]
+    image_processor = SiglipImageProcessorPil(size={"height": image_size, "width": image_size})
+    image_processor.image_seq_length = (image_size // patch_size) ** 2  # type: ignore[attr-defined]
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    text = {**TINY_TEXT, "num_key_value_heads": 1, **(text or {})}
+    vision = {**TINY_VISION, **(vision or {})}
     config = PaliGemmaConfig(
         text_config={
             "model_type": "gemma",
             "vocab_size": len(vocab),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
+            "head_dim": text["hidden_size"] // text["num_attention_heads"],
+            **text,
         },
         vision_config={
             "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "patch_size": patch,
-            "image_size": TINY_IMAGE_SIZE,
-            "projection_dim": 32,
+            "patch_size": patch_size,
+            "image_size": image_size,
+            "projection_dim": text["hidden_size"],
+            **vision,
         },
         image_token_index=vocab["<image>"],
-        projection_dim=32,
-        hidden_size=32,
+        projection_dim=text["hidden_size"],
+        hidden_size=text["hidden_size"],
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
