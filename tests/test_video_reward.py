@@ -15,6 +15,7 @@ from vlmrm.cli.main import main
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.video import VideoReward, clip_indices
+from vlmrm.rl.guards import RewardGuard
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.wrappers import RenderFrameInInfo
 from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
@@ -61,12 +62,14 @@ def test_episode_form_is_one_sparse_reward_at_the_end() -> None:
     np.testing.assert_allclose(values[-1:], expected, atol=1e-5)
 
 
-def test_episode_end_batching_scores_windows_of_the_held_frames() -> None:
+@pytest.mark.parametrize("overlap", [False, True])
+def test_episode_end_batching_scores_windows_of_the_held_frames(overlap: bool) -> None:
     reward = VideoReward(ColorClipEmbedder(), "a red pole", stride=2)  # type: ignore[arg-type]
     venv = VecVLMReward(
         DummyVecEnv([lambda i=i: RenderFrameInInfo(StepColorEnv(env_id=i, length=5)) for i in range(2)]),
-        reward,
+        RewardGuard(reward, Path("unused")),
         mode="episode",
+        overlap=overlap,
     )
     venv.reset()
     for _ in range(5):
@@ -75,6 +78,7 @@ def test_episode_end_batching_scores_windows_of_the_held_frames() -> None:
     for env_id, info in enumerate(infos):
         episode = np.stack([StepColorEnv.frame_for(t, env_id) for t in range(1, 6)])
         np.testing.assert_allclose(info["vlm_episode_rewards"].result(), reward.score_episodes([episode])[0])
+    venv.close()
 
 
 def test_window_must_be_the_models() -> None:
