@@ -12,8 +12,9 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from vlmrm.cli.main import main
-from vlmrm.errors import ConfigError
+from vlmrm.errors import ConfigError, ModelLoadError
 from vlmrm.reward import VLMReward
+from vlmrm.reward.architectures import build_random_model
 from vlmrm.reward.video import VideoReward, clip_indices
 from vlmrm.rl.guards import RewardGuard
 from vlmrm.rl.vec_env import VecVLMReward
@@ -134,3 +135,15 @@ def test_cartpole_trains_end_to_end(model: str, tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == model and summary["total_steps"] == 120
     assert np.isfinite(summary["eval_vlm_return"]) and summary["eval_vlm_return"] != 0.0
+
+
+def test_unusable_specs_are_one_clear_error(tmp_path: Path) -> None:
+    model, tokenizer, _, _ = build_random_model("tiny-random")
+    model.save_pretrained(tmp_path / "clip")
+    tokenizer.save_pretrained(tmp_path / "clip")
+    with pytest.raises(ModelLoadError, match="video: rewards take X-CLIP models"):
+        VLMReward.from_pretrained(f"video:{tmp_path / 'clip'}", "a red pole", device="cpu")
+    with pytest.raises(ModelLoadError, match="names no model"):
+        VLMReward.from_pretrained("video:", "a red pole", device="cpu")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        VLMReward.from_pretrained(f"vqa:{tmp_path / 'missing'}", "a red pole", device="cpu")
