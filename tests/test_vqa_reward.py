@@ -119,3 +119,28 @@ def test_bad_template_in_the_cli_is_one_line(tmp_path: Path, capsys: pytest.Capt
     )
     assert code == 2
     assert "question_template" in capsys.readouterr().err
+
+
+def tiny_scorer() -> VQAScorer:
+    model, processor = build_tiny_random_vqa()
+    return VQAScorer(model, processor, "tiny", 32, torch.device("cpu"), torch.float32)
+
+
+def test_questions_of_different_lengths_share_a_batch_unchanged() -> None:
+    scorer = tiny_scorer()
+    short, long = "Is it red?", "Is the pole upright and the cart in the middle of the track?"
+    batch = frames(2, size=32)
+    together = scorer.log_odds(batch, [short, long])
+    torch.testing.assert_close(together[:, :1], scorer.log_odds(batch, [short]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(together[:, 1:], scorer.log_odds(batch, [long]), atol=1e-5, rtol=0)
+
+
+def test_a_chat_template_frames_the_question() -> None:
+    scorer = tiny_scorer()
+    scorer.processor.chat_template = (
+        "{% for m in messages %}User:{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+        "{% if add_generation_prompt %} Assistant:{% endif %}"
+    )
+    assert scorer.prompt_text("Is it red?") == "User:<image>Is it red? Assistant:"
+    assert scorer.log_odds(frames(2, size=32), ["Is it red?"]).shape == (2, 1)
