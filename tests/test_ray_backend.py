@@ -204,7 +204,7 @@ def test_ray_workers_score_a_generative_vlm_as_locally(ray_cluster) -> None:
 
 
 def test_video_rewards_refuse_the_ray_backend() -> None:
-    with pytest.raises(ConfigError, match="reward.backend: local"):
+    with pytest.raises(ConfigError, match=r"reward\.backend: local"):
         build_reward_function(ray_config(model="video:tiny-random"))
 
 
