@@ -144,28 +144,31 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) 
 
 
 def plot_compare(rows: Sequence[Mapping[str, Any]], path: str | Path, title: str | None = None) -> Path:
-    """Four panels (EPIC distance, ROC-AUC, hacking share, images/s), one bar per (model, alpha)."""
+    """Four panels (EPIC distance, ROC-AUC, hacking share, images/s), one bar per (model, alpha); chance dotted."""
     plt = headless_pyplot()
     panels = (
-        ("epic_distance", "EPIC distance ↓", (0.0, 1.0)),
-        ("roc_auc", "ROC-AUC ↑", (0.0, 1.0)),
-        ("hacking", "top-10% not success ↓", (0.0, 1.0)),
+        ("epic_distance", "EPIC distance ↓", math.sqrt(0.5)),
+        ("roc_auc", "ROC-AUC ↑", 0.5),
+        ("hacking", "top-10% not success ↓", None),
         ("images_per_second", "images/s (log)", None),
     )
     labels = [f"{r['model']}\nα={float(r['alpha']):g}" for r in rows]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(10.0, 1.1 * len(rows) * len(panels)), 4.2))
+    fig, axes = plt.subplots(2, 2, figsize=(max(9.0, 1.4 * len(rows) + 2), 7.5))
     colours = plt.get_cmap("tab10")(np.arange(len(rows)) % 10)
     x = np.arange(len(rows))
-    for ax, (key, heading, limits) in zip(axes, panels, strict=True):
+    for ax, (key, heading, chance) in zip(axes.ravel(), panels, strict=True):
         ax.bar(x, [float(r[key]) for r in rows], color=colours)
         ax.set_title(heading, fontsize=9)
         ax.set_xticks(x)
-        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-        if limits is None:
+        if key == "images_per_second":
             ax.set_yscale("log")
         else:
-            ax.set_ylim(*limits)
+            ax.set_ylim(0.0, 1.0)
+        if chance is not None:
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
+            ax.legend(fontsize=7)
     fig.suptitle(epic_title(rows, title), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
