@@ -16,6 +16,10 @@ goal-baseline idea carried over to scores: ``reward = target log-odds - alpha * 
 log-odds``, which removes what the model would say yes to for any frame of the scene (``alpha=0``,
 the default, ignores the baseline). Each question adds one sequence per frame to the batch.
 
+Frames go through the model's own processor (resizing, tiling, image tokens), on the host: frames
+drawn on the GPU (``env.vectorized``) are copied to the CPU for it, then the inputs go to
+``reward.device`` in ``reward.dtype`` as for CLIP.
+
 ``vqa:tiny-random`` is a tiny randomly initialised PaliGemma built here, offline: its rewards are
 meaningless, it exists to test the pipeline.
 """
