@@ -35,6 +35,8 @@ from vlmrm.evaluation.tables import headless_pyplot, save_figure
 if TYPE_CHECKING:
     from vlmrm.reward import VLMReward
 
+__all__ = ["COLUMNS", "compare_models", "hacking_share", "markdown_table", "plot_compare", "roc_auc"]
+
 COLUMNS = (
     ("model", "model"),
     ("alpha", "alpha"),

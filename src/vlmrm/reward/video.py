@@ -50,6 +50,8 @@ from vlmrm.reward.preprocessing import ImageSpec, frames_to_tensor
 from vlmrm.reward.projection import normalize
 from vlmrm.reward.vlm_reward import VLMReward, check_reward_arguments
 
+__all__ = ["VideoReward", "XCLIPEncoder", "build_tiny_random_xclip", "clip_indices", "load_xclip"]
+
 PREFIX = "video:"
 TINY_RANDOM = "tiny-random"
 VideoForm = Literal["window", "episode"]

@@ -41,6 +41,8 @@ from vlmrm.reward.encoders import RANDOM_WEIGHTS_WARNING, load_cache_first, look
 from vlmrm.reward.preprocessing import frames_to_array
 from vlmrm.reward.vlm_reward import VLMReward, _check_alpha, _check_batch_size, _check_prompts, check_reward_arguments
 
+__all__ = ["DEFAULT_TEMPLATE", "VQAReward", "VQAScorer", "build_tiny_random_vqa", "check_template", "load_vqa_scorer"]
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "vqa:"
