@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+import vlmrm.reward.encoders as encoders
 from vlmrm.cli.main import main
-from vlmrm.errors import ConfigError, PromptError
+from vlmrm.errors import ConfigError, ModelLoadError, PromptError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.vqa import DEFAULT_TEMPLATE, VQAReward, VQAScorer, build_tiny_random_vqa, check_template
 
@@ -144,3 +145,11 @@ def test_a_chat_template_frames_the_question() -> None:
     )
     assert scorer.prompt_text("Is it red?") == "User:<image>Is it red? Assistant:"
     assert scorer.log_odds(frames(2, size=32), ["Is it red?"]).shape == (2, 1)
+
+
+def test_a_model_that_cannot_be_had_suggests_the_familys_tiny_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoders, "_offline", lambda: True)  # as with HF_HUB_OFFLINE=1: the hub is not asked
+    with pytest.raises(ModelLoadError, match="not in the local cache") as caught:
+        VLMReward.from_pretrained("vqa:no-such-owner/no-such-vlm", "a red pole", device="cpu")
+    assert caught.value.alternative == "vqa:tiny-random"
+    assert "--model vqa:tiny-random" in caught.value.describe("--model {spec}")

@@ -193,16 +193,23 @@ def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> t
     return model, tokenizer, image_spec, model_type
 
 
-def load_cache_first(spec: str, source: str, load: Callable[[bool], Any]) -> Any:
+def load_cache_first(spec: str, source: str, load: Callable[[bool], Any], alternative: str) -> Any:
     """``load(local_files_only)`` from the cache (or the directory ``source``), then, on a cache miss, from the
-    hub; errors become :class:`ModelLoadError` messages about ``spec`` (for the ``vqa:`` and ``video:`` families)."""
-    with _explain_load_errors(spec):
-        try:
-            return load(True)
-        except (OSError, ValueError) as exc:
-            if Path(source).is_dir() or not _is_cache_miss(exc) or _offline():
-                raise
-            return load(False)
+    hub; errors become :class:`ModelLoadError` messages about ``spec`` that suggest ``alternative`` (a spec of
+    the same family that needs no download) where the model cannot be had (for the ``vqa:`` and ``video:`` families).
+    """
+    try:
+        with _explain_load_errors(spec):
+            try:
+                return load(True)
+            except (OSError, ValueError) as exc:
+                if Path(source).is_dir() or not _is_cache_miss(exc) or _offline():
+                    raise
+                return load(False)
+    except ModelLoadError as exc:
+        if exc.alternative is None:
+            raise
+        raise ModelLoadError(exc.message, alternative=alternative) from exc
     raise AssertionError("unreachable: _explain_load_errors re-raises every error")
 
 

@@ -215,7 +215,7 @@ def load_xclip(spec: str, device: torch.device, dtype: torch.dtype) -> XCLIPEnco
         )
     source = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
     loaded: tuple[Any, Any, ImageSpec] = load_cache_first(
-        spec, source, lambda local: _load(source, dtype, local_files_only=local)
+        spec, source, lambda local: _load(source, dtype, local_files_only=local), f"{PREFIX}{TINY_RANDOM}"
     )
     return XCLIPEncoder(*loaded, device, dtype, f"{PREFIX}{name}")
 

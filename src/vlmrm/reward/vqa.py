@@ -258,7 +258,9 @@ def load_vqa_scorer(spec: str, device: torch.device, dtype: torch.dtype) -> VQAS
     if looks_like_path(name) and not Path(name).expanduser().is_dir():
         raise ModelLoadError(f"Model directory {name!r} does not exist; give a directory that holds a checkpoint.")
     source = str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
-    model, processor = load_cache_first(spec, source, lambda local: _load(source, dtype, local_files_only=local))
+    model, processor = load_cache_first(
+        spec, source, lambda local: _load(source, dtype, local_files_only=local), f"{PREFIX}{TINY_RANDOM}"
+    )
     return VQAScorer(model, processor, f"{PREFIX}{name}", _image_size(model, processor), device, dtype)
 
 
