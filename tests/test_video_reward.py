@@ -11,6 +11,7 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+import vlmrm.reward.encoders as encoders
 from vlmrm.cli.main import main
 from vlmrm.errors import ConfigError, ModelLoadError
 from vlmrm.reward import VLMReward
@@ -147,3 +148,11 @@ def test_unusable_specs_are_one_clear_error(tmp_path: Path) -> None:
         VLMReward.from_pretrained("video:", "a red pole", device="cpu")
     with pytest.raises(ModelLoadError, match="does not exist"):
         VLMReward.from_pretrained(f"vqa:{tmp_path / 'missing'}", "a red pole", device="cpu")
+
+
+def test_an_unreachable_hub_is_one_message_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoders, "_offline", lambda: False)
+    monkeypatch.setattr(encoders, "hub_unreachable", lambda: "http://hub.invalid: refused")
+    with pytest.raises(ModelLoadError, match="could not be reached") as caught:
+        VLMReward.from_pretrained("video:no-such-owner/no-such-xclip", "a red pole", device="cpu")
+    assert caught.value.alternative == "video:tiny-random"

@@ -205,6 +205,10 @@ def load_cache_first(spec: str, source: str, load: Callable[[bool], Any], altern
             except (OSError, ValueError) as exc:
                 if Path(source).is_dir() or not _is_cache_miss(exc) or _offline():
                     raise
+                unreachable = hub_unreachable()  # seconds, instead of half a minute of retries
+                if unreachable is not None:
+                    reason = f"the Hugging Face hub could not be reached ({unreachable})"
+                    raise ModelLoadError(_not_available_message(spec, reason), alternative=alternative) from exc
                 return load(False)
     except ModelLoadError as exc:
         if exc.alternative is None:
