@@ -192,6 +192,24 @@ def test_ray_rewards_equal_local_rewards(pool: RayRewardPool, local_reward, n: i
     np.testing.assert_allclose(rewards, local_reward(frames), rtol=0, atol=1e-5)
 
 
+def test_ray_workers_score_a_generative_vlm_as_locally(ray_cluster) -> None:
+    config = ray_config(num_workers=1, model="vqa:tiny-random")
+    frames = random_frames(5, size=32)
+    pool = build_reward_function(config)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = VLMReward.from_config(config.model_copy(update={"backend": "local"}))(frames)
+        np.testing.assert_allclose(pool(frames), expected, rtol=0, atol=1e-5)
+    finally:
+        pool.close()
+
+
+def test_video_rewards_refuse_the_ray_backend() -> None:
+    with pytest.raises(ConfigError, match=r"reward\.backend: local"):
+        build_reward_function(ray_config(model="video:tiny-random"))
+
+
 @pytest.mark.slow
 def test_pool_workers_hold_one_model_each(pool: RayRewardPool) -> None:
     assert pool.num_workers == 2 and pool.image_size == 64 and pool.name == "tiny-random"

@@ -119,6 +119,20 @@ class RayConfig(_Section):
 _FLAT_RAY_FIELDS = {"num_workers": "num_workers", "cpus_per_worker": "cpus_per_worker", "ray_address": "address"}
 
 
+class VideoRewardConfig(_Section):
+    """Video-text rewards (``reward.model: video:<id>``): which frames make the clip a step is scored by."""
+
+    window: int | None = Field(
+        default=None, gt=0, description="Frames per clip; default (and the only value X-CLIP takes): the model's."
+    )
+    stride: int = Field(default=1, gt=0, description="Steps between the clip's frames (the last is the step's own).")
+    form: Literal["window", "episode"] = Field(
+        default="window",
+        description="window: each step's reward is its clip's similarity to the prompt (dense); episode: one "
+        "reward, for the whole episode's video, at its last step (RoboCLIP; sparse).",
+    )
+
+
 class RewardConfig(_Section):
     """The vision-language reward model."""
 
@@ -146,6 +160,14 @@ class RewardConfig(_Section):
         json_schema_extra=SAFE,
         description="Episode-end batching: score finished episodes in a background thread while the envs step; "
         "default: on when the model runs on a GPU or Ray workers, off on a CPU (both would share its cores).",
+    )
+    question_template: str | None = Field(
+        default=None,
+        description="vqa: models: the question, with {goal} for the prompt; default "
+        "'Does this image show {goal}? Answer yes or no.'",
+    )
+    video: VideoRewardConfig = Field(
+        default_factory=VideoRewardConfig, description="video: models: the clip each step is scored by."
     )
     backend: Literal["local", "ray"] = Field(
         default="local",

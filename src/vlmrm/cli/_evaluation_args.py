@@ -15,7 +15,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_alphas: list[fl
         action="append",
         metavar="SPEC",
         help="Reward model spec (repeatable): a hub id such as openai/clip-vit-base-patch32, a local directory, "
-        "open_clip:ARCH/TAG, or tiny-random (random weights, for smoke tests). Default: openai/clip-vit-base-patch32.",
+        "open_clip:ARCH/TAG, vqa:ID (a generative VLM), video:ID (X-CLIP), or tiny-random, vqa:tiny-random, "
+        "video:tiny-random (random weights, for smoke tests). Default: openai/clip-vit-base-patch32.",
     )
     parser.add_argument(
         "--alpha",

@@ -13,6 +13,8 @@ dataset (``pip install 'vlmrm[open_clip]'``; the ViT-bigG-14 weights are about 1
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from vlmrm.cli._evaluation_args import add_model_arguments, alphas, model_specs
 
@@ -23,6 +25,20 @@ The paper's model-size study (larger models reach lower distance) on a labelled 
       --alpha 0 --alpha 0.5 --alpha 1
 (open_clip models need: pip install 'vlmrm[open_clip]')
 """
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, outputs: str) -> None:
+    """DATASET, ``--labels`` or ``--detector``, and ``--out`` (the directory for ``outputs``)."""
+    parser.add_argument("dataset", help="Dataset directory (from `vlmrm dataset collect`, labelled).")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--labels",
+        help="Labels file (default: DATASET/labels.json; a relative path is relative to the working directory).",
+    )
+    source.add_argument(
+        "--detector", action="store_true", help="Use the env's success detector labels (collect --label-with-detector)."
+    )
+    parser.add_argument("--out", help=f"Output directory for {outputs}.")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,28 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dataset", help="Dataset directory (from `vlmrm dataset collect`, labelled).")
+    add_dataset_arguments(parser, "epic.csv and epic.png (default: DATASET/epic)")
     add_model_arguments(parser, default_alphas=[0.0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--labels",
-        help="Labels file (default: DATASET/labels.json; a relative path is relative to the working directory).",
-    )
-    source.add_argument(
-        "--detector", action="store_true", help="Use the env's success detector labels (collect --label-with-detector)."
-    )
-    parser.add_argument("--out", help="Output directory for epic.csv and epic.png (default: DATASET/epic).")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, out_name="epic")
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rich.console import Console
-
+def labelled_study(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any], list[float], str, Path]:
+    """``(frames, labels, dataset, models, alphas, title, out)`` of a study of ``args`` on a labelled dataset
+    (shared by ``vlmrm epic`` and ``vlmrm rewards compare``; ``out`` defaults to DATASET/<args.out_name>)."""
     from vlmrm.errors import ConfigError
     from vlmrm.evaluation.dataset import dataset_task, load_dataset, task_sentence
-    from vlmrm.evaluation.epic_study import epic_table, epic_to_labels, labelled_frames, plot_bars, write_csv
+    from vlmrm.evaluation.epic_study import labelled_frames
     from vlmrm.evaluation.landscape import default_prompts, load_models
 
     dataset = load_dataset(args.dataset)
@@ -79,9 +84,18 @@ def run(args: argparse.Namespace) -> int:
     if any(a > 0 for a in chosen_alphas) and not baseline:
         raise ConfigError("alpha > 0 needs baseline prompts; give --baseline or use --alpha 0.")
     models = load_models(model_specs(args), target, baseline, args.device, args.dtype, args.batch_size)
-    rows = epic_to_labels(models, frames, labels, chosen_alphas)
-    out = Path(args.out) if args.out else Path(args.dataset) / "epic"
+    out = Path(args.out) if args.out else Path(args.dataset) / args.out_name
     title = f"{dataset.root.name}, {source} labels ({len(labels)} frames, {int(labels.sum())} yes)"
+    return frames, labels, dataset, dict(models), chosen_alphas, title, out
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from vlmrm.evaluation.epic_study import epic_table, epic_to_labels, plot_bars, write_csv
+
+    frames, labels, _, models, chosen_alphas, title, out = labelled_study(args)
+    rows = epic_to_labels(models, frames, labels, chosen_alphas)
     Console().print(epic_table(rows, title=title))
     csv_path = write_csv(rows, out / "epic.csv")
     png_path = plot_bars(rows, out / "epic.png", title=title)

@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "vlmrm.cli.landscape",
     "vlmrm.cli.dataset",
     "vlmrm.cli.epic",
+    "vlmrm.cli.rewards",
     "vlmrm.cli.render",
     "vlmrm.cli.bench",
     "vlmrm.cli.sweep",

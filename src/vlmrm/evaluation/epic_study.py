@@ -83,11 +83,16 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 
 def epic_to_labels(
-    models: Mapping[str, VLMReward], frames: np.ndarray, labels: np.ndarray, alphas: Sequence[float]
+    models: Mapping[str, VLMReward],
+    frames: np.ndarray,
+    labels: np.ndarray,
+    alphas: Sequence[float],
+    features: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (model, alpha): the EPIC distance of its rewards on ``frames`` to ``labels``.
 
-    Frames are embedded once per model; a model whose rewards are constant on the frames gets a
+    Frames are embedded once per model (``features``: a model's ``embed_images(frames)``, computed
+    already); a model whose rewards are constant on the frames gets a
     distance of NaN (undefined) and a warning.
     """
     if not alphas:
@@ -97,7 +102,7 @@ def epic_to_labels(
     for name, reward in models.items():
         if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
             raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
-        embeddings = reward.embed_images(frames)
+        embeddings = features[name] if features and name in features else reward.embed_images(frames)
         for alpha in alphas:
             values = _to_numpy(reward.reward_from_embeddings(embeddings, alpha=float(alpha)))
             try:

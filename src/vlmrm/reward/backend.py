@@ -9,6 +9,7 @@ calls ``close()`` when the run ends (a no-op for ``local``; ``ray`` stops its ac
 from __future__ import annotations
 
 from vlmrm.config import RewardConfig, RewardFacts
+from vlmrm.errors import ConfigError
 from vlmrm.reward.contract import RewardFunction
 from vlmrm.reward.devices import dtype_name
 from vlmrm.reward.ray_pool import RayRewardPool
@@ -18,6 +19,11 @@ from vlmrm.reward.vlm_reward import VLMReward
 def build_reward_function(config: RewardConfig) -> RewardFunction:
     """The reward function of ``config``: a :class:`VLMReward` (``local``) or a :class:`RayRewardPool` (``ray``)."""
     if config.backend == "ray":
+        if config.model.strip().startswith("video:"):
+            raise ConfigError(
+                "video: rewards score clips of an episode's frames in the training process; Ray workers score "
+                "frames one by one. Use reward.backend: local with a video: model."
+            )
         return RayRewardPool(config)
     return VLMReward.from_config(config)
 

@@ -62,6 +62,19 @@ class RewardFunction(Protocol):
         ...
 
 
+@runtime_checkable
+class EpisodeRewardFunction(RewardFunction, Protocol):
+    """A reward whose value at a step depends on the episode's earlier frames (a video window).
+
+    With episode-end batching, finished episodes go to :meth:`score_episodes` whole instead of
+    frame by frame (:class:`~vlmrm.reward.video.VideoReward`).
+    """
+
+    def score_episodes(self, episodes: Any) -> list[np.ndarray]:
+        """Each episode's uint8 frames ``(T, H, W, 3)`` -> its float32 rewards ``(T,)``."""
+        ...
+
+
 class FunctionReward:
     """A plain function ``frames -> rewards`` as a :class:`RewardFunction`.
 
@@ -148,8 +161,21 @@ class RewardFunctionWrapper:
     def __call__(self, frames: Frames) -> np.ndarray:
         return self.reward_fn(frames)
 
+    def score_episodes(self, episodes: Any) -> list[np.ndarray]:
+        """The wrapped reward's :meth:`EpisodeRewardFunction.score_episodes`, else each episode frame by frame."""
+        if isinstance(self.reward_fn, EpisodeRewardFunction):
+            return self.reward_fn.score_episodes(episodes)
+        return [self(episode) for episode in episodes]
+
     def close(self) -> None:
         self.reward_fn.close()
+
+
+def wants_episodes(reward: RewardFunction) -> bool:
+    """Whether ``reward`` (or the one its wrappers wrap) scores whole episodes (:class:`EpisodeRewardFunction`)."""
+    while isinstance(reward, RewardFunctionWrapper):
+        reward = reward.reward_fn
+    return isinstance(reward, EpisodeRewardFunction)
 
 
 def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:

@@ -10,6 +10,11 @@ Spec strings:
 A backend is a spec prefix registered with :func:`register_encoder` (as envs are with
 :func:`vlmrm.envs.register_env`): ``PREFIX:BODY`` specs go to its loader, and its help line is part of
 every "unknown model" message. CONTRIBUTING.md shows how to add one.
+
+Reward families that are not one image embedding against one text embedding have their own
+prefix and module (:data:`REWARD_FAMILIES`): ``vqa:`` a generative VLM's yes/no log-odds
+(:mod:`vlmrm.reward.vqa`), ``video:`` a video-text model over windows of frames
+(:mod:`vlmrm.reward.video`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,21 @@ RANDOM_WEIGHTS_WARNING = (
     "vlmrm: model {spec!r} has RANDOM weights: its rewards are meaningless. Use it only to test the "
     "pipeline; for learning, use a pretrained model such as openai/clip-vit-base-patch32."
 )
+
+
+REWARD_FAMILIES: dict[str, tuple[str, str]] = {
+    "vqa:": ("vlmrm.reward.vqa", "VQAReward"),
+    "video:": ("vlmrm.reward.video", "VideoReward"),
+}
+"""Spec prefix -> (module, reward class) of the families that are not an :class:`ImageTextEncoder`."""
+
+
+def reward_family(spec: str) -> Callable[..., Any] | None:
+    """The ``from_spec`` builder of the reward family ``spec`` names (``vqa:...``, ``video:...``), else None."""
+    for prefix, (module, cls) in REWARD_FAMILIES.items():
+        if spec.strip().startswith(prefix):
+            return getattr(importlib.import_module(module), cls).from_spec
+    return None
 
 
 class ImageTextEncoder(abc.ABC):
@@ -199,6 +219,30 @@ def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> t
     return model, tokenizer, image_spec, model_type
 
 
+def load_cache_first(spec: str, source: str, load: Callable[[bool], Any], alternative: str) -> Any:
+    """``load(local_files_only)`` from the cache (or the directory ``source``), then, on a cache miss, from the
+    hub; errors become :class:`ModelLoadError` messages about ``spec`` that suggest ``alternative`` (a spec of
+    the same family that needs no download) where the model cannot be had (for the ``vqa:`` and ``video:`` families).
+    """
+    try:
+        with _explain_load_errors(spec):
+            try:
+                return load(True)
+            except (OSError, ValueError) as exc:
+                if Path(source).is_dir() or not _is_cache_miss(exc) or _offline():
+                    raise
+                unreachable = hub_unreachable()  # seconds, instead of half a minute of retries
+                if unreachable is not None:
+                    reason = f"the Hugging Face hub could not be reached ({unreachable})"
+                    raise ModelLoadError(_not_available_message(spec, reason), alternative=alternative) from exc
+                return load(False)
+    except ModelLoadError as exc:
+        if exc.alternative is None:
+            raise
+        raise ModelLoadError(exc.message, alternative=alternative) from exc
+    raise AssertionError("unreachable: _explain_load_errors re-raises every error")
+
+
 def _offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the hub is not to be asked."""
     from huggingface_hub import constants
@@ -334,7 +378,7 @@ def _spec_help() -> str:
     backends = ", ".join(backend.help for backend in _BACKENDS.values())
     return (
         "Model specs: a hub id such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224, "
-        f"a local directory, tiny-random, {backends}."
+        f"a local directory, tiny-random, vqa:<id or dir> (a generative VLM), video:<id or dir> (X-CLIP), {backends}."
     )
 
 

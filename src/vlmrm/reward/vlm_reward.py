@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from numbers import Integral
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from vlmrm.errors import ConfigError, PromptError
 from vlmrm.reward.devices import resolve_device, resolve_dtype
-from vlmrm.reward.encoders import ImageTextEncoder, load_encoder
+from vlmrm.reward.encoders import ImageTextEncoder, load_encoder, reward_family
 from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
 from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
 
@@ -54,6 +54,16 @@ def _check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive whole number of frames, got {batch_size!r}.")
     return int(batch_size)
+
+
+def check_reward_arguments(
+    target_prompts: Sequence[str] | str, baseline_prompts: Sequence[str] | str | None, alpha: float, batch_size: int
+) -> None:
+    """Check what the user gave before a possibly long model load (a :class:`PromptError` or :class:`ConfigError`)."""
+    _check_prompts(target_prompts, "target", required=True)
+    _check_prompts(baseline_prompts, "baseline", required=False)
+    _check_alpha(alpha)
+    _check_batch_size(batch_size)
 
 
 class VLMReward:
@@ -116,14 +126,22 @@ class VLMReward:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
         batch_size: int = 64,
+        **family_options: Any,
     ) -> VLMReward:
         """Load the model named by ``spec`` (hub id, local directory, ``open_clip:ARCH/TAG``,
-        ``tiny-random``, ``random:<id>``) and embed the prompts."""
-        # Check what the user gave before a possibly long model load.
-        _check_prompts(target_prompts, "target", required=True)
-        _check_prompts(baseline_prompts, "baseline", required=False)
-        _check_alpha(alpha)
-        _check_batch_size(batch_size)
+        ``tiny-random``, ``random:<id>``) and embed the prompts.
+
+        ``vqa:...`` and ``video:...`` specs build their family's reward (a subclass), which reads
+        its own keywords from ``family_options`` (``question_template``; ``video_window``,
+        ``video_stride``, ``video_form``); other specs ignore them.
+        """
+        check_reward_arguments(target_prompts, baseline_prompts, alpha, batch_size)
+        family = reward_family(spec)
+        if family is not None:
+            built: VLMReward = family(
+                spec, target_prompts, baseline_prompts, alpha, device, dtype, batch_size, **family_options
+            )
+            return built
         torch_device = resolve_device(device)
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
@@ -141,6 +159,10 @@ class VLMReward:
             device=config.device if device is None else device,
             dtype=config.dtype if dtype is None else dtype,
             batch_size=config.batch_size,
+            question_template=config.question_template,
+            video_window=config.video.window,
+            video_stride=config.video.stride,
+            video_form=config.video.form,
         )
 
     # -- configuration ---------------------------------------------------------------------------

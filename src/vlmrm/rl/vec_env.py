@@ -51,7 +51,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from vlmrm.envs.vector.vec_env import FrameBatchSource
-from vlmrm.reward.contract import RewardFunction
+from vlmrm.reward.contract import EpisodeRewardFunction, RewardFunction, wants_episodes
 from vlmrm.rl.streams import ScoringStream, frames_ready
 from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY
 
@@ -127,6 +127,16 @@ def score_frames(
     return np.concatenate(scored) if scored else np.zeros(0, dtype=np.float32)
 
 
+def score_episodes(reward_fn: RewardFunction, episodes: Sequence[Sequence[Any]], max_batch_frames: int) -> np.ndarray:
+    """The rewards of the episodes' frames, in order: frame by frame (:func:`score_frames`), or, for a
+    reward that needs an episode's earlier frames (:class:`~vlmrm.reward.contract.EpisodeRewardFunction`),
+    episode by episode."""
+    if wants_episodes(reward_fn) and isinstance(reward_fn, EpisodeRewardFunction):
+        scored = reward_fn.score_episodes([frames_for(reward_fn, _stack(episode)) for episode in episodes if episode])
+        return np.concatenate(scored).astype(np.float32) if scored else np.zeros(0, dtype=np.float32)
+    return score_frames(reward_fn, [f for episode in episodes for f in episode], max_batch_frames)
+
+
 class PendingRewards:
     """The rewards of one finished episode: known already, or still being computed by a background thread.
 
@@ -176,9 +186,7 @@ class InlineScorer:
     def submit(self, episodes: list[list[np.ndarray]], limit: int) -> list[PendingRewards]:
         job: Future = Future()
         try:
-            job.set_result(
-                score_frames(self.reward_fn, [f for episode in episodes for f in episode], self.max_batch_frames)
-            )
+            job.set_result(score_episodes(self.reward_fn, episodes, self.max_batch_frames))
         except BaseException as exc:  # raised where the rewards are needed, as with the background scorer
             job.set_exception(exc)
         return _split(job, episodes)
@@ -205,7 +213,7 @@ class BackgroundScorer:
     def __init__(self, reward_fn: RewardFunction, max_batch_frames: int):
         self.reward_fn = reward_fn
         self.max_batch_frames = max_batch_frames
-        self._queue: deque[tuple[list[np.ndarray], Future, torch.cuda.Event | None]] = deque()
+        self._queue: deque[tuple[list[list[np.ndarray]], int, Future, torch.cuda.Event | None]] = deque()
         self._stream = ScoringStream()
         self._in_flight_frames = 0
         self._closed = False
@@ -219,15 +227,15 @@ class BackgroundScorer:
             return self._in_flight_frames
 
     def submit(self, episodes: list[list[np.ndarray]], limit: int) -> list[PendingRewards]:
-        frames = [frame for episode in episodes for frame in episode]
+        count = sum(len(episode) for episode in episodes)
         job: Future = Future()
         with self._condition:
             if self._closed:
                 raise RuntimeError("the background reward scorer was closed")
-            while self._in_flight_frames and self._in_flight_frames + len(frames) > limit:
+            while self._in_flight_frames and self._in_flight_frames + count > limit:
                 self._condition.wait()
-            self._queue.append((frames, job, frames_ready(frames)))
-            self._in_flight_frames += len(frames)
+            self._queue.append((episodes, count, job, frames_ready([f for episode in episodes for f in episode])))
+            self._in_flight_frames += count
             self._condition.notify_all()
         return _split(job, episodes)
 
@@ -244,35 +252,37 @@ class BackgroundScorer:
             self._condition.notify_all()
         self._thread.join()
 
-    def _take_batch(self) -> list[tuple[list[np.ndarray], Future, torch.cuda.Event | None]] | None:
+    def _take_batch(self) -> list[tuple[list[list[np.ndarray]], int, Future, torch.cuda.Event | None]] | None:
         with self._condition:
             while not self._queue and not self._closed:
                 self._condition.wait()
             if not self._queue:
                 return None
             batch = [self._queue.popleft()]
-            size = len(batch[0][0])
-            while self._queue and size + len(self._queue[0][0]) <= self.max_batch_frames:
-                size += len(self._queue[0][0])
+            size = batch[0][1]
+            while self._queue and size + self._queue[0][1] <= self.max_batch_frames:
+                size += self._queue[0][1]
                 batch.append(self._queue.popleft())
             return batch
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
-            frames = [frame for submitted, _, _ in batch for frame in submitted]
+            episodes = [episode for submitted, _, _, _ in batch for episode in submitted]
+            count = sum(size for _, size, _, _ in batch)
+            frames = [frame for episode in episodes for frame in episode]
             try:
-                with self._stream.reading(frames, [ready for _, _, ready in batch]):
-                    rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
+                with self._stream.reading(frames, [ready for _, _, _, ready in batch]):
+                    rewards = score_episodes(self.reward_fn, episodes, self.max_batch_frames)
                 start = 0
-                for submitted, job, _ in batch:
-                    job.set_result(rewards[start : start + len(submitted)])
-                    start += len(submitted)
+                for _, size, job, _ in batch:
+                    job.set_result(rewards[start : start + size])
+                    start += size
             except BaseException as exc:  # delivered to whoever waits on the rewards
-                for _, job, _ in batch:
+                for _, _, job, _ in batch:
                     if not job.done():
                         job.set_exception(exc)
             with self._condition:
-                self._in_flight_frames -= len(frames)
+                self._in_flight_frames -= count
                 self._condition.notify_all()
 
 

@@ -59,7 +59,15 @@ class RewardGuard(RewardFunctionWrapper):
         self.label = label
 
     def __call__(self, frames: Frames) -> np.ndarray:
-        rewards = np.asarray(self.reward_fn(frames), dtype=np.float32)
+        return self._checked(frames, self.reward_fn(frames))
+
+    def score_episodes(self, episodes: Any) -> list[np.ndarray]:
+        """Whole episodes (a video reward's windows), each checked as a call would be."""
+        episodes = list(episodes)
+        return [self._checked(e, r) for e, r in zip(episodes, super().score_episodes(episodes), strict=True)]
+
+    def _checked(self, frames: Frames, rewards: Any) -> np.ndarray:
+        rewards = np.asarray(rewards, dtype=np.float32)
         if rewards.shape != (len(frames),):
             raise RewardError(
                 f"The reward model returned rewards of shape {rewards.shape} for {len(frames)} frames at step "

@@ -58,7 +58,7 @@ from vlmrm.config import (
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteError
 from vlmrm.reward.backend import build_reward_function, reward_facts
-from vlmrm.reward.contract import RewardFunction, as_reward_function
+from vlmrm.reward.contract import RewardFunction, as_reward_function, wants_episodes
 from vlmrm.rl.algorithms import make_algorithm
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
@@ -209,6 +209,11 @@ class _Run:
         config = self.config
         bad_frames = self.run.bad_frames_dir
         batching = bool(config.reward.episode_end_batching)
+        if not batching and wants_episodes(reward):
+            raise ConfigError(
+                f"{reward.name!r} scores clips of an episode's frames, which needs episode-end batching; set "
+                "reward.episode_end_batching: true (with sac or dqn), or use an image model."
+            )
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
         eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
         env, rl = config.env, config.rl
