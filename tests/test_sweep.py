@@ -157,6 +157,10 @@ BAD_EXPERIMENTS = {
     "unknown field in the file": ({"seed": 3}, [], "seed: unknown field", "Did you mean 'seeds'?"),
     "paper names no cell": ({"paper": {"source": "x", "success_rate": {"alpha=0.25": 1.0}}}, [],
                             "does not have", "alpha=0.5"),
+    "name a path up": ({"name": "../../../../x"}, [], "name: '../../../../x' is not a plain name",
+                       "a name, not a path"),
+    "name an absolute path": ({"name": "/tmp/x"}, [], "is not a plain name"),
+    "name a hidden folder": ({"name": ".."}, [], "is not a plain name"),
 }  # fmt: skip
 
 
@@ -170,6 +174,17 @@ def test_bad_experiments_are_one_line_errors_and_write_nothing(tmp_path: Path, c
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert all(text in err for text in expected), err
     assert not out.exists()
+
+
+def test_a_name_that_is_a_path_writes_nothing_outside_sweeps(tmp_path: Path, monkeypatch, capsys) -> None:
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    path = experiment_file(tmp_path, name="../../x")
+    assert main(["sweep", str(path)]) == 2  # no --out: the default is sweeps/<name>
+    assert "is not a plain name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "experiment.yaml"]
+    assert list(work.iterdir()) == []
 
 
 def test_an_out_directory_holding_other_files_is_refused(tmp_path: Path, capsys) -> None:
