@@ -23,9 +23,10 @@ from test_ray_backend import alive, descendants
 from vlmrm.cli.main import main
 from vlmrm.envs.humanoid.options import GYMNASIUM_CAMERA, PAPER_CAMERA, HumanoidOptions
 from vlmrm.envs.humanoid.tasks import TASKS
+from vlmrm.errors import RunDirectoryError
 from vlmrm.experiments.grid import plan_trials
 from vlmrm.experiments.report import build_report
-from vlmrm.experiments.runner import SweepOptions, run_sweep
+from vlmrm.experiments.runner import SweepOptions, prepare, run_sweep
 from vlmrm.experiments.schema import load_experiment
 from vlmrm.experiments.trial import run_trial
 
@@ -185,6 +186,25 @@ def test_a_name_that_is_a_path_writes_nothing_outside_sweeps(tmp_path: Path, mon
     assert "is not a plain name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "experiment.yaml"]
     assert list(work.iterdir()) == []
+
+
+def test_a_truncated_manifest_is_rebuilt_for_the_same_experiment_only(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    path = experiment_file(tmp_path, name="demo")
+    plan, directory = prepare(path, SweepOptions(out=str(out)))
+    directory.write_manifest(plan)
+    manifest = directory.manifest_path.read_text()
+    directory.manifest_path.write_text(manifest[: len(manifest) // 2])  # a crash mid-write elsewhere, a full disk
+    # Another experiment file: the damaged manifest stays, and the error says how to continue.
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(RunDirectoryError, match=r"is damaged .* re-run `vlmrm sweep EXPERIMENT.yaml --out "):
+        prepare(experiment_file(other, name="demo", seeds=2), SweepOptions(out=str(out)))
+    # The same experiment: sweep.json is rebuilt (the damaged copy is kept), and the trials are the same.
+    plan_again, directory = prepare(path, SweepOptions(out=str(out)))
+    assert (out / "sweep.json.damaged").read_text() == manifest[: len(manifest) // 2]
+    directory.write_manifest(plan_again)
+    assert directory.read_manifest() == json.loads(manifest)
 
 
 def test_an_out_directory_holding_other_files_is_refused(tmp_path: Path, capsys) -> None:
