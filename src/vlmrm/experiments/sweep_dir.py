@@ -157,8 +157,9 @@ class SweepDir:
         """What to do about a damaged ``sweep.json``: its trials are safe, and the sweep command rebuilds it."""
         return (
             f"{str(self.manifest_path)!r} is damaged ({problem}). The trials in {str(self.path / 'trials')!r} "
-            f"are kept: re-run `vlmrm sweep EXPERIMENT.yaml --out {self.path}` with the same experiment file (a copy is "
-            f"{str(self.path / 'experiment.yaml')!r}) and --set values to rebuild it; finished trials do not run again."
+            f"are kept: re-run `vlmrm sweep EXPERIMENT.yaml --out {self.path}` with the same experiment file "
+            f"(a copy is {str(self.path / 'experiment.yaml')!r}) and --set values to rebuild it; finished trials "
+            "do not run again."
         )
 
     def rebuildable(self, plan: Plan) -> bool:
