@@ -207,6 +207,24 @@ def test_a_truncated_manifest_is_rebuilt_for_the_same_experiment_only(tmp_path: 
     assert directory.read_manifest() == json.loads(manifest)
 
 
+def test_an_unreachable_ray_address_is_a_clear_error_before_anything_is_written(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import vlmrm.experiments.runner as runner
+
+    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 1.0)  # the default (20 s) waits for a cluster starting up
+    out = tmp_path / "sweep"
+    path = experiment_file(tmp_path)
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):
+        assert main(["sweep", str(path), "--address", address, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: Cannot reach the Ray cluster at {address}") and "ray start --head" in err
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main(["sweep", str(path), "--out", str(out)]) == 2
+    assert "Cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_an_out_directory_holding_other_files_is_refused(tmp_path: Path, capsys) -> None:
     out = tmp_path / "elsewhere"
     out.mkdir()
