@@ -212,7 +212,7 @@ def test_an_unreachable_ray_address_is_a_clear_error_before_anything_is_written(
 ) -> None:
     import vlmrm.experiments.runner as runner
 
-    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 1.0)  # the default (20 s) waits for a cluster starting up
+    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 1.0)  # the default (10 s) waits for a cluster starting up
     out = tmp_path / "sweep"
     path = experiment_file(tmp_path)
     for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):

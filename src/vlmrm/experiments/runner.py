@@ -175,7 +175,7 @@ def _number(value: Any) -> str:
 
 # -- Ray ----------------------------------------------------------------------------------------------------
 
-RAY_CONNECT_SECONDS = 20.0
+RAY_CONNECT_SECONDS = 10.0
 """How long a sweep keeps trying to reach the Ray cluster it is given (one that is starting up) before it gives up;
 ``ray.init`` alone retries for minutes without a word."""
 
@@ -209,7 +209,6 @@ def check_ray_reachable(address: str | None, timeout: float | None = None) -> No
                     "a local Ray instance started for this sweep."
                 ) from None
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-
 
 
 @contextlib.contextmanager
