@@ -3,7 +3,7 @@
 Spec strings:
 
 - a Hugging Face hub id or a local directory: a ``transformers`` CLIP or SigLIP model (default);
-- ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open_clip]``);
+- ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open-clip]``);
 - ``tiny-random``: a tiny randomly initialised CLIP, for smoke tests (meaningless rewards);
 - ``random:<hub id>``: the architecture of a known checkpoint with random weights, for benchmarks.
 """
@@ -306,7 +306,7 @@ def _not_available_message(spec: str, reason: str) -> str:
 def _spec_help() -> str:
     return (
         "Model specs: a hub id such as openai/clip-vit-base-patch32 or google/siglip-base-patch16-224, "
-        "a local directory, open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]'), tiny-random, "
+        "a local directory, open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open-clip]'), tiny-random, "
         f"or random:<id> with id one of: {', '.join(n for n in RANDOM_ARCHITECTURES if n != 'tiny-random')}."
     )
 
@@ -320,7 +320,7 @@ class OpenCLIPEncoder(ImageTextEncoder):
         except ImportError as exc:
             raise ModelLoadError(
                 f"Model spec 'open_clip:{arch}/{pretrained}' needs the open_clip package, which failed to import "
-                f"({exc}). Install it with: pip install 'vlmrm[open_clip]' (it also needs a torchvision build "
+                f"({exc}). Install it with: pip install 'vlmrm[open-clip]' (it also needs a torchvision build "
                 "that matches your torch), or use a transformers model such as openai/clip-vit-base-patch32."
             ) from exc
         with _explain_load_errors(f"open_clip:{arch}/{pretrained}"):
