@@ -89,6 +89,10 @@ def test_docstrings_lose_their_sphinx_roles_and_double_colons() -> None:
         "A `VLMReward` or `vlmrm.rl.trainer.train`; `close` and `alpha`.\n\n"
         "Example:\n\n    reward = VLMReward(...)\n\nA run holds:\n\n\n    RUN/\n"
     )
+    doctest = "Use it:\n\n>>> f(1)\n2\n>>> g(\n...     3)\n\nMore text.\n\n  >>> h()"
+    assert convert(doctest) == (
+        "Use it:\n\n```pycon\n>>> f(1)\n2\n>>> g(\n...     3)\n```\n\nMore text.\n\n  ```pycon\n  >>> h()\n  ```"
+    )
 
 
 @pytest.mark.slow
@@ -106,6 +110,8 @@ def test_the_built_api_reference_shows_no_raw_sphinx_roles(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr[-3000:]
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     assert "VLMReward" in api and "Example:</p>" in api
+    assert "<blockquote>" not in api  # doctests read as nested quotes and joined into one line
+    assert api.count('<span class="gp">&gt;&gt;&gt; </span>') >= 20  # they are code blocks
     for page in site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         raw = [html[max(0, m.start() - 80) : m.end() + 40] for m in RAW_ROLE.finditer(html)]
