@@ -182,7 +182,8 @@ class LabelStore:
                 self.path,
                 stale[0],
             )
-        current = [frame for frame in ours if frame not in set(stale)]
+        changed = set(stale)
+        current = [frame for frame in ours if frame not in changed]
         self.labels = {frame: answers[frame] for frame in current}
         self.digests = {frame: digests[frame] for frame in current if frame in digests}
         self._others = {
