@@ -221,11 +221,11 @@ def test_duplicated_host_or_origin_and_absolute_targets_are_refused(labeller: La
 @pytest.mark.parametrize(
     ("length", "body"),
     [
-        ("-1", b'{"frame": "x", "answer": "yes"}' + b" " * 70000),
+        ("-1", b'{"frame": "x", "answer": "yes"}'),
         ("abc", b"{}"),
         ("1e3", b"{}"),
         (str(1 << 30), b"{}"),
-        (None, b"[" * 100_000),
+        (None, b"[" * 60_000),  # under the size cap: the parser itself must not recurse out
         (None, b"[1, 2, 3]"),
         (None, b"5"),
         (None, b"\xff\xfe"),
