@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from vlmrm.config import RewardConfig
-from vlmrm.reward.backend import build_reward
+from vlmrm.reward import VLMReward
 from vlmrm.reward.ray_pool import RayRewardPool
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         config = RewardConfig(
             model=model, target_prompts=["a humanoid robot kneeling"], dtype=args.dtype, device=args.device
         )
-        local = build_reward(config)
+        local = VLMReward.from_config(config)
         ray_config = config.model_copy(update={"backend": "ray", "num_workers": args.workers or None})
         with RayRewardPool(ray_config) as pool:
             info = pool.workers[0]

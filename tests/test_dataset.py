@@ -118,9 +118,20 @@ def server(tmp_path: Path, cartpole_dataset: Path) -> Iterator[tuple[str, Path]]
         thread.join(5)
 
 
+def page_token(base: str) -> str:
+    """The write token in the page the server serves, as the page's script reads it."""
+    with urllib.request.urlopen(base + "/", timeout=5) as response:
+        match = re.search(r'name="vlmrm-token" content="([^"]+)"', response.read().decode())
+    assert match is not None
+    return match.group(1)
+
+
 def request(url: str, data: dict | None = None) -> tuple[int, bytes]:
     body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if data is not None:
+        headers["X-Vlmrm-Token"] = page_token(url.split("/api/")[0])
+    req = urllib.request.Request(url, data=body, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as response:
             return response.status, response.read()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -54,3 +56,17 @@ def test_rejects_bad_frames() -> None:
     pre = FramePreprocessor(SPEC, torch.device("cpu"), torch.float32)
     with pytest.raises(ValueError, match="uint8"):
         pre(np.zeros((1, 8, 8, 3), np.float64))
+
+
+def test_read_only_frames_are_taken_without_a_warning() -> None:
+    """Renderers may hand out read-only frames (their own buffer); torch warns on each unless they are copied."""
+    from vlmrm.reward.preprocessing import frames_to_tensor
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3), dtype=np.uint8)
+    frames.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = frames_to_tensor(frames)
+    assert torch.equal(tensor, torch.from_numpy(frames.copy()))
+    writable = np.zeros((1, 4, 4, 3), np.uint8)
+    assert frames_to_tensor(writable).data_ptr() == torch.from_numpy(writable).data_ptr()  # no copy when writable

@@ -174,3 +174,63 @@ def test_curve_band_and_common_grid() -> None:
     assert np.all(low >= curves.min(axis=0)) and np.all(high <= curves.max(axis=0))
     single, low1, high1 = curve_band(curves[:1])
     assert single.tolist() == low1.tolist() == high1.tolist() == [0.0, 1.0, 2.0]
+
+
+def edit_manifest(sweep: Path, change) -> None:
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    change(manifest)
+    (sweep / "sweep.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name", ["../other", "/tmp/other", "..", "A-seed0/../../other"])
+def test_the_report_never_reads_a_trial_outside_the_sweep(tmp_path: Path, capsys, name: str) -> None:
+    """A trial named like a path in sweep.json must not bring another run's results into the report."""
+    sweep = make_sweep(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "summary.json").write_text(json.dumps(summary(1.0, 99.0, 9.0)))
+
+    def rename(manifest: dict) -> None:
+        manifest["trials"][-1]["name"] = name
+
+    edit_manifest(sweep, rename)
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "is damaged" in err and "not a plain name" in err and "vlmrm sweep" in err
+    assert not (sweep / "report").exists()
+
+
+def damage_sweep(sweep: Path, how: str) -> None:
+    if how == "a trial without config":
+        edit_manifest(sweep, lambda m: m["trials"][0].pop("config"))
+    elif how == "total_steps not a number":
+        edit_manifest(sweep, lambda m: m["trials"][0]["config"]["rl"].update(total_steps="abc"))
+    elif how == "cells missing":
+        edit_manifest(sweep, lambda m: m.pop("cells"))
+    elif how == "truncated":
+        text = (sweep / "sweep.json").read_text()
+        (sweep / "sweep.json").write_text(text[: len(text) // 2])
+
+
+@pytest.mark.parametrize("how", ["a trial without config", "total_steps not a number", "cells missing", "truncated"])
+def test_a_damaged_manifest_is_one_line_that_says_how_to_continue(tmp_path: Path, capsys, how: str) -> None:
+    sweep = make_sweep(tmp_path)
+    damage_sweep(sweep, how)
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "is damaged" in err and f"--out {sweep}" in err and "experiment.yaml" in err, err
+
+
+def test_undecodable_progress_logs_and_a_report_file_are_handled(tmp_path: Path, capsys) -> None:
+    sweep = make_sweep(tmp_path)
+    (sweep / "trials" / "A-seed1" / "logs" / "progress.csv").write_bytes(b"step,rollout/vlm_return\n\xff\xfe\x00\x81")
+    (sweep / "report").write_text("my notes")
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report" in err and "move the file away" in err, err
+    assert (sweep / "report").read_text() == "my notes"
+    (sweep / "report").unlink()
+    assert main(["report", str(sweep)]) == 0  # the unreadable log leaves out one curve, not the report
+    assert "A | 3/3" in capsys.readouterr().out

@@ -24,9 +24,10 @@ from test_ray_backend import alive, descendants
 from vlmrm.cli.main import main
 from vlmrm.envs.humanoid.options import GYMNASIUM_CAMERA, PAPER_CAMERA, HumanoidOptions
 from vlmrm.envs.humanoid.tasks import TASKS
+from vlmrm.errors import RunDirectoryError
 from vlmrm.experiments.grid import plan_trials
 from vlmrm.experiments.report import build_report
-from vlmrm.experiments.runner import SweepOptions, run_sweep
+from vlmrm.experiments.runner import SweepOptions, prepare, run_sweep
 from vlmrm.experiments.schema import load_experiment
 from vlmrm.experiments.trial import run_trial
 
@@ -158,6 +159,10 @@ BAD_EXPERIMENTS = {
     "unknown field in the file": ({"seed": 3}, [], "seed: unknown field", "Did you mean 'seeds'?"),
     "paper names no cell": ({"paper": {"source": "x", "success_rate": {"alpha=0.25": 1.0}}}, [],
                             "does not have", "alpha=0.5"),
+    "name a path up": ({"name": "../../../../x"}, [], "name: '../../../../x' is not a plain name",
+                       "a name, not a path"),
+    "name an absolute path": ({"name": "/tmp/x"}, [], "is not a plain name"),
+    "name a hidden folder": ({"name": ".."}, [], "is not a plain name"),
 }  # fmt: skip
 
 
@@ -170,6 +175,54 @@ def test_bad_experiments_are_one_line_errors_and_write_nothing(tmp_path: Path, c
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert all(text in err for text in expected), err
+    assert not out.exists()
+
+
+def test_a_name_that_is_a_path_writes_nothing_outside_sweeps(tmp_path: Path, monkeypatch, capsys) -> None:
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    path = experiment_file(tmp_path, name="../../x")
+    assert main(["sweep", str(path)]) == 2  # no --out: the default is sweeps/<name>
+    assert "is not a plain name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "experiment.yaml"]
+    assert list(work.iterdir()) == []
+
+
+def test_a_truncated_manifest_is_rebuilt_for_the_same_experiment_only(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    path = experiment_file(tmp_path, name="demo")
+    plan, directory = prepare(path, SweepOptions(out=str(out)))
+    directory.write_manifest(plan)
+    manifest = directory.manifest_path.read_text()
+    directory.manifest_path.write_text(manifest[: len(manifest) // 2])  # a crash mid-write elsewhere, a full disk
+    # Another experiment file: the damaged manifest stays, and the error says how to continue.
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(RunDirectoryError, match=r"is damaged .* re-run `vlmrm sweep EXPERIMENT.yaml --out "):
+        prepare(experiment_file(other, name="demo", seeds=2), SweepOptions(out=str(out)))
+    # The same experiment: sweep.json is rebuilt (the damaged copy is kept), and the trials are the same.
+    plan_again, directory = prepare(path, SweepOptions(out=str(out)))
+    assert (out / "sweep.json.damaged").read_text() == manifest[: len(manifest) // 2]
+    directory.write_manifest(plan_again)
+    assert directory.read_manifest() == json.loads(manifest)
+
+
+def test_an_unreachable_ray_address_is_a_clear_error_before_anything_is_written(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import vlmrm.experiments.runner as runner
+
+    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 1.0)  # the default (10 s) waits for a cluster starting up
+    out = tmp_path / "sweep"
+    path = experiment_file(tmp_path)
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):
+        assert main(["sweep", str(path), "--address", address, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: Cannot reach the Ray cluster at {address}") and "ray start --head" in err
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main(["sweep", str(path), "--out", str(out)]) == 2
+    assert "Cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
     assert not out.exists()
 
 

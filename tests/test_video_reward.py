@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
-from vlmrm.training.guards import RewardGuard
 
 import vlmrm.reward.encoders as encoders
 from vlmrm.cli.main import main
@@ -21,6 +20,7 @@ from vlmrm.reward.video import VideoReward, clip_indices
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.wrappers import RenderFrameInInfo
 from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
+from vlmrm.training.guards import RewardGuard
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 ROOT = Path(__file__).resolve().parents[1]

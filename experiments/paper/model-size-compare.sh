@@ -3,7 +3,7 @@
 # study ranked on one human-labelled humanoid dataset by `vlmrm rewards compare` (EPIC distance, Spearman,
 # value order, ROC-AUC, reward-hacking share, images/s, peak memory), at alpha 0, 0.5 and 1.
 # The paper: EPIC distance falls with model size. Training with the same models: experiments/paper/model-size.yaml.
-# Compute: the ViT-bigG-14 weights are about 10 GB (pip install 'vlmrm[open_clip]'); scoring 400 frames takes
+# Compute: the ViT-bigG-14 weights are about 10 GB (pip install 'vlmrm[open-clip]'); scoring 400 frames takes
 # minutes on a GPU. Labelling is by hand, in the browser (vlmrm dataset label).
 set -euo pipefail
 data=${1:-data/humanoid}

@@ -1,7 +1,7 @@
 """``vlmrm epic DATASET``: EPIC distance of reward models to a dataset's yes/no labels.
 
 Model-size study of the paper (larger CLIP models reach lower distances), on a labelled humanoid
-dataset (``pip install 'vlmrm[open_clip]'``; the ViT-bigG-14 weights are about 10 GB)::
+dataset (``pip install 'vlmrm[open-clip]'``; the ViT-bigG-14 weights are about 10 GB)::
 
     vlmrm dataset collect humanoid --policy random --episodes 20 --every 5 --out data/humanoid
     vlmrm dataset label data/humanoid --task kneeling
@@ -23,7 +23,7 @@ The paper's model-size study (larger models reach lower distance) on a labelled 
   vlmrm epic DATASET --model open_clip:RN50/openai --model open_clip:ViT-L-14/laion2b_s32b_b82k \\
       --model open_clip:ViT-H-14/laion2b_s32b_b79k --model open_clip:ViT-bigG-14/laion2b_s39b_b160k \\
       --alpha 0 --alpha 0.5 --alpha 1
-(open_clip models need: pip install 'vlmrm[open_clip]')
+(open_clip models need: pip install 'vlmrm[open-clip]')
 """
 
 

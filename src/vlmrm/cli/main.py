@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from vlmrm._version import __version__
@@ -59,6 +60,13 @@ def error_message(exc: VLMRMError, model_option: str = "--model {spec}") -> str:
     return str(exc)
 
 
+def one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """A warning on the terminal: its message alone, not the library source line that raised it."""
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     # huggingface_hub has a stderr handler of its own: without this each of its warnings prints twice.
     logging.getLogger("huggingface_hub").propagate = False
+    warnings.formatwarning = one_line_warning
     try:
         return int(args.handler(args) or 0)
     except VLMRMError as exc:

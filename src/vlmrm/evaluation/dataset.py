@@ -5,7 +5,8 @@ A dataset directory holds::
     DIR/dataset.json        what was collected: env, options, render size, policy, episodes, seed
     DIR/manifest.jsonl      one JSON object per frame (see :func:`collect_dataset`)
     DIR/frames/*.png        the frames, at the env's render size
-    DIR/labels.json         answers from ``vlmrm dataset label`` (written atomically after each one)
+    DIR/labels.json         answers from ``vlmrm dataset label`` (written atomically after each one),
+                            each with the SHA-256 of the frame it judged
 
 Each manifest record has ``index``, ``frame`` (path relative to DIR), ``episode``, ``step`` and the
 simulator state that produced the frame: ``state`` (the state vector) for classic control,
@@ -18,6 +19,7 @@ VLM reward scores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +35,8 @@ from vlmrm.files import atomic_write_json, atomic_write_text
 logger = logging.getLogger(__name__)
 
 DATASET_FORMAT = "vlmrm-dataset/1"
-LABELS_FORMAT = "vlmrm-labels/1"
+LABELS_FORMAT = "vlmrm-labels/2"
+"""Labels files since format 2 hold ``sha256``: the digest of each labelled frame's PNG when it was judged."""
 MANIFEST = "manifest.jsonl"
 METADATA = "dataset.json"
 LABELS = "labels.json"
@@ -99,23 +102,62 @@ class Dataset:
         return str(self.metadata.get("env", ""))
 
     def frame_path(self, record: Mapping[str, Any]) -> Path:
-        return self.root / str(record["frame"])
+        """The file of ``record``'s frame; :class:`DatasetError` unless it lies inside the dataset directory.
+
+        A manifest is data, not a list of files to hand out: ``/etc/passwd``, ``../x`` or a link out of
+        the directory are refused, whatever the manifest says (paths are compared resolved).
+        """
+        root = self.root.resolve()
+        path = (root / str(record["frame"])).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise DatasetError(
+                f"{self.root / MANIFEST}: frame {record['frame']!r} is not a file inside {self.root}; "
+                "frames must be paths relative to the dataset directory (collect the dataset again)."
+            )
+        return path
+
+    def frame_digest(self, record: Mapping[str, Any]) -> str:
+        """The SHA-256 of ``record``'s frame file (labels are tied to the image they judged by it)."""
+        path = self.frame_path(record)
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise DatasetError(_unreadable_frame(path, exc)) from None
 
     def load_frames(self, records: Iterable[Mapping[str, Any]] | None = None) -> np.ndarray:
         """The frames of ``records`` (default: all) as ``(N, H, W, 3)`` uint8."""
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
         chosen = self.records if records is None else list(records)
         frames = []
         for record in chosen:
-            with Image.open(self.frame_path(record)) as image:
-                frames.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+            path = self.frame_path(record)
+            try:
+                with Image.open(path) as image:
+                    frames.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DatasetError(_unreadable_frame(path, exc)) from None
         if not frames:
             return np.zeros((0, 1, 1, 3), np.uint8)
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:
             raise DatasetError(f"Frames in {self.root} differ in size: {sorted(shapes)}.")
         return np.stack(frames)
+
+
+def _unreadable_frame(path: Path, exc: BaseException) -> str:
+    why = "it is missing" if isinstance(exc, FileNotFoundError) else f"{type(exc).__name__}: {exc}"
+    return (
+        f"Cannot read frame {path} ({why}); the dataset is incomplete. Collect it again with "
+        "`vlmrm dataset collect ENV --out DIR --overwrite`."
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"Cannot read {path} ({type(exc).__name__}: {exc}).") from None
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -128,19 +170,29 @@ def load_dataset(root: str | Path) -> Dataset:
             "`vlmrm dataset collect ENV --out DIR`."
         )
     metadata: dict[str, Any] = {}
-    if (root / METADATA).is_file():
-        metadata = json.loads((root / METADATA).read_text())
+    if (root / METADATA).exists():
+        try:
+            metadata = json.loads(_read_text(root / METADATA))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{root / METADATA} is not valid JSON ({exc}); collect the dataset again.") from None
+        if not isinstance(metadata, dict):
+            raise DatasetError(
+                f"{root / METADATA} holds a {type(metadata).__name__}, not a JSON object; collect the dataset again."
+            )
     records = []
-    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+    for number, line in enumerate(_read_text(manifest).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{manifest}, line {number}: not valid JSON ({exc.msg}).") from exc
-    for record in records:
-        if "frame" not in record:
-            raise DatasetError(f"{manifest}: record {record.get('index')} has no 'frame'.")
+        if not isinstance(record, dict) or not isinstance(record.get("frame"), str):
+            raise DatasetError(
+                f"{manifest}, line {number}: not a frame record (a JSON object with a 'frame' path), "
+                f"got {line.strip()[:60]!r}."
+            )
+        records.append(record)
     return Dataset(root, metadata, records)
 
 
@@ -159,16 +211,40 @@ def read_labels(path: str | Path) -> dict[str, Any]:
     """Read a labels file: ``{"format", "task", "sentence", "labels": {frame: "yes"|"no"|"skip"}}``."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(
             f"No labels file at {path}; label frames with `vlmrm dataset label DIR --task TASK`."
         ) from None
+    except IsADirectoryError:
+        raise DatasetError(f"The labels file {path} is a directory; give another --labels file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"Cannot read the labels file {path} ({type(exc).__name__}: {exc}).") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path} is not valid JSON ({exc.msg}).") from exc
     if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
         raise DatasetError(f"{path} is not a labels file (no 'labels' object).")
+    if not isinstance(data.get("sha256", {}), dict):
+        raise DatasetError(f"{path} is not a labels file ('sha256' is not an object).")
     return data
+
+
+def stale_labels(dataset: Dataset, data: Mapping[str, Any], frames: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Of the labelled ``frames``: those whose image changed since it was judged, and those with no digest.
+
+    A labels file records the SHA-256 of each frame it judged (``sha256``); a frame collected again
+    (``collect --overwrite``) has another digest, and its old answer says nothing about the new image.
+    Files written before format 2 have no digests, so their answers cannot be checked.
+    """
+    digests = data.get("sha256") or {}
+    records = {str(r["frame"]): r for r in dataset.records}
+    stale, unchecked = [], []
+    for frame in frames:
+        if frame not in digests:
+            unchecked.append(frame)
+        elif digests[frame] != dataset.frame_digest(records[frame]):
+            stale.append(frame)
+    return stale, unchecked
 
 
 def dataset_task(dataset: Dataset) -> str | None:
@@ -211,7 +287,8 @@ def binary_labels(
         return chosen, np.array([int(bool(r["is_success"])) for r in chosen]), detector_sentence(dataset)
     if source != "human":
         raise ConfigError(f"Unknown label source {source!r}; use human or detector.")
-    data = read_labels(labels_path(dataset.root, labels_file))
+    path = labels_path(dataset.root, labels_file)
+    data = read_labels(path)
     answers = data["labels"]
     chosen, values = [], []
     for record in dataset.records:
@@ -219,6 +296,20 @@ def binary_labels(
         if answer in ("yes", "no"):
             chosen.append(record)
             values.append(1 if answer == "yes" else 0)
+    stale, unchecked = stale_labels(dataset, data, [str(r["frame"]) for r in chosen])
+    if stale:
+        raise DatasetError(
+            f"{len(stale)} of the {len(chosen)} yes/no answers in {path} judged other images than the frames now "
+            f"in {dataset.root} (e.g. {stale[0]}; the dataset was collected again). Label the new frames: "
+            f"`vlmrm dataset label {dataset.root}` asks again for these frames, or give another --labels file."
+        )
+    if unchecked:
+        logger.warning(
+            "%d answers in %s have no image digest (written by an older vlmrm); they cannot be checked against "
+            "the frames, so make sure the dataset was not collected again since it was labelled",
+            len(unchecked),
+            path,
+        )
     return chosen, np.array(values, dtype=int), data.get("sentence")
 
 
@@ -368,6 +459,10 @@ def collect_dataset(
 
     settings = settings or CollectSettings(**fields)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"--out {out} is a file, not a directory; choose another --out.")
+    if not out.exists() and any(parent.exists() and not parent.is_dir() for parent in out.parents):
+        raise DatasetError(f"--out {out} lies under a file, not a directory; choose another --out.")
     if out.exists() and any(out.iterdir()) and not settings.overwrite:
         raise DatasetError(f"{out} is not empty; choose another --out or pass --overwrite.")
     options = dict(settings.env_options)

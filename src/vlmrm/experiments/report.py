@@ -16,6 +16,7 @@ Writes ``SWEEP_DIR/report/``:
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from vlmrm.errors import RunDirectoryError
 from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
 from vlmrm.experiments.stats import Estimate, common_grid, curve_band, mean_ci
 from vlmrm.experiments.sweep_dir import SweepDir, TrialState
+
+logger = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 TRIAL_COLUMNS = (
@@ -93,7 +97,8 @@ def read_curves(progress_csv: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                     if math.isfinite(step) and math.isfinite(value):
                         curves[column][0].append(step)
                         curves[column][1].append(value)
-    except OSError:
+    except (OSError, ValueError, csv.Error) as exc:  # unreadable, or not text: no curve from this run
+        logger.warning("cannot read %s (%s); its learning curve is left out", progress_csv, exc)
         return {}
     result = {}
     for column, (steps, values) in curves.items():
@@ -219,6 +224,10 @@ def build_report(sweep: str | Path) -> Report:
     trials = manifest["trials"]
     states = directory.states(trials)
     out = directory.path / REPORT_DIR
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(
+            f"{str(out)!r} is a file, and the report is written into the folder {REPORT_DIR}/; move the file away."
+        )
 
     rows: list[dict[str, Any]] = []
     by_cell: dict[str, list[tuple[dict[str, Any], TrialState]]] = {}
@@ -235,7 +244,7 @@ def build_report(sweep: str | Path) -> Report:
                 "total_steps": (summary or {}).get("total_steps", ""),
                 **{key: _blank(_value(summary, key)) for key in TRIAL_COLUMNS[5:11]},
                 "error": state.error or "",
-                "run_dir": trial["run_dir"],
+                "run_dir": f"trials/{trial['name']}",
             }
         )
     write_rows_csv(rows, out / "trials.csv", TRIAL_COLUMNS)
@@ -248,7 +257,7 @@ def build_report(sweep: str | Path) -> Report:
         done = [(trial, state) for trial, state in entries if state.state == "done"]
         summaries = [state.summary for _, state in done]
         for trial, _ in done:
-            for column, series in read_curves(directory.path / trial["run_dir"] / "logs" / "progress.csv").items():
+            for column, series in read_curves(directory.run_dir(trial["name"]) / "logs" / "progress.csv").items():
                 curves[column].setdefault(label, []).append(series)
         successes = [_value(s, "eval_success_rate") for s in summaries]
         cells.append(
@@ -277,6 +286,11 @@ def build_report(sweep: str | Path) -> Report:
     markdown = _markdown(manifest, cells, rows, states, table, figures, out)
     atomic_write_text(out / "report.md", markdown)
     return Report(out / "report.md", cells, table, figures)
+
+
+def directory_name(report_dir: Path) -> str:
+    """The sweep's folder name, for a manifest without a name."""
+    return report_dir.resolve().parent.name
 
 
 def _blank(value: float | None) -> Any:
@@ -317,11 +331,11 @@ def _markdown(
     of_cells = (
         f" (the first {shown} of {manifest['cells_total']})" if shown < manifest.get("cells_total", shown) else ""
     )
-    lines = [f"# Sweep report: {manifest['name']}", ""]
+    lines = [f"# Sweep report: {manifest.get('name', directory_name(out))}", ""]
     if manifest.get("description"):
         lines += [manifest["description"], ""]
     lines += [
-        f"- Experiment file: `{manifest['experiment_file']}`",
+        f"- Experiment file: `{manifest.get('experiment_file', 'unknown')}`",
         f"- {len(states)} trials: {len(cells)} cells{of_cells} x seeds {seeds}. "
         + ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("done", "failed")),
     ]

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -168,6 +169,41 @@ def _number(value: Any) -> str:
 
 # -- Ray ----------------------------------------------------------------------------------------------------
 
+RAY_CONNECT_SECONDS = 10.0
+"""How long a sweep keeps trying to reach the Ray cluster it is given (one that is starting up) before it gives up;
+``ray.init`` alone retries for minutes without a word."""
+
+
+def check_ray_reachable(address: str | None, timeout: float | None = None) -> None:
+    """Refuse, within ``timeout`` seconds, a Ray address (``--address``, else ``$RAY_ADDRESS``) nothing listens on.
+
+    Only ``HOST:PORT`` and ``ray://HOST:PORT`` are probed (a TCP connection); ``auto``, ``local`` and
+    other forms are left to Ray.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address or address in ("auto", "local"):
+        return
+    host, sep, port_text = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        return
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ExperimentError(f"The Ray address {address!r} has no valid port (1 to 65535).")
+    budget = RAY_CONNECT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), port), timeout=max(0.1, min(5.0, budget))):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ExperimentError(
+                    f"Cannot reach the Ray cluster at {address} ({exc.strerror or exc}; tried for {budget:.0f} s). "
+                    "Start it (`ray start --head`), fix --address or $RAY_ADDRESS, or leave both unset to run on "
+                    "a local Ray instance started for this sweep."
+                ) from None
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
 
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
@@ -315,6 +351,7 @@ def run_sweep(experiment_path: str | Path, options: SweepOptions | None = None) 
     plan, directory = prepare(experiment_path, options)
     _quiet_tune()
     require_tune()
+    check_ray_reachable(options.address)
     directory.path.mkdir(parents=True, exist_ok=True)
     with directory.lock():
         directory.write_manifest(plan)

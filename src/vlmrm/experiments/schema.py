@@ -24,6 +24,7 @@ the closest field before anything runs. :mod:`vlmrm.experiments.grid` turns the 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -85,10 +86,14 @@ class PaperFile(_Strict):
         return values
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""What an experiment's ``name`` may be: one path component that does not start with a dot."""
+
+
 class ExperimentFile(_Strict):
     """The experiment file as written."""
 
-    name: str | None = Field(default=None, min_length=1)
+    name: str | None = Field(default=None, min_length=1, description="The sweep's name: sweeps/<name>.")
     description: str = ""
     configs: list[str] = Field(min_length=1, description="Training configs, relative to the experiment file.")
     overrides: dict[str, Any] = Field(default_factory=dict, description="Fields set in every trial.")
@@ -97,6 +102,17 @@ class ExperimentFile(_Strict):
     seeds: int | list[int] = Field(default=1, description="How many seeds (0, 1, ...), or the seeds themselves.")
     resources: Resources = Field(default_factory=Resources)
     paper: PaperFile | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        # The name becomes the directory sweeps/<name>: a path here would write the sweep elsewhere.
+        if name is not None and not PLAIN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a plain name; the sweep's name is a name, not a path (it names the directory "
+                "sweeps/<name>): use letters, digits, '.', '_' and '-', e.g. name: cartpole-alpha"
+            )
+        return name
 
     @field_validator("seeds")
     @classmethod

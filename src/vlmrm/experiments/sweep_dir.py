@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import Any
 
 from vlmrm.errors import RunDirectoryError
 from vlmrm.experiments.grid import Plan, Trial
-from vlmrm.experiments.schema import ExperimentError
+from vlmrm.experiments.schema import PLAIN_NAME, ExperimentError
 from vlmrm.files import atomic_write_text
 from vlmrm.run.lock import RunLock
 from vlmrm.run.run_dir import RunDir
@@ -37,6 +39,8 @@ from vlmrm.run.run_dir import RunDir
 MANIFEST = "sweep.json"
 FORMAT = 1
 STATES = ("done", "running", "failed", "interrupted", "pending")
+
+logger = logging.getLogger(__name__)
 
 
 def manifest_data(plan: Plan) -> dict[str, Any]:
@@ -68,6 +72,34 @@ def manifest_data(plan: Plan) -> dict[str, Any]:
             for t in plan.trials
         ],
     }
+
+
+def manifest_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with the cells and trials of a ``sweep.json`` (``None`` when nothing).
+
+    A trial's name must be a plain name: it is a folder under ``trials/``, and a name such as
+    ``../other-run`` would make the report read another run's results as this sweep's.
+    """
+    cells, trials = data.get("cells"), data.get("trials")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and isinstance(c.get("label"), str) for c in cells):
+        return "'cells' is missing or not a list of cells with a label"
+    if not isinstance(trials, list):
+        return "'trials' is missing or not a list"
+    for index, trial in enumerate(trials):
+        if not isinstance(trial, dict):
+            return f"trial {index} is not an object"
+        name = trial.get("name")
+        if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+            return f"trial {index} is named {name!r}, which is not a plain name (a folder in trials/)"
+        seed = trial.get("seed")
+        if not isinstance(trial.get("cell"), str) or not isinstance(seed, int) or isinstance(seed, bool):
+            return f"trial {name} has no cell or seed"
+        config = trial.get("config")
+        rl = config.get("rl") if isinstance(config, dict) else None
+        steps = rl.get("total_steps") if isinstance(rl, dict) else None
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+            return f"trial {name} has no config with rl.total_steps a positive integer (got {steps!r})"
+    return None
 
 
 @dataclass(frozen=True)
@@ -109,16 +141,36 @@ class SweepDir:
         if not self.path.is_dir():
             raise RunDirectoryError(f"Sweep directory {where!r} does not exist; give the --out of a vlmrm sweep.")
         try:
-            data = json.loads(self.manifest_path.read_text())
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunDirectoryError(
                 f"{where!r} is not a sweep directory (it has no {MANIFEST}); give the --out of a vlmrm sweep."
             ) from None
         except (OSError, ValueError) as exc:
-            raise RunDirectoryError(f"{str(self.manifest_path)!r} cannot be read ({exc}); it is not a sweep.") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("trials"), list):
+            raise RunDirectoryError(self._damaged(f"it cannot be read: {exc}")) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise RunDirectoryError(f"{str(self.manifest_path)!r} is not a vlmrm sweep manifest (format {FORMAT}).")
+        problem = manifest_problem(data)
+        if problem is not None:
+            raise RunDirectoryError(self._damaged(problem))
         return data
+
+    def _damaged(self, problem: str) -> str:
+        """What to do about a damaged ``sweep.json``: its trials are safe, and the sweep command rebuilds it."""
+        return (
+            f"{str(self.manifest_path)!r} is damaged ({problem}). The trials in {str(self.path / 'trials')!r} "
+            f"are kept: re-run `vlmrm sweep EXPERIMENT.yaml --out {self.path}` with the same experiment file "
+            f"(a copy is {str(self.path / 'experiment.yaml')!r}) and --set values to rebuild it; finished trials "
+            "do not run again."
+        )
+
+    def rebuildable(self, plan: Plan) -> bool:
+        """Whether a damaged ``sweep.json`` here may be rewritten for ``plan``: the directory holds a copy of
+        the very experiment file being run (``experiment.yaml``), so its trials are this plan's."""
+        try:
+            return (self.path / "experiment.yaml").read_text() == plan.experiment.text
+        except (OSError, ValueError):
+            return False
 
     def check_compatible(self, plan: Plan) -> None:
         """Refuse to reuse a directory that is not a sweep, or holds trials configured otherwise."""
@@ -133,7 +185,15 @@ class SweepDir:
                     "choose another --out."
                 )
             return
-        old = self.read_manifest()
+        try:
+            old = self.read_manifest()
+        except RunDirectoryError as exc:
+            if not self.rebuildable(plan):
+                raise
+            kept = self.path / f"{MANIFEST}.damaged"
+            os.replace(self.manifest_path, kept)
+            logger.warning("%s; rebuilding it from the experiment (the damaged file is kept as %s)", exc, kept)
+            return
         if old.get("name") != plan.experiment.name:
             raise ExperimentError(
                 f"--out {str(self.path)!r} holds the sweep {old.get('name')!r}, not {plan.experiment.name!r}; "

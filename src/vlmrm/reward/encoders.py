@@ -3,7 +3,7 @@
 Spec strings:
 
 - a Hugging Face hub id or a local directory: a ``transformers`` CLIP or SigLIP model (default);
-- ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open_clip]``);
+- ``open_clip:ARCH/PRETRAINED``: an ``open_clip`` model (optional extra ``vlmrm[open-clip]``);
 - ``tiny-random``: a tiny randomly initialised CLIP, for smoke tests (meaningless rewards);
 - ``random:<hub id>``: the architecture of a known checkpoint with random weights, for benchmarks.
 
@@ -391,7 +391,7 @@ class OpenCLIPEncoder(ImageTextEncoder):
         except ImportError as exc:
             raise ModelLoadError(
                 f"Model spec 'open_clip:{arch}/{pretrained}' needs the open_clip package, which failed to import "
-                f"({exc}). Install it with: pip install 'vlmrm[open_clip]' (it also needs a torchvision build "
+                f"({exc}). Install it with: pip install 'vlmrm[open-clip]' (it also needs a torchvision build "
                 "that matches your torch), or use a transformers model such as openai/clip-vit-base-patch32."
             ) from exc
         with _explain_load_errors(f"open_clip:{arch}/{pretrained}"):
@@ -504,7 +504,7 @@ def _load_open_clip(body: str, device: torch.device, dtype: torch.dtype) -> Imag
     return OpenCLIPEncoder(arch, pretrained, device, dtype)
 
 
-register_encoder("open_clip", _load_open_clip, "open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open_clip]')")
+register_encoder("open_clip", _load_open_clip, "open_clip:ARCH/PRETRAINED (pip install 'vlmrm[open-clip]')")
 register_encoder(
     "random",
     _load_random,

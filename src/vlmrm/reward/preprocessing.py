@@ -62,7 +62,10 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -
     A tensor stays on its device; anything else goes through :func:`frames_to_array`.
     """
     if not isinstance(frames, torch.Tensor):
-        return torch.from_numpy(frames_to_array(frames))
+        array = frames_to_array(frames)
+        # torch warns on every read-only array (frames from a renderer's buffer, np.broadcast_to); the
+        # preprocessing never writes to the frames, but a copy is what torch's contract asks for.
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
     tensor = frames.unsqueeze(0) if frames.ndim == 3 else frames
     _check_frames(tuple(tensor.shape), tensor.dtype == torch.uint8, tensor.dtype)
     return tensor

@@ -1,6 +1,9 @@
 // vlmrm labeller: one frame at a time, answered with y / n / s (or the buttons); ← goes back.
 // Every answer is POSTed at once; the server writes the labels file atomically before replying.
+// Each write carries this session's token, which the server wrote into the page (no other site knows it).
 "use strict";
+
+const TOKEN = document.querySelector('meta[name="vlmrm-token"]').getAttribute("content");
 
 const state = {
   frames: [],
@@ -67,7 +70,7 @@ function save(frame, answer) {
     try {
       const response = await fetch("/api/label", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "X-Vlmrm-Token": TOKEN },
         body: JSON.stringify({ frame, answer }),
       });
       if (!response.ok) {
