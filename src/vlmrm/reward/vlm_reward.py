@@ -11,6 +11,7 @@ import torch
 
 from vlmrm.errors import ConfigError, PromptError
 from vlmrm.reward.devices import resolve_device, resolve_dtype
+from vlmrm.reward.dtype_choice import settle_cpu_dtype
 from vlmrm.reward.encoders import ImageTextEncoder, load_encoder
 from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
 from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
@@ -118,7 +119,10 @@ class VLMReward:
         batch_size: int = 64,
     ) -> VLMReward:
         """Load the model named by ``spec`` (hub id, local directory, ``open_clip:ARCH/TAG``,
-        ``tiny-random``, ``random:<id>``) and embed the prompts."""
+        ``tiny-random``, ``random:<id>``) and embed the prompts.
+
+        ``dtype``: ``fp32``, ``bf16``, ``fp16``, ``int8`` (CPUs) or ``auto``; on a CPU ``auto`` and
+        ``int8`` are settled by timing the model (:mod:`vlmrm.reward.dtype_choice`)."""
         # Check what the user gave before a possibly long model load.
         _check_prompts(target_prompts, "target", required=True)
         _check_prompts(baseline_prompts, "baseline", required=False)
@@ -126,6 +130,7 @@ class VLMReward:
         _check_batch_size(batch_size)
         torch_device = resolve_device(device)
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
+        encoder, _ = settle_cpu_dtype(encoder, dtype)  # auto and int8 on a CPU: timed once, then cached
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
 
     @classmethod
