@@ -92,7 +92,8 @@ from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
-from vlmrm.reward.encoders import TransformersEncoder
+from vlmrm.reward.dtype_choice import DtypeChoice, settle_cpu_dtype
+from vlmrm.reward.encoders import TransformersEncoder, load_encoder
 from vlmrm.rl.vec_env import FrameBatch, VecVLMReward, frames_for, score_frames, take_step_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
@@ -260,6 +261,9 @@ class BenchResult:
     """How frames were drawn and where they were (see :func:`describe_frames`)."""
     model_name: str
     dtype: str
+    """``fp32``, ``bf16``, ``fp16`` or ``int8``."""
+    dtype_choice: DtypeChoice
+    """Why the model runs in ``dtype`` (for ``auto``: the timings it chose by)."""
     image_size: int
     reference_frame_shape: tuple[int, ...] | None
     phases: dict[str, Phase]
@@ -286,7 +290,13 @@ class BenchResult:
         return {
             "settings": asdict(self.settings),
             "frames": self.frames,
-            "model": {"name": self.model_name, "dtype": self.dtype, "image_size": self.image_size},
+            "model": {
+                "name": self.model_name,
+                "dtype": self.dtype,
+                "dtype_reason": self.dtype_choice.reason,
+                "dtype_seconds_per_image": self.dtype_choice.seconds,
+                "image_size": self.image_size,
+            },
             "reference_frame_shape": list(self.reference_frame_shape) if self.reference_frame_shape else None,
             "phases": {
                 name: {
@@ -345,28 +355,35 @@ class PeakRSS:
 # -- building blocks ------------------------------------------------------------------------------
 
 
-def load_rewards(model: str, prompt: str, dtype: str, device: str, batch: int) -> tuple[VLMReward, VLMReward]:
-    """``(fast, reference)``: the model in ``dtype`` and the same weights in fp32."""
+def load_rewards(
+    model: str, prompt: str, dtype: str, device: str, batch: int
+) -> tuple[VLMReward, VLMReward, DtypeChoice]:
+    """``(fast, reference, choice)``: the model in ``dtype``, the same weights in fp32, and why ``fast`` has its dtype.
+
+    ``auto`` and ``int8`` on a CPU are settled as training settles them
+    (:func:`~vlmrm.reward.dtype_choice.settle_cpu_dtype`: timed, or read from the cache).
+    """
     torch_device = resolve_device(device)
     reference = VLMReward.from_pretrained(model, [prompt], dtype="fp32", device=torch_device, batch_size=batch)
-    fast_dtype = resolve_dtype(dtype, torch_device)
-    if fast_dtype == torch.float32:
-        return reference, reference
+    load_dtype = resolve_dtype(dtype, torch_device)
     encoder = reference.encoder
-    if isinstance(encoder, TransformersEncoder):
-        fast_encoder = TransformersEncoder(
-            copy.deepcopy(encoder.model),
-            encoder.tokenizer,
-            encoder.image_spec,
-            encoder.family,
-            torch_device,
-            fast_dtype,
-            encoder.name,
-        )
-        fast = VLMReward(fast_encoder, [prompt], batch_size=batch)
-    else:  # other backends load the same pretrained weights again
-        fast = VLMReward.from_pretrained(model, [prompt], dtype=fast_dtype, device=torch_device, batch_size=batch)
-    return fast, reference
+    if load_dtype != torch.float32:
+        if isinstance(encoder, TransformersEncoder):
+            encoder = TransformersEncoder(
+                copy.deepcopy(encoder.model),
+                encoder.tokenizer,
+                encoder.image_spec,
+                encoder.family,
+                torch_device,
+                load_dtype,
+                encoder.name,
+            )
+        else:  # other backends load the same pretrained weights again
+            encoder = load_encoder(model, torch_device, load_dtype)
+    encoder, choice = settle_cpu_dtype(encoder, dtype)
+    if encoder is reference.encoder:
+        return reference, reference, choice
+    return VLMReward(encoder, [prompt], batch_size=batch), reference, choice
 
 
 def make_reference_vec_env(env: str, n_envs: int, episode_length: int, seed: int) -> VecEnv:
@@ -554,7 +571,8 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     episode_length = settings.episode_length or spec.default_episode_length
     prompt = spec.default_prompts().target[0]
     log(f"loading {settings.model} ...")
-    fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
+    fast, reference, choice = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
+    log(f"dtype {choice.describe()}")
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
     frames_per_run = n * steps
@@ -673,7 +691,8 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
         settings=settings,
         frames=frames_label,
         model_name=fast.encoder.name,
-        dtype=str(fast.dtype).removeprefix("torch."),
+        dtype=choice.dtype,
+        dtype_choice=choice,
         image_size=size,
         reference_frame_shape=reference_shape,
         phases=phases,
