@@ -572,7 +572,6 @@ def run_benchmark(settings: BenchSettings, log: Callable[[str], None] | None = N
     prompt = spec.default_prompts().target[0]
     log(f"loading {settings.model} ...")
     fast, reference, choice = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
-    log(f"dtype {choice.describe()}")
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
     frames_per_run = n * steps

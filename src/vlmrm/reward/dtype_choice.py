@@ -123,7 +123,7 @@ def settle_cpu_dtype(
     """
     current = dtype_name(encoder.dtype)
     if encoder.device.type != "cpu" or requested not in ("auto", "int8"):
-        reason = "fp16 on CUDA" if requested == "auto" and encoder.device.type == "cuda" else "as requested"
+        reason = f"auto on {encoder.device.type}" if requested == "auto" else "as requested"
         return encoder, DtypeChoice(current, reason)
     module = _module(encoder)
     if requested == "int8":
