@@ -135,14 +135,13 @@ def settle_cpu_dtype(
     if not cpu_supports_bf16():
         return encoder, _logged(DtypeChoice("fp32", "torch has no bf16 kernels for this CPU"))
     key = _cache_key(module, "auto")
-    seconds = _recall(cache or cache_dir(), key)
-    cached = seconds is not None and set(seconds) == {"fp32", "bf16"}
+    seconds = _recall(cache or cache_dir(), key, {"fp32", "bf16"})
+    cached = seconds is not None
     bf16: ImageTextEncoder | None = None
-    if not cached:
+    if seconds is None:
         bf16 = _in_dtype(encoder, module, torch.bfloat16)
         seconds = (measure or time_candidates)({"fp32": encoder, "bf16": bf16})
         _remember(cache or cache_dir(), key, seconds, encoder.name)
-    assert seconds is not None
     speedup = seconds["fp32"] / seconds["bf16"]
     when = "from the cache" if cached else "timed now"
     if speedup >= MIN_SPEEDUP:
@@ -161,22 +160,22 @@ def _settle_int8(
     key = _cache_key(module, "int8")
     engines = [engine for engine in INT8_ENGINES if engine in torch.backends.quantized.supported_engines]
     engines = engines or ["qnnpack"]
-    seconds = _recall(cache, key)
-    cached = seconds is not None and set(seconds) == {"fp32", *engines}
+    seconds = _recall(cache, key, {"fp32", *engines})
+    cached = seconds is not None
     quantized: dict[str, ImageTextEncoder] = {}
-    if not cached:
+    if seconds is None:
         quantized = {engine: quantize_int8(encoder, engine) for engine in engines}
         seconds = measure({"fp32": encoder, **quantized})
         _remember(cache, key, seconds, encoder.name)
-    assert seconds is not None
-    engine = min(engines, key=lambda name: seconds[name])
+    engine = min(engines, key=seconds.__getitem__)
     speedup = seconds["fp32"] / seconds[engine]
-    when = "from the cache" if cached else "timed now"
+    when = f"from the cache, {cache / CACHE_FILE}" if cached else "timed now"
     if speedup < MIN_SPEEDUP:
         raise ConfigError(
             f"dtype int8 is not faster than fp32 on this CPU: {speedup:.2f}x fp32 ({engine} kernels, {when}), "
             f"below the {MIN_SPEEDUP:.2f}x it must reach; use fp32, or auto (bf16 where that is faster)."
         )
+    when = "from the cache" if cached else "timed now"
     choice = DtypeChoice(
         "int8", f"{speedup:.2f}x as fast as fp32 on this CPU, {engine} kernels ({when})", seconds, cached, engine
     )
@@ -328,12 +327,13 @@ def _read_cache(folder: Path) -> dict[str, Any]:
     return data["entries"]
 
 
-def _recall(folder: Path, key: str) -> dict[str, float] | None:
+def _recall(folder: Path, key: str, candidates: set[str]) -> dict[str, float] | None:
+    """The remembered seconds per image of exactly ``candidates``, or None."""
     entry = _read_cache(folder).get(key)
     seconds = entry.get("seconds") if isinstance(entry, dict) else None
-    if not isinstance(seconds, dict) or not all(
-        isinstance(value, (int, float)) and value > 0 for value in seconds.values()
-    ):
+    if not isinstance(seconds, dict) or set(seconds) != candidates:
+        return None
+    if not all(isinstance(value, (int, float)) and value > 0 for value in seconds.values()):
         return None
     return {str(name): float(value) for name, value in seconds.items()}
 
