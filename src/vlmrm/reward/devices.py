@@ -78,14 +78,6 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU exposes AMX tiles, the matrix units that make bf16 matmuls fast."""
-    try:
-        return bool(torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
-        return False
-
-
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
     """The dtype to load the model in, for a dtype name (``fp32``, ``bf16``, ``fp16``, ``int8``) or ``auto``.
 
