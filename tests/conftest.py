@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import warnings
 
 import pytest
@@ -10,8 +13,12 @@ import pytest
 # No test may touch the network: hub look-ups fail at once instead of retrying for half a minute.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("MUJOCO_GL", "egl")
+# dtype="auto" on a CPU remembers its timings in the cache folder: never the user's (subprocesses inherit this).
+os.environ["VLMRM_CACHE_DIR"] = tempfile.mkdtemp(prefix="vlmrm-test-cache-")
 
 from vlmrm.testing import ColorEmbedder
+
+atexit.register(shutil.rmtree, os.environ["VLMRM_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

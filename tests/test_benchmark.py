@@ -34,6 +34,7 @@ from vlmrm.cli.bench import check_writable
 from vlmrm.cli.main import main
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward
+from vlmrm.reward.devices import cpu_supports_bf16
 from vlmrm.rl import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 
@@ -46,7 +47,9 @@ PROMPT = "pole vertically upright on top of the cart"
 def rewards() -> tuple[VLMReward, VLMReward]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return load_rewards("tiny-random", PROMPT, "bf16", "cpu", batch=8)
+        fast, reference, choice = load_rewards("tiny-random", PROMPT, "bf16", "cpu", batch=8)
+    assert choice.dtype == "bf16" and choice.reason == "as requested"
+    return fast, reference
 
 
 def fast_path_rewards(reward: VLMReward, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +149,13 @@ def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, l
         "reference",
     ]
     assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 64
+    # Which dtype auto chose, and why (timed here, or read from the test session's cache).
+    model = data["model"]
+    assert f"dtype (auto): {model['dtype']}: {model['dtype_reason']}" in lines
+    assert model["dtype"] in ("fp32", "bf16")
+    if cpu_supports_bf16():
+        assert model["dtype_reason"].endswith(("(timed now)", "(from the cache)"))
+        assert set(model["dtype_seconds_per_image"]) == {"fp32", "bf16"}
     assert data["best_end_to_end"] in END_TO_END
     for phase in data["phases"].values():
         assert len(phase["rates"]) == 2 and min(phase["rates"]) > 0 and min(phase["peak_rss_mib"]) > 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vlmrm.cli.main import main
-from vlmrm.device_options import AUTO_DTYPE_RULE
+from vlmrm.device_options import AUTO_DTYPE_RULE, INT8_RULE
 
 ROOT = Path(__file__).parents[1]
 CARTPOLE = str(ROOT / "configs" / "cartpole.yaml")
@@ -107,7 +107,8 @@ def test_dtype_help_states_the_auto_rule(name: str, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit):
         main([name, "--help"])
     help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    assert AUTO_DTYPE_RULE in help_text and "bf16 on CPUs with AMX" in help_text
+    assert AUTO_DTYPE_RULE in help_text and "at least 1.1 times as fast as fp32" in help_text
+    assert INT8_RULE in help_text
     assert "support it" not in help_text
 
 

@@ -147,7 +147,7 @@ def test_open_clip_missing_is_explained() -> None:
     try:
         import open_clip  # noqa: F401
     except Exception:
-        with pytest.raises(ModelLoadError, match=r"pip install 'vlmrm\[open_clip\]'"):
+        with pytest.raises(ModelLoadError, match=r"pip install 'vlmrm\[open-clip\]'"):
             VLMReward.from_pretrained("open_clip:ViT-B-32/openai", ["a red car"])
     else:  # pragma: no cover - only where open_clip is installed
         pytest.skip("open_clip is installed here")
@@ -231,7 +231,7 @@ def test_cuda_index_beyond_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"dtype": "int8"}, "unknown dtype 'int8'; use auto, fp32, bf16 or fp16"),
+        ({"dtype": "int4"}, "unknown dtype 'int4'; use auto, fp32, bf16, fp16 or int8"),
         ({"dtype": torch.int8}, "unsupported dtype torch.int8"),
         ({"batch_size": 0}, "batch_size must be a positive whole number of frames, got 0"),
         ({"batch_size": -3}, "got -3"),

@@ -94,6 +94,8 @@ from vlmrm.memory import check_fits
 from vlmrm.reward import VLMReward
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper
 from vlmrm.reward.devices import resolve_device, resolve_dtype
+from vlmrm.reward.dtype_choice import DtypeChoice, settle_cpu_dtype
+from vlmrm.reward.encoders import load_encoder
 from vlmrm.rl.vec_env import FrameBatch, VecVLMReward, frames_for, score_frames, take_step_frames
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.wrappers import RenderFrameInInfo
@@ -269,6 +271,9 @@ class BenchResult:
     """How frames were drawn and where they were (see :func:`describe_frames`)."""
     model_name: str
     dtype: str
+    """``fp32``, ``bf16``, ``fp16`` or ``int8``."""
+    dtype_choice: DtypeChoice
+    """Why the model runs in ``dtype`` (for ``auto``: the timings it chose by)."""
     image_size: int
     reference_frame_shape: tuple[int, ...] | None
     phases: dict[str, Phase]
@@ -295,7 +300,13 @@ class BenchResult:
         return {
             "settings": asdict(self.settings),
             "frames": self.frames,
-            "model": {"name": self.model_name, "dtype": self.dtype, "image_size": self.image_size},
+            "model": {
+                "name": self.model_name,
+                "dtype": self.dtype,
+                "dtype_reason": self.dtype_choice.reason,
+                "dtype_seconds_per_image": self.dtype_choice.seconds,
+                "image_size": self.image_size,
+            },
             "reference_frame_shape": list(self.reference_frame_shape) if self.reference_frame_shape else None,
             "phases": {
                 name: {
@@ -354,18 +365,27 @@ class PeakRSS:
 # -- building blocks ------------------------------------------------------------------------------
 
 
-def load_rewards(model: str, prompt: str, dtype: str, device: str, batch: int) -> tuple[VLMReward, VLMReward]:
-    """``(fast, reference)``: the model in ``dtype`` and the same weights in fp32."""
+def load_rewards(
+    model: str, prompt: str, dtype: str, device: str, batch: int
+) -> tuple[VLMReward, VLMReward, DtypeChoice]:
+    """``(fast, reference, choice)``: the model in ``dtype``, the same weights in fp32, and why ``fast`` has its dtype.
+
+    ``auto`` and ``int8`` on a CPU are settled as training settles them
+    (:func:`~vlmrm.reward.dtype_choice.settle_cpu_dtype`: timed, or read from the cache).
+    """
     torch_device = resolve_device(device)
     reference = VLMReward.from_pretrained(model, [prompt], dtype="fp32", device=torch_device, batch_size=batch)
-    fast_dtype = resolve_dtype(dtype, torch_device)
-    if fast_dtype == torch.float32:
-        return reference, reference
-    try:  # the same weights, copied into the fast dtype
-        fast = VLMReward(reference.encoder.with_dtype(fast_dtype), [prompt], batch_size=batch)
-    except NotImplementedError:  # an encoder without a torch model to copy: load it again
-        fast = VLMReward.from_pretrained(model, [prompt], dtype=fast_dtype, device=torch_device, batch_size=batch)
-    return fast, reference
+    load_dtype = resolve_dtype(dtype, torch_device)
+    encoder = reference.encoder
+    if load_dtype != torch.float32:
+        try:  # the same weights, copied into the fast dtype
+            encoder = encoder.with_dtype(load_dtype)
+        except NotImplementedError:  # an encoder without a torch model to copy: load it again
+            encoder = load_encoder(model, torch_device, load_dtype)
+    encoder, choice = settle_cpu_dtype(encoder, dtype)
+    if encoder is reference.encoder:
+        return reference, reference, choice
+    return VLMReward(encoder, [prompt], batch_size=batch), reference, choice
 
 
 def make_reference_vec_env(env: str, n_envs: int, episode_length: int, seed: int) -> VecEnv:
@@ -556,7 +576,7 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
     episode_length = settings.episode_length or spec.default_episode_length
     prompt = spec.default_prompts().target[0]
     logger.info(f"loading {settings.model} ...")
-    fast, reference = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
+    fast, reference, choice = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
     held = min(steps, episode_length)  # episode mode keeps each episode's frames until it ends
@@ -682,7 +702,8 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
         settings=settings,
         frames=frames_label,
         model_name=fast.encoder.name,
-        dtype=str(fast.dtype).removeprefix("torch."),
+        dtype=choice.dtype,
+        dtype_choice=choice,
         image_size=size,
         reference_frame_shape=reference_shape,
         phases=phases,

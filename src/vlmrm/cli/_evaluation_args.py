@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vlmrm.device_options import AUTO_DTYPE_RULE, DEVICE_CHOICES, DTYPE_CHOICES
+from vlmrm.device_options import AUTO_DTYPE_RULE, DEVICE_CHOICES, DTYPE_CHOICES, INT8_RULE
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_alphas: list[float]) -> None:
@@ -36,7 +36,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_alphas: list[fl
         "--dtype",
         default="fp32",
         choices=DTYPE_CHOICES,
-        help=f"Model dtype (default: fp32, so small reward differences are not lost to rounding; {AUTO_DTYPE_RULE}).",
+        help=f"Model dtype (default: fp32, so small reward differences are not lost to rounding; {AUTO_DTYPE_RULE}; "
+        f"{INT8_RULE}).",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="Frames embedded at once (default: 64).")
     parser.set_defaults(default_alphas=default_alphas)

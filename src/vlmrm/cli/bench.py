@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vlmrm.device_options import AUTO_DTYPE_RULE
+from vlmrm.device_options import AUTO_DTYPE_RULE, DTYPE_CHOICES, INT8_RULE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dtype",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help=f"Model dtype (default: auto; {AUTO_DTYPE_RULE}).",
+        choices=DTYPE_CHOICES,
+        help=f"Model dtype (default: auto; {AUTO_DTYPE_RULE}; {INT8_RULE}). The output says which dtype auto "
+        "chose and why.",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
     parser.add_argument("--n-envs", type=int, default=4, help="Envs in the vector env (default: 4).")
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in result.notes:
         print(note)
+    print(f"dtype ({settings.dtype}): {result.dtype_choice.describe()}")
     print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
     if json_path is not None:
         try:

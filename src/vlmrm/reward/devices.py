@@ -78,34 +78,29 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def cpu_has_amx() -> bool:
-    """True when the CPU exposes AMX tiles, the matrix units that make bf16 matmuls fast."""
-    try:
-        return bool(torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
-        return False
-
-
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """A dtype name (``fp32``, ``bf16``, ``fp16``) or ``auto``, which follows :data:`AUTO_DTYPE_RULE`.
+    """The dtype to load the model in, for a dtype name (``fp32``, ``bf16``, ``fp16``, ``int8``) or ``auto``.
 
-    The rule's wording lives in :mod:`vlmrm.device_options` so the CLI help can quote it without
-    importing torch; change both together.
+    ``auto`` is fp16 on CUDA and fp32 elsewhere; on a CPU :func:`vlmrm.reward.dtype_choice.settle_cpu_dtype`
+    then times fp32 against bf16 on the loaded model and keeps the faster (:data:`AUTO_DTYPE_RULE`; its
+    wording lives in :mod:`vlmrm.device_options` so the CLI help can quote it without importing torch).
+    ``int8`` loads in fp32 too, for the same function to quantise; it runs on CPUs only.
 
-    Without AMX, bf16 is slower than fp32 on a CPU even where it is "supported": on a 2-core
-    Xeon with AVX512-BF16 but no AMX (torch 2.13), oneDNN's bf16 matmul ran at 175 GFLOP/s
-    against MKL's fp32 at 270, and a ViT-B-32 embedded 17.9 images/s in bf16 against 27.7 in
-    fp32 (``vlmrm bench``, README "Benchmark"). AMX's bf16 tiles are several times faster than fp32.
+    No CPU flag predicts the answer: bf16 ran at 0.64x fp32 on a Xeon with AVX512-BF16 but no AMX,
+    at 3x on an AMD Zen 5 with AVX512-BF16 and no AMX, and at 3.5x on a Xeon with AMX.
     """
     if isinstance(dtype, torch.dtype):
         if dtype not in DTYPES.values():
             raise ConfigError(f"unsupported dtype {dtype}; use torch.float32, torch.bfloat16 or torch.float16.")
         return dtype
     if dtype == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        if device.type == "cpu" and cpu_has_amx() and cpu_supports_bf16():
-            return torch.bfloat16
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype == "int8":
+        if device.type != "cpu":
+            raise ConfigError(
+                f"dtype int8 runs on CPUs only (torch's dynamic int8 kernels), not on {device}; "
+                "use fp16 or auto there, or --device cpu."
+            )
         return torch.float32
     try:
         return DTYPES[dtype]

@@ -11,6 +11,7 @@ import torch
 
 from vlmrm.errors import ConfigError, PromptError
 from vlmrm.reward.devices import resolve_device, resolve_dtype
+from vlmrm.reward.dtype_choice import settle_cpu_dtype
 from vlmrm.reward.encoders import ImageTextEncoder, load_encoder, reward_family
 from vlmrm.reward.preprocessing import FramePreprocessor, frames_to_tensor
 from vlmrm.reward.projection import goal_baseline_projection, mean_direction, normalize, projected_reward
@@ -134,16 +135,25 @@ class VLMReward:
         ``vqa:...`` and ``video:...`` specs build their family's reward (a subclass), which reads
         its own keywords from ``family_options`` (``question_template``; ``video_window``,
         ``video_stride``, ``video_form``); other specs ignore them.
+
+        ``dtype``: ``fp32``, ``bf16``, ``fp16``, ``int8`` (CPUs) or ``auto``; on a CPU ``auto`` and
+        ``int8`` are settled by timing the model (:mod:`vlmrm.reward.dtype_choice`).
         """
         check_reward_arguments(target_prompts, baseline_prompts, alpha, batch_size)
         family = reward_family(spec)
         if family is not None:
+            if dtype == "int8":
+                raise ConfigError(
+                    f"dtype int8 quantises CLIP-style image and text towers; {spec!r} is not one. Use auto, fp32, "
+                    "bf16 or fp16."
+                )
             built: VLMReward = family(
                 spec, target_prompts, baseline_prompts, alpha, device, dtype, batch_size, **family_options
             )
             return built
         torch_device = resolve_device(device)
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
+        encoder, _ = settle_cpu_dtype(encoder, dtype)  # auto and int8 on a CPU: timed once, then cached
         return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
 
     @classmethod
