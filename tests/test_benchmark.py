@@ -254,3 +254,30 @@ def test_bench_cli_refuses_episode_length_zero(capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "error: episode_length (--episode-length) must be 1 or more, got 0.\n"
+
+
+def test_several_env_counts_end_with_a_scale_table_and_a_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--n-envs 1,3``: each count measured in turn, then one row per count and the curve as a PNG."""
+    plot = tmp_path / "scale.png"
+    args = ["cartpole", "--model", "tiny-random", "--n-envs", "1,3", "--steps", "3", "--repeats", "1", "--no-reference"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(["bench", *args, "--plot", str(plot), "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "1 envs" in out and "3 envs" in out and "scale: vlmrm bench cartpole" in out
+    rows = [line for line in out.splitlines() if re.match(r"^│\s+[13] │", line)]
+    assert len(rows) == 2, out
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    runs = json.loads((tmp_path / "b.json").read_text())["runs"]
+    assert [run["settings"]["n_envs"] for run in runs] == [1, 3]
+
+
+@pytest.mark.parametrize("counts", ["4,x", "0", "4,-1"])
+def test_bad_env_counts_are_one_line(counts: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["bench", "cartpole", "--model", "tiny-random", "--n-envs", counts])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--n-envs" in err and "Traceback" not in err

@@ -78,6 +78,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -563,6 +564,64 @@ def _machine() -> dict[str, Any]:
 
 
 # -- the benchmark --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalePoint:
+    """One number of envs of a scale sweep (``vlmrm bench --n-envs 16,64,256``): the medians of its rows."""
+
+    n_envs: int
+    render: float
+    """render_only, frames/s."""
+    embed: float
+    """The embed-only row of the best end-to-end mode, images/s."""
+    end_to_end: float
+    """The best end-to-end mode, rewarded env steps/s (one frame per env step)."""
+    best_end_to_end: str
+
+    @classmethod
+    def of(cls, result: BenchResult) -> ScalePoint:
+        phases = result.phases
+        return cls(
+            result.settings.n_envs,
+            phases["render_only"].median,
+            phases[EMBED_ONLY[result.best_end_to_end]].median,
+            phases[result.best_end_to_end].median,
+            result.best_end_to_end,
+        )
+
+    @property
+    def over_min_render_embed(self) -> float:
+        return self.end_to_end / min(self.render, self.embed)
+
+
+def plot_scale(points: list[ScalePoint], path: str | Path, title: str) -> Path:
+    """A PNG of render-only, embed-only and best end-to-end rates against the number of envs (log axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = [point.n_envs for point in points]
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    for values, label, marker in (
+        ([p.render for p in points], "render only (frames/s)", "o"),
+        ([p.embed for p in points], "embed only (images/s)", "s"),
+        ([p.end_to_end for p in points], "end to end, best mode (env steps/s)", "^"),
+    ):
+        axes.plot(envs, values, marker=marker, label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xticks(envs, [str(n) for n in envs])
+    axes.set_xlabel("envs")
+    axes.set_ylabel("per second (median of repeats)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
 
 
 def run_benchmark(settings: BenchSettings) -> BenchResult:

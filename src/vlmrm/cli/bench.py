@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from vlmrm.device_options import AUTO_DTYPE_RULE, DTYPE_CHOICES, INT8_RULE
 
@@ -36,7 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "chose and why.",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
-    parser.add_argument("--n-envs", type=int, default=4, help="Envs in the vector env (default: 4).")
+    parser.add_argument(
+        "--n-envs",
+        type=env_counts,
+        default=[4],
+        metavar="N[,N...]",
+        help="Envs in the vector env (default: 4). Several, e.g. 16,64,256,1024, measure each in turn and end with "
+        "a table and a PNG (--plot) of rates against envs.",
+    )
     parser.add_argument("--batch", type=int, default=64, help="Model batch size (default: 64).")
     parser.add_argument("--steps", type=int, default=100, help="Vector steps per measurement (default: 100).")
     parser.add_argument("--repeats", type=int, default=3, help="Repeats; figures are medians (default: 3).")
@@ -58,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Env and action seed (default: 0).")
     parser.add_argument("--no-reference", action="store_true", help="Skip the reference-style measurement.")
     parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="With several --n-envs: the PNG of rates against envs (default: bench-ENV-scale.png here).",
+    )
+    parser.add_argument(
         "--json",
         dest="json_path",
         metavar="FILE",
@@ -66,42 +79,90 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def env_counts(text: str) -> list[int]:
+    """``--n-envs``: one number, or several separated by commas (``16,64,256``), each at least 1."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give a number of envs or several separated by commas, not {text!r}"
+        ) from None
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"every number of envs must be at least 1, got {text!r}")
+    return counts
+
+
 def run(args: argparse.Namespace) -> int:
     import warnings
 
     from rich.console import Console
-    from rich.table import Table
 
-    from vlmrm.benchmark import EMBED_ONLY, BenchSettings, one_minute_load, run_benchmark
+    from vlmrm.benchmark import BenchSettings, ScalePoint, plot_scale, run_benchmark
     from vlmrm.errors import WriteError
     from vlmrm.files import atomic_write_text
 
-    settings = BenchSettings(
-        env=args.env,
-        model=args.model,
-        dtype=args.dtype,
-        device=args.device,
-        n_envs=args.n_envs,
-        batch=args.batch,
-        steps=args.steps,
-        repeats=args.repeats,
-        episode_length=args.episode_length,
-        vec_env=args.vec_env,
-        seed=args.seed,
-        reference=not args.no_reference,
-        vectorized=args.vectorized,
-        renderer=args.renderer,
-    )
-    settings.env_options()  # a bad --renderer fails before the model loads
+    counts: list[int] = args.n_envs
+    runs = [
+        BenchSettings(
+            env=args.env,
+            model=args.model,
+            dtype=args.dtype,
+            device=args.device,
+            n_envs=n,
+            batch=args.batch,
+            steps=args.steps,
+            repeats=args.repeats,
+            episode_length=args.episode_length,
+            vec_env=args.vec_env,
+            seed=args.seed,
+            reference=not args.no_reference,
+            vectorized=args.vectorized,
+            renderer=args.renderer,
+        )
+        for n in counts
+    ]
+    runs[0].env_options()  # a bad --renderer fails before the model loads
     json_path = Path(args.json_path) if args.json_path else None
-    if json_path is not None:
-        check_writable(json_path)  # before minutes of measuring, not after
-    with warnings.catch_warnings():
-        # Say once that random weights are meaningless, not once per model copy.
-        warnings.filterwarnings("once", message="vlmrm: model")
-        result = run_benchmark(settings)  # its progress is logged (on stderr)
-
+    plot_path = Path(args.plot) if args.plot else (Path(f"bench-{args.env}-scale.png") if len(counts) > 1 else None)
+    for path in (json_path, plot_path):
+        if path is not None:
+            check_writable(path, "--json" if path is json_path else "--plot")  # before minutes of measuring
     out = Console(file=sys.stdout, width=120)
+    results = []
+    for settings in runs:
+        with warnings.catch_warnings():
+            # Say once that random weights are meaningless, not once per model copy.
+            warnings.filterwarnings("once", message="vlmrm: model")
+            result = run_benchmark(settings)  # its progress is logged (on stderr)
+        print_result(out, result)
+        if len(runs) > 1:
+            print_ratios(result)
+        results.append(result)
+    if len(results) > 1:
+        points = [ScalePoint.of(result) for result in results]
+        title = f"vlmrm bench {args.env}: {results[0].model_name} ({results[0].dtype}); frames: {results[0].frames}"
+        print_scale(out, points, title)
+        assert plot_path is not None
+        print(f"wrote {plot_scale(points, plot_path, title)}")
+    if json_path is not None:
+        data = results[0].to_dict() if len(results) == 1 else {"runs": [result.to_dict() for result in results]}
+        try:
+            atomic_write_text(json_path, json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            raise WriteError(f"could not write {json_path}: {exc.strerror or exc}; the figures are above.") from None
+        print(f"wrote {json_path}")
+    if len(results) == 1:
+        print_ratios(results[0])
+    return 0
+
+
+def print_result(out: Any, result: Any) -> None:
+    """One measurement's table, notes and closing ratio lines."""
+    from rich.table import Table
+
+    from vlmrm.benchmark import EMBED_ONLY, one_minute_load
+
+    settings = result.settings
     table = Table(
         title=f"vlmrm bench {settings.env}: {result.model_name} ({result.dtype}), {settings.n_envs} envs, "
         f"batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats; frames: {result.frames}"
@@ -136,19 +197,36 @@ def run(args: argparse.Namespace) -> int:
         print(note)
     print(f"dtype ({settings.dtype}): {result.dtype_choice.describe()}")
     print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
-    if json_path is not None:
-        try:
-            atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2) + "\n")
-        except OSError as exc:
-            raise WriteError(f"could not write {json_path}: {exc.strerror or exc}; the figures are above.") from None
-        print(f"wrote {json_path}")
+
+
+def print_ratios(result: Any) -> None:
+    """The two closing lines (the output of a one-count run ends with them)."""
     speedup = result.speedup_vs_reference
     print(f"end_to_end_speedup_vs_reference_style: {'n/a' if speedup is None else f'{speedup:.2f}'}")
     print(f"end_to_end_over_embed_only: {result.end_to_end_over_embed_only:.2f}")
-    return 0
 
 
-def check_writable(path: Path) -> None:
+def print_scale(out: Any, points: list[Any], title: str) -> None:
+    """The scale sweep's table: one row per number of envs."""
+    from rich.table import Table
+
+    table = Table(title=f"scale: {title}")
+    for column in ("envs", "render frames/s", "embed images/s", "best e2e steps/s", "e2e / min(render, embed)"):
+        table.add_column(column, justify="right")
+    table.add_column("best mode")
+    for point in points:
+        table.add_row(
+            str(point.n_envs),
+            f"{point.render:.1f}",
+            f"{point.embed:.1f}",
+            f"{point.end_to_end:.1f}",
+            f"{point.over_min_render_embed:.2f}",
+            point.best_end_to_end,
+        )
+    out.print(table)
+
+
+def check_writable(path: Path, option: str = "--json") -> None:
     """Raise :class:`~vlmrm.errors.ConfigError` unless a file can be written (atomically) at ``path``.
 
     Creates the missing folders, as the write would, and a probe file next to ``path`` that it
@@ -157,18 +235,18 @@ def check_writable(path: Path) -> None:
     from vlmrm.errors import ConfigError
 
     if path.is_dir():
-        raise ConfigError(f"--json {path} is a folder; give a file name, e.g. --json {path / 'bench.json'}.")
+        raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {option} {path / 'bench.json'}.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"--json {path}: cannot create the folder {path.parent} ({exc.strerror or exc}); choose a writable path."
+            f"{option} {path}: cannot create the folder {path.parent} ({exc.strerror or exc}); choose a writable path."
         ) from None
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
     except OSError as exc:
         raise ConfigError(
-            f"--json {path}: cannot write files in {path.parent} ({exc.strerror or exc}); choose a writable path."
+            f"{option} {path}: cannot write files in {path.parent} ({exc.strerror or exc}); choose a writable path."
         ) from None
     os.close(fd)
     os.unlink(probe)
