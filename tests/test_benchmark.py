@@ -281,3 +281,19 @@ def test_bad_env_counts_are_one_line(counts: str, capsys: pytest.CaptureFixture[
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--n-envs" in err and "Traceback" not in err
+
+
+def test_the_bench_counts_the_image_towers_flops_and_knows_dense_peaks(
+    rewards: tuple[VLMReward, VLMReward],
+) -> None:
+    from vlmrm.benchmark import dense_peak_tflops, image_flops
+
+    fast, _ = rewards
+    flops = image_flops(fast)
+    encoder = fast.encoder
+    # At least the patch embedding: a conv of 3 x p x p per output channel at each of (size / p)^2 positions.
+    vision = encoder.model.config.vision_config  # type: ignore[attr-defined]
+    patches = (vision.image_size // vision.patch_size) ** 2
+    assert flops is not None and flops >= 2 * patches * vision.hidden_size * 3 * vision.patch_size**2
+    assert dense_peak_tflops("NVIDIA H200", "bf16") == dense_peak_tflops("NVIDIA H100 80GB HBM3", "fp16") == 989.0
+    assert dense_peak_tflops("NVIDIA H200", "fp32") is None and dense_peak_tflops("x86_64", "bf16") is None

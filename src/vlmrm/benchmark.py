@@ -284,6 +284,22 @@ class BenchResult:
     notes: list[str]
     memory: dict[str, Any]
     machine: dict[str, Any]
+    flops_per_image: float | None = None
+    """The model's image tower, FLOPs per image (torch's flop counter); ``None`` where it cannot count."""
+
+    @property
+    def embed_tflops(self) -> float | None:
+        """TFLOP/s of the best end-to-end mode's embed-only row."""
+        if self.flops_per_image is None:
+            return None
+        return self.flops_per_image * self.phases[EMBED_ONLY[self.best_end_to_end]].median / 1e12
+
+    @property
+    def fraction_of_peak(self) -> float | None:
+        """:attr:`embed_tflops` over the device's dense 16-bit peak, where the device and dtype are known."""
+        peak = dense_peak_tflops(self.machine.get("device_name"), self.dtype)
+        tflops = self.embed_tflops
+        return None if peak is None or tflops is None else tflops / peak
 
     @property
     def speedup_vs_reference(self) -> float | None:
@@ -307,6 +323,9 @@ class BenchResult:
                 "dtype_reason": self.dtype_choice.reason,
                 "dtype_seconds_per_image": self.dtype_choice.seconds,
                 "image_size": self.image_size,
+                "flops_per_image": self.flops_per_image,
+                "embed_tflops": self.embed_tflops,
+                "fraction_of_dense_peak": self.fraction_of_peak,
             },
             "reference_frame_shape": list(self.reference_frame_shape) if self.reference_frame_shape else None,
             "phases": {
@@ -566,6 +585,36 @@ def _machine() -> dict[str, Any]:
 # -- the benchmark --------------------------------------------------------------------------------
 
 
+DENSE_PEAK_TFLOPS: dict[str, float] = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+"""Dense bf16/fp16 tensor-core peaks (vendors' datasheets, SXM parts, no sparsity), by a name the device's contains."""
+
+
+def dense_peak_tflops(device_name: str | None, dtype: str) -> float | None:
+    """The dense 16-bit peak of a known GPU for a bf16 or fp16 model; ``None`` for other devices or dtypes."""
+    if device_name is None or dtype not in ("bf16", "fp16"):
+        return None
+    return next((peak for name, peak in DENSE_PEAK_TFLOPS.items() if name in device_name), None)
+
+
+def image_flops(reward: VLMReward) -> float | None:
+    """FLOPs of the image tower for one image, counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one
+    forward pass (matrix products, convolutions and attention); ``None`` for a model it cannot count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    encoder = reward.encoder
+    size = encoder.image_spec.size
+    pixels = torch.zeros((1, 3, size, size), device=encoder.device, dtype=encoder.dtype)
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.inference_mode(), counter:
+            encoder.encode_images(pixels)
+    except Exception as exc:  # a backend the counter does not follow costs the figure, not the bench
+        logger.info("vlmrm: bench: the model's FLOPs could not be counted (%s)", exc)
+        return None
+    total = counter.get_total_flops()
+    return float(total) if total > 0 else None
+
+
 @dataclass(frozen=True)
 class ScalePoint:
     """One number of envs of a scale sweep (``vlmrm bench --n-envs 16,64,256``): the medians of its rows."""
@@ -636,6 +685,9 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
     prompt = spec.default_prompts().target[0]
     logger.info(f"loading {settings.model} ...")
     fast, reference, choice = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
+    machine["device_name"] = (
+        torch.cuda.get_device_name(fast.device) if fast.device.type == "cuda" else machine["processor"]
+    )
     size = fast.image_size
     n, steps = settings.n_envs, settings.steps
     held = min(steps, episode_length)  # episode mode keeps each episode's frames until it ends
@@ -778,4 +830,5 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
             "ru_maxrss_end_mib": round(_maxrss_mib(), 1),
         },
         machine=machine,
+        flops_per_image=image_flops(fast),
     )

@@ -196,6 +196,13 @@ def print_result(out: Any, result: Any) -> None:
     for note in result.notes:
         print(note)
     print(f"dtype ({settings.dtype}): {result.dtype_choice.describe()}")
+    if result.flops_per_image is not None:
+        fraction = result.fraction_of_peak
+        of_peak = "" if fraction is None else f" ({100 * fraction:.0f} % of the device's dense 16-bit peak)"
+        print(
+            f"model: {result.flops_per_image / 1e9:.3g} GFLOP per image; embed only at "
+            f"{result.embed_tflops:.3g} TFLOP/s{of_peak}"
+        )
     print(f"end_to_end_over_min_render_embed: {result.end_to_end_over_min_render_embed:.2f}")
 
 
