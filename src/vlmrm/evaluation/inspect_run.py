@@ -47,10 +47,12 @@ from vlmrm.evaluation.inspection_report import REPORT_FILE, summary_of, write_re
 from vlmrm.reward.contract import RewardFunction, as_reward_function
 from vlmrm.reward.vlm_reward import VLMReward
 from vlmrm.rl.checkpoints import (
+    BEST_FILE,
     CHECKPOINT_PATTERN,
     checkpoint_path,
-    find_latest_good_checkpoint,
     list_checkpoints,
+    read_best,
+    run_policy,
     verify_checkpoint,
 )
 from vlmrm.rl.rollout import evaluate
@@ -127,25 +129,34 @@ def load_run(run_dir: Path) -> TrainConfig:
 
 
 def choose_checkpoint(run_dir: Path, checkpoint: int | str | Path | None) -> tuple[Path, int | None]:
-    """The checkpoint file to inspect and its step: the newest sound one, step ``N``, or a ``.zip`` path."""
+    """The checkpoint file to inspect and its step.
+
+    ``None`` or ``"best"``: the run's best policy (``checkpoints/best.zip``), else its newest sound
+    checkpoint; ``"latest"``: the newest sound checkpoint; step ``N``; or a ``.zip`` path.
+    """
     directory = run_dir / "checkpoints"
     steps = [step for step, _ in list_checkpoints(directory)]
-    if checkpoint is None:
-        if not steps:
+    if checkpoint in (None, "best", "latest"):
+        if checkpoint == "best" and read_best(directory) is None:
+            raise CheckpointError(
+                f"Run {str(run_dir)!r} has no sound best policy ({BEST_FILE} is written after an evaluation); "
+                "give --checkpoint latest or a step."
+            )
+        if not steps and read_best(directory) is None:
             raise RunDirectoryError(
                 f"Run {str(run_dir)!r} has no checkpoint yet: train it first, or wait for its first checkpoint "
                 "(logging.checkpoint_freq)."
             )
         try:
-            found = find_latest_good_checkpoint(directory)
+            found = run_policy(directory, "latest" if checkpoint == "latest" else "best")
         except CheckpointError:
             raise CheckpointError(
                 f"No usable checkpoint in {str(directory)!r}: all {len(steps)} are truncated or corrupt."
             ) from None
         assert found is not None
-        return found.path, found.step
+        return found
     if isinstance(checkpoint, bool) or not isinstance(checkpoint, int | str | Path):
-        raise ConfigError(f"--checkpoint must be a step number or a .zip file, got {checkpoint!r}.")
+        raise ConfigError(f"--checkpoint must be a step number, best, latest or a .zip file, got {checkpoint!r}.")
     if isinstance(checkpoint, int):
         path = checkpoint_path(directory, checkpoint)
         if not path.exists():
@@ -238,7 +249,8 @@ def inspect_run(
 
     Args:
         run_dir: a run directory of :func:`vlmrm.train`.
-        checkpoint: ``None`` (the newest sound checkpoint), a step number, or a checkpoint ``.zip``.
+        checkpoint: ``None`` or ``"best"`` (the run's best policy, else its newest sound checkpoint),
+            ``"latest"`` (the newest sound checkpoint), a step number, or a checkpoint ``.zip``.
         episodes: episodes to roll out (deterministic actions).
         reward_fn: score with this instead of the run's model (a :class:`~vlmrm.reward.contract.RewardFunction`
             or a function of the frames); there are no alpha variants then.

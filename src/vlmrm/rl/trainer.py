@@ -4,9 +4,10 @@ A run directory holds::
 
     config.yaml        the resolved config (vlmrm.config.resolve)
     logs/              TensorBoard events and progress.csv (rollout/vlm_return, rollout/env_return, eval/...)
-    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay, their replay buffers), written atomically
+    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay, their replay buffers), written atomically;
+                       best.zip, the policy that scored the highest eval VLM return so far, and best.json
     videos/            step_<N>.mp4 of the policy
-    summary.json       evaluation returns, success rate, steps/s
+    summary.json       evaluation returns, success rate, steps/s; ``best`` and ``final`` side by side
     bad_frames/        only after a NaN/infinite reward: the frames that caused it
     .lock              held while a process trains in the directory
 
@@ -71,10 +72,15 @@ from vlmrm.rl.callbacks import (
     StopOnInterrupt,
 )
 from vlmrm.rl.checkpoints import (
+    BEST_FILE,
+    BestRecord,
     CheckpointInfo,
     atomic_write_text,
+    beats,
     checkpoint_path,
     prune_checkpoints,
+    recover_best,
+    write_best,
     write_checkpoint,
 )
 from vlmrm.rl.guards import BAD_FRAMES_DIR, GracefulInterrupt, RewardGuard, RunLock, is_storage_error, resume_command
@@ -90,6 +96,7 @@ from vlmrm.rl.resume import (
     resume_point,
     tidy_for_resume,
 )
+from vlmrm.rl.rollout import EvaluationResult
 from vlmrm.rl.run_dir import (
     CONFIG_FILE,
     SUMMARY_FILE,
@@ -180,6 +187,7 @@ class _Run:
         self.evaluation: EvaluationCallback | None = None
         self.run_logger: StepLogger | None = None
         self.tracker: WandbTracker | None = None
+        self.best: BestRecord | None = None
 
     # -- the step numbers guards report --------------------------------------------------------------------
 
@@ -289,6 +297,16 @@ class _Run:
         self.last_saved_step = step
         return path
 
+    def keep_best(self, step: int, result: EvaluationResult) -> None:
+        """After an evaluation: keep the policy as ``best.zip`` when its VLM return beats the best so far."""
+        if not beats(result.mean_vlm_return, self.best):
+            return
+        assert self.model is not None
+        record = _record(step, result)
+        write_best(self.model, self.path / "checkpoints", record)
+        self.best = record
+        logger.info("vlmrm: new best policy at step %d (eval VLM return %.4g)", step, record.vlm_return)
+
     def _restore(self, start: CheckpointInfo | None) -> None:
         """Carry the checkpoint's trainer state into this session (return windows, history, logs, RNG)."""
         assert self.model is not None and self.evaluation is not None and self.run_logger is not None
@@ -296,6 +314,8 @@ class _Run:
             self.learning_starts = getattr(self.model, "learning_starts", None)
         if start is None:
             return
+        # The best policy survives the resume, even one evaluated after the checkpoint resumed from.
+        self.best = recover_best(self.path / "checkpoints")
         state, finished = self.state, finished_at(self.path, start.step)
         if state is not None:
             self.returns.load_state_dict(state.episode_returns or {})
@@ -338,7 +358,7 @@ class _Run:
         self.evaluation = EvaluationCallback(
             eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.path / "videos", spec.episode_success,
             final_step=total, inspect_episode_length=config.env.episode_length if log.inspect else None,
-            on_video=self.tracker.log_video if self.tracker is not None else None,
+            on_video=self.tracker.log_video if self.tracker is not None else None, on_evaluation=self.keep_best,
         )  # fmt: skip
         self._restore(start)
         interrupt = stack.enter_context(GracefulInterrupt())
@@ -389,9 +409,19 @@ class _Run:
             "eval_step_success_rate": final.step_success_rate,
             "eval_history": self.evaluation.history,
             "final_checkpoint": str(final_checkpoint.relative_to(self.path)),
+            "final": {**_record(steps, final).to_dict(), "checkpoint": str(final_checkpoint.relative_to(self.path))},
+            "best": None if self.best is None else {**self.best.to_dict(), "checkpoint": f"checkpoints/{BEST_FILE}"},
             "resumed_at_steps": self.resumed_at,
         }
         atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, indent=2))
         if self.tracker is not None:
             self.tracker.log_summary(summary)
         return TrainResult(self.path, summary)
+
+
+def _record(step: int, result: EvaluationResult) -> BestRecord:
+    """The record of an evaluation: ``best.json``'s, and ``summary.json``'s ``final``."""
+    return BestRecord(
+        step, result.mean_vlm_return, result.mean_env_return, result.success_rate, result.step_success_rate,
+        len(result.env_returns),
+    )  # fmt: skip
