@@ -29,6 +29,17 @@ def trained_for(summary: dict[str, Any], total_steps: int) -> bool:
     return isinstance(steps, int) and not isinstance(steps, bool) and steps >= total_steps
 
 
+BEST_KEYS = ("step", "success_rate", "step_success_rate", "env_return", "vlm_return")
+"""What ``summary.json``'s ``best`` (the run's best policy, ``checkpoints/best.zip``) holds, as reported."""
+
+
+def best_of(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """``best_step``, ``best_success_rate``, ... of a ``summary.json`` (``None`` each when it has no best)."""
+    best = (summary or {}).get("best")
+    best = best if isinstance(best, dict) else {}
+    return {f"best_{key}": best.get(key) for key in BEST_KEYS}
+
+
 def check_run_dir_free(path: Path, overwrite: bool) -> None:
     """Refuse a run directory that holds anything, unless ``overwrite`` and it holds only a vlmrm run."""
     if not path.exists():
