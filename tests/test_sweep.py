@@ -275,7 +275,7 @@ def test_every_paper_experiment_runs_as_a_smoke_sweep_and_reports(ray_instance, 
     if name == "humanoid-tasks.yaml":
         assert table[2].startswith("| humanoid-kneeling | 1/1 |") and table[2].endswith("| 100 % |")
         assert table[8].endswith("| 0 % |")  # arms crossed: the paper's 0 %
-    assert len(report.figures) == 2 and all(f.stat().st_size > 10_000 for f in report.figures)
+    assert len(report.figures) == 3 and all(f.stat().st_size > 10_000 for f in report.figures)
 
 
 # -- a sweep killed and re-run; a failing trial; no process left ---------------------------------------------
