@@ -14,7 +14,7 @@ from faultkit import ROOT, run_config
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
 
-CARTPOLE = str(ROOT / "configs" / "cartpole.yaml")
+CARTPOLE = str(ROOT / "configs" / "cartpole-dqn.yaml")
 MOUNTAINCAR = str(ROOT / "configs" / "mountaincar.yaml")
 
 

@@ -12,7 +12,7 @@ from vlmrm.cli.main import main
 from vlmrm.device_options import AUTO_DTYPE_RULE, INT8_RULE
 
 ROOT = Path(__file__).parents[1]
-CARTPOLE = str(ROOT / "configs" / "cartpole.yaml")
+CARTPOLE = str(ROOT / "configs" / "cartpole-dqn.yaml")
 
 
 def test_help_lists_train(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -43,11 +44,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_enjoy_prints_three_figures_and_writes_a_video(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["enjoy", str(run), "--episodes", "3", "--video-size", "100"]) == 0
     out = capsys.readouterr().out
-    assert "step_0000000040.zip (step 40)" in out  # final: the newest checkpoint
+    best = json.loads((run / "summary.json").read_text())["best"]
+    assert f"best.zip (step {best['step']})" in out  # the run's policy: its best
     interval = r"-?\d+\.\d+  95% CI \[-?\d+\.\d+, -?\d+\.\d+\]"
     for figure in ("env return", "VLM return", "success rate"):
         assert re.search(rf"^{figure}: {interval}$", out, flags=re.MULTILINE), out
-    video = run / "videos" / "enjoy_final.mp4"
+    video = run / "videos" / "enjoy_policy.mp4"
     assert f"video: {video}" in out
     frames = list(imageio.get_reader(video).iter_data())
     assert len(frames) == 3 * 20 and frames[0].shape == (100, 100, 3)  # every episode, enlarged from 32 px
@@ -59,20 +61,21 @@ def test_a_step_one_episode_and_no_video(run: Path, capsys: pytest.CaptureFixtur
     assert "(step 20)" in out and "(one episode: no interval)" in out and "video:" not in out
 
 
-def test_best_checkpoint_where_the_run_has_one(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    best = run / "checkpoints" / "best.zip"
-    best.unlink(missing_ok=True)  # a run without one (vlmrm versions that keep the best write it)
-    assert main(["enjoy", str(run), "--checkpoint", "best", "--no-video"]) == 2
+def test_best_checkpoint_where_the_run_has_one(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    best = json.loads((run / "summary.json").read_text())["best"]
+    assert main(["enjoy", str(run), "--checkpoint", "best", "--episodes", "1", "--no-video"]) == 0
+    assert f"checkpoint: {run / 'checkpoints' / 'best.zip'} (step {best['step']})\n" in capsys.readouterr().out
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    for name in ("best.zip", "best_previous.zip"):  # a run without one (vlmrm before best policies were kept)
+        (copy / "checkpoints" / name).unlink(missing_ok=True)
+    assert main(["enjoy", str(copy), "--checkpoint", "best", "--no-video"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: Run {str(run)!r} has no best checkpoint (checkpoints/best.zip); " + (
+    assert err == f"error: Run {str(copy)!r} has no best checkpoint (checkpoints/best.zip); " + (
         "use --checkpoint final or a step number."
     )
-    shutil.copy(run / "checkpoints" / "step_0000000020.zip", best)
-    try:
-        assert main(["enjoy", str(run), "--checkpoint", "best", "--episodes", "1", "--no-video"]) == 0
-        assert f"checkpoint: {best} (step 20)\n" in capsys.readouterr().out
-    finally:
-        best.unlink()
+    assert main(["enjoy", str(copy), "--episodes", "1", "--no-video"]) == 0  # the default: the newest
+    assert "step_0000000040.zip (step 40)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -109,8 +109,10 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     calls = []
 
     def save_then_disk_full(self, path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 2:  # the checkpoint at step 100: write half of it, then the disk is full
+        if Path(path).name.startswith(".step_"):  # a checkpoint's temporary file, not best.zip's
+            calls.append(path)
+        if len(calls) == 2 and Path(path).name.startswith(".step_0000000100"):
+            # the checkpoint at step 100: write half of it, then the disk is full
             real_save(self, path, *args, **kwargs)
             Path(path).write_bytes(Path(path).read_bytes()[:1000])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -127,7 +129,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
         f"  vlmrm train --resume {run_dir}\n"
     ) in err
     # No orphan replay buffer of the checkpoint that failed, and no temporary file.
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_0000000050.replay", "step_0000000050.zip"]
+    assert sorted(p.name for p in checkpoints.glob("step_*")) == ["step_0000000050.replay", "step_0000000050.zip"]
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".")], "no temporary file is left"
     assert DQN.load(checkpoints / "step_0000000050.zip").num_timesteps == 50
 
     monkeypatch.setattr(BaseAlgorithm, "save", real_save)  # space freed

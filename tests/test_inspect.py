@@ -312,7 +312,7 @@ def test_inspect_says_when_it_passes_over_a_corrupt_newest_checkpoint(
     newest = copy / "checkpoints" / "step_0000000064.zip"
     newest.write_bytes(newest.read_bytes()[:1000])  # a torn write
     with caplog.at_level("WARNING"):
-        result = inspect_run(copy, episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
+        result = inspect_run(copy, "latest", episodes=1, reward_fn=FunctionReward(upright, image_size=SIZE))
     assert result.summary["step"] == 32
     assert f"checkpoint {newest} is unusable (it is truncated or corrupt" in caplog.text
     assert "inspecting step_0000000032.zip instead" in caplog.text

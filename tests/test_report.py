@@ -22,6 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def summary(success: float, env_return: float, vlm_return: float, steps: int = 100) -> dict:
+    """A finished run whose best policy (at step 50) succeeded always and scored twice the final VLM return."""
+    best = {"step": 50, "success_rate": 1.0, "vlm_return": 2 * vlm_return, "env_return": env_return}
     return {
         "total_steps": steps,
         "eval_success_rate": success,
@@ -30,6 +32,17 @@ def summary(success: float, env_return: float, vlm_return: float, steps: int = 1
         "eval_vlm_return": vlm_return,
         "train_seconds": 1.0,
         "steps_per_second": 100.0,
+        "eval_history": [
+            {**best, "step_success_rate": 1.0},
+            {
+                "step": steps,
+                "success_rate": success,
+                "vlm_return": vlm_return,
+                "env_return": env_return,
+                "step_success_rate": success / 2,
+            },
+        ],
+        "best": {**best, "checkpoint": "checkpoints/best.zip"},
     }
 
 
@@ -98,7 +111,8 @@ def test_the_report_averages_finished_seeds_and_lists_the_others(tmp_path: Path,
         assert main(["report", str(sweep)]) == 0
     printed = capsys.readouterr().out
     report = (sweep / "report" / "report.md").read_text()
-    rows = {line.split(" | ")[0].strip("| "): line for line in report.splitlines() if line.startswith("| ")}
+    results = report.split("## Best policy")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in results.splitlines() if line.startswith("| ")}
     # Cell A: success 0, 1, 1 -> 67 %; env returns 10, 20, 30 -> 20; paper 100 %.
     assert rows["A"].startswith("| A | 3/3 | 67 % [") and "| 20 [" in rows["A"] and rows["A"].endswith("| 100 % |")
     # Cell B: one finished seed only, no interval; the running and the failed seeds are not averaged.
@@ -116,7 +130,11 @@ def test_the_report_averages_finished_seeds_and_lists_the_others(tmp_path: Path,
     assert [t["trial"] for t in trials] == ["A-seed0", "A-seed1", "A-seed2", "B-seed0", "B-seed1", "B-seed2", "C-seed0"]
     assert trials[1]["state"] == "done" and float(trials[1]["eval_env_return"]) == 20.0
     assert trials[4]["state"] == "running" and trials[4]["eval_env_return"] == ""
-    for figure in ("success.png", "learning_curves.png"):
+    # The best policy against the final one: cell A's final success 67 %, its best 100 %, kept at step 50.
+    best_rows = report.split("## Best policy against final policy")[1].split("##")[0]
+    assert "| A | 67 % [" in best_rows and "| 100 % [100 %, 100 %] |" in best_rows and best_rows.count("| 50 |") == 2
+    assert trials[1]["best_step"] == "50" and float(trials[1]["best_success_rate"]) == 1.0
+    for figure in ("success.png", "learning_curves.png", "eval_curves.png"):
         assert (sweep / "report" / "figures" / figure).read_bytes().startswith(PNG)
         assert f"](figures/{figure})" in report
 

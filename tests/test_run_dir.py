@@ -50,8 +50,8 @@ def test_a_run_names_its_checkpoints(run: Path) -> None:
     assert run_dir.checkpoint(20).path == run_dir.checkpoint_path(20)
     with pytest.raises(CheckpointError, match="no checkpoint at step 30; its steps: 20, 40"):
         run_dir.checkpoint(30)
-    with pytest.raises(CheckpointError, match="no best checkpoint"):
-        run_dir.checkpoint("best")
+    best = run_dir.checkpoint("best")  # kept at the evaluation with the highest VLM return
+    assert best.path.name == "best.zip" and best.step in (20, 40) and run_dir.policy() == best
     assert run_dir.config() is run_dir.config()  # read and checked once
     assert run_dir.finished(40) and not run_dir.finished(41)
 
@@ -59,10 +59,16 @@ def test_a_run_names_its_checkpoints(run: Path) -> None:
 def test_best_and_foreign_zips_are_taken_with_their_step(run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    shutil.copy(copy / "checkpoints" / "step_0000000020.zip", copy / "checkpoints" / "best.zip")
     best = RunDir(copy).checkpoint("best")
-    assert (best.path.name, best.step) == ("best.zip", 20)
-    assert saved_step(best.path) == 20 and saved_algorithm(best.path) == "dqn"
+    assert saved_step(best.path) == best.step and saved_algorithm(best.path) == "dqn"
+    foreign = tmp_path / "foreign.zip"
+    shutil.copy(copy / "checkpoints" / "step_0000000020.zip", foreign)
+    assert RunDir(copy).checkpoint(foreign).step == 20  # a .zip of no run: its step read from the file
+    for name in ("best.zip", "best_previous.zip"):
+        (copy / "checkpoints" / name).unlink(missing_ok=True)
+    with pytest.raises(CheckpointError, match="no sound best policy"):
+        RunDir(copy).checkpoint("best")
+    assert RunDir(copy).policy().step == 40  # no best: the newest checkpoint
 
 
 def test_an_unfinished_run_has_no_final_checkpoint(run: Path, tmp_path: Path) -> None:

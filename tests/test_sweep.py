@@ -113,7 +113,7 @@ def test_model_size_runs_the_four_open_clip_models_and_classic_control_has_no_pa
 def test_a_trial_config_is_the_config_then_overrides_cell_seed_and_set(tmp_path: Path) -> None:
     experiment = tmp_path / "e.yaml"
     experiment.write_text(yaml.safe_dump({
-        "configs": [str(CONFIGS / "cartpole.yaml")],
+        "configs": [str(CONFIGS / "cartpole-dqn.yaml")],
         "overrides": {"rl.total_steps": 1000, "reward.alpha": 0.25},
         "grid": {"reward.alpha": [0.0, 1.0], "env.episode_length": [50]},
         "seeds": [3, 7],
@@ -136,7 +136,7 @@ def test_a_trial_config_is_the_config_then_overrides_cell_seed_and_set(tmp_path:
 
 
 def experiment_file(tmp_path: Path, **fields) -> Path:
-    data = {"configs": [str(CONFIGS / "cartpole.yaml")], "grid": {"reward.alpha": [0.0, 0.5]}, **fields}
+    data = {"configs": [str(CONFIGS / "cartpole-dqn.yaml")], "grid": {"reward.alpha": [0.0, 0.5]}, **fields}
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -330,7 +330,7 @@ def test_every_paper_experiment_runs_as_a_smoke_sweep_and_reports(
     if name == "humanoid-tasks.yaml":
         assert table[2].startswith("| humanoid-kneeling | 1/1 |") and table[2].endswith("| 100 % |")
         assert table[8].endswith("| 0 % |")  # arms crossed: the paper's 0 %
-    assert len(report.figures) == 2 and all(f.stat().st_size > 10_000 for f in report.figures)
+    assert len(report.figures) == 3 and all(f.stat().st_size > 10_000 for f in report.figures)
 
 
 # -- a sweep killed and re-run; a failing trial; no process left ---------------------------------------------
@@ -368,7 +368,7 @@ def test_a_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path: Path
     experiment = tmp_path / "kill.yaml"
     experiment.write_text(yaml.safe_dump({
         "name": "kill",
-        "configs": [str(CONFIGS / "cartpole.yaml")],
+        "configs": [str(CONFIGS / "cartpole-dqn.yaml")],
         "overrides": {"reward.model": "tiny-random", "rl.total_steps": 600, "env.episode_length": 50,
                       "env.render_size": 32, "rl.hyperparameters.learning_starts": 100,
                       "rl.hyperparameters.train_freq": 50, "rl.hyperparameters.gradient_steps": 5,

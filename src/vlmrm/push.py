@@ -128,7 +128,7 @@ Pushed with vlmrm {__version__}.
 
 
 def write_push_folder(
-    run_dir: str | Path, out_dir: str | Path, checkpoint: str | int = "final", repo_id: str | None = None
+    run_dir: str | Path, out_dir: str | Path, checkpoint: str | int | None = None, repo_id: str | None = None
 ) -> Path:
     """Write what :func:`push_run` uploads into ``out_dir`` (new, or empty); return it."""
     run_files, out = RunDir(run_dir), Path(out_dir)
@@ -156,7 +156,7 @@ def write_push_folder(
 def push_run(
     run_dir: str | Path,
     repo_id: str,
-    checkpoint: str | int = "final",
+    checkpoint: str | int | None = None,
     private: bool = False,
     token: str | None = None,
 ) -> str:

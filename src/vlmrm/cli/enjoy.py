@@ -19,10 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="A run directory of vlmrm train.")
     parser.add_argument(
         "--checkpoint",
-        default="final",
         metavar="best|final|STEP",
-        help="final: the newest good checkpoint (default); best: checkpoints/best.zip where the run has one; "
-        "STEP: the checkpoint of that step (see RUN/checkpoints/); or a checkpoint .zip.",
+        help="best: checkpoints/best.zip, the policy with the highest eval VLM return; final: the newest good "
+        "checkpoint; STEP: the checkpoint of that step (see RUN/checkpoints/); or a checkpoint .zip. Default: the "
+        "best where the run has one, else the newest good checkpoint.",
     )
     parser.add_argument("--episodes", type=int, default=5, metavar="N", help="Episodes to run (default: 5).")
     video = parser.add_mutually_exclusive_group()
@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, model_option="reward.model={spec} in a new run")
 
 
-def default_video(run_dir: str, checkpoint: str) -> Path:
+def default_video(run_dir: str, checkpoint: str | None) -> Path:
+    checkpoint = checkpoint or "policy"
     label = Path(checkpoint).stem if checkpoint.endswith(".zip") else checkpoint
     return Path(run_dir) / "videos" / f"enjoy_{label}.mp4"
 

@@ -13,8 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect",
         help="Roll out a run's checkpoint and report which frames the reward likes (reward-hacking check).",
-        description="Roll out a checkpoint of a run (default: the newest), score every frame with the run's reward, "
-        "and write RUN_DIR/inspect/: report.html (self-contained, opens offline), PNGs of the highest- and "
+        description="Roll out a checkpoint of a run (default: its best policy), score every frame with the run's "
+        "reward, and write RUN_DIR/inspect/: report.html (self-contained, opens offline), PNGs of the highest- and "
         "lowest-reward frames, the reward against the env reward and the success detector (Spearman correlation "
         "and the reward-hacking flag), the reward along each episode, summary.json and steps.csv. With baseline "
         "prompts the goal-only (alpha 0) and projected (alpha 1) rewards are shown too. "
@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--checkpoint",
         type=_checkpoint,
-        metavar="N",
-        help="latest (the newest good checkpoint, the default), final (the one summary.json names), its step "
-        "(see RUN_DIR/checkpoints/), or a checkpoint .zip.",
+        metavar="N|best|latest",
+        help="The checkpoint's step (see RUN_DIR/checkpoints/), best (the policy with the highest eval VLM return, "
+        "checkpoints/best.zip), latest (the newest good checkpoint), final (the one summary.json names), or a "
+        "checkpoint .zip; default: best, else latest.",
     )
     parser.add_argument("--episodes", type=int, default=3, metavar="K", help="Episodes to roll out (default: 3).")
     parser.add_argument("--top", type=int, default=8, metavar="K", help="Frames shown at each end (default: 8).")

@@ -12,16 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Upload a run to a Hugging Face Hub model repository (created if needed), as rl-baselines3-zoo "
         "shares agents: model.zip (one checkpoint), config.yaml, summary.json, replay.mp4 (the newest policy video) "
         "and a model card with the prompts, the reward model and the results; once downloaded, vlmrm enjoy DIR "
-        "--checkpoint DIR/model.zip watches it. Log in first (huggingface-cli login or $HF_TOKEN). "
+        "--checkpoint DIR/model.zip watches it. Log in first (hf auth login or $HF_TOKEN). "
         "Example: vlmrm push runs/cartpole-20240101-120000 --repo you/cartpole-vlm",
     )
     parser.add_argument("run_dir", metavar="RUN", help="A run directory of vlmrm train.")
     parser.add_argument("--repo", metavar="ID", help="The Hub model repository, e.g. you/cartpole-vlm.")
     parser.add_argument(
         "--checkpoint",
-        default="final",
         metavar="best|final|STEP",
-        help="Which checkpoint to share: final (the newest good one, default), best, or a step.",
+        help="Which checkpoint to share: best, final (the newest good one) or a step; default: the best where the "
+        "run has one, else the newest good checkpoint.",
     )
     parser.add_argument("--private", action="store_true", help="Create the repository as private.")
     parser.add_argument(

@@ -134,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
         f"eval env return: {s['eval_env_return']:.2f}  eval VLM return: {s['eval_vlm_return']:.3f}"
         + (f"  success rate: {s['eval_success_rate']:.2f}" if s["eval_success_rate"] is not None else "")
     )
+    best = s.get("best")
+    if best:
+        success = f"  success rate: {best['success_rate']:.2f}" if best.get("success_rate") is not None else ""
+        where = best["checkpoint"]
+        print(f"best policy: step {best['step']}  eval VLM return: {best['vlm_return']:.3f}{success}  ({where})")
     print(json.dumps({k: s[k] for k in ("total_steps", "steps_per_second")}))
     return 0
 

@@ -59,9 +59,12 @@ class EnjoyResult:
     reward_name: str
 
 
-def find_checkpoint(run: RunDir, checkpoint: str | int | Path) -> CheckpointInfo:
-    """``final`` (the one ``summary.json`` names, else the newest sound one), ``best`` (``checkpoints/best.zip``),
-    a step, or a ``.zip`` path (:meth:`~vlmrm.run.run_dir.RunDir.checkpoint`)."""
+def find_checkpoint(run: RunDir, checkpoint: str | int | Path | None = None) -> CheckpointInfo:
+    """The checkpoint to watch: ``None``, the run's policy (its best, else its newest sound checkpoint:
+    :meth:`~vlmrm.run.run_dir.RunDir.policy`); ``final`` (the one ``summary.json`` names, else the newest
+    sound one); ``best`` (``checkpoints/best.zip``); a step; or a ``.zip`` path."""
+    if checkpoint is None:
+        return run.policy()
     if checkpoint == "final":
         return run.checkpoint("final" if run.summary() is not None else "latest")
     if checkpoint == "best" and not (run.checkpoints_dir / BEST_CHECKPOINT).is_file():
@@ -76,7 +79,7 @@ def find_checkpoint(run: RunDir, checkpoint: str | int | Path) -> CheckpointInfo
 
 def enjoy_run(
     run_dir: str | Path,
-    checkpoint: str | int | Path = "final",
+    checkpoint: str | int | Path | None = None,
     episodes: int = 5,
     video: str | Path | None = None,
     video_size: int = DEFAULT_VIDEO_SIZE,
@@ -89,7 +92,8 @@ def enjoy_run(
     """Run a checkpoint of the run in ``run_dir`` for ``episodes`` episodes; write every frame to ``video``.
 
     Args:
-        checkpoint: ``final`` (the newest sound one), ``best``, a step number, or a checkpoint ``.zip``.
+        checkpoint: ``None`` (the run's best policy, else its newest sound checkpoint), ``final`` (the newest
+            sound one), ``best``, a step number, or a checkpoint ``.zip``.
         video: an mp4 path, or ``None`` for no video.
         video_size: the video's frame size in pixels (frames are enlarged, never shrunk).
         device: where the run's model scores frames (default: ``auto``).

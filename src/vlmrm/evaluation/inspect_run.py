@@ -140,8 +140,9 @@ def inspect_run(
 
     Args:
         run_dir: a run directory of :func:`vlmrm.train`.
-        checkpoint: ``None`` or ``"latest"`` (the newest sound checkpoint), ``"final"``, ``"best"``, a step
-            number, or a checkpoint ``.zip`` (:meth:`vlmrm.run.run_dir.RunDir.checkpoint`).
+        checkpoint: ``None``: the run's policy (its best, ``checkpoints/best.zip``, else its newest sound
+            checkpoint); ``"best"``, ``"latest"`` (the newest sound checkpoint), ``"final"``, a step number, or a
+            checkpoint ``.zip`` (:meth:`vlmrm.run.run_dir.RunDir.policy`).
         episodes: episodes to roll out (deterministic actions).
         reward_fn: score with this instead of the run's model (a :class:`~vlmrm.reward.contract.RewardFunction`
             or a function of the frames); there are no alpha variants then.
@@ -161,7 +162,7 @@ def inspect_run(
     run = RunDir(run_dir)
     run.require()
     config = run.config()
-    chosen = run.checkpoint("latest" if checkpoint is None else checkpoint)
+    chosen = run.policy(checkpoint)
     for bad, why in chosen.skipped:
         logger.warning("vlmrm: checkpoint %s is unusable (%s); inspecting %s instead", bad, why, chosen.path.name)
     path, step = chosen.path, chosen.step

@@ -10,6 +10,9 @@ Writes ``SWEEP_DIR/report/``:
 - ``figures/success.png``: success rate per cell, ours (mean, interval, each seed) and the paper's;
 - ``figures/learning_curves.png``: VLM and env return of the training episodes against steps,
   one line per cell (mean over seeds) with its 95 % band;
+- ``figures/eval_curves.png``: the evaluations' success rate and VLM return against steps
+  (``summary.json``'s ``eval_history``), likewise;
+- a table of the best policy (``checkpoints/best.zip``, kept by eval VLM return) against the final one;
 - ``trials.csv``: every trial, one row each.
 """
 
@@ -28,6 +31,7 @@ from vlmrm.errors import RunDirectoryError
 from vlmrm.evaluation.tables import headless_pyplot, save_figure, write_rows_csv
 from vlmrm.experiments.stats import Estimate, common_grid, curve_band, mean_ci
 from vlmrm.experiments.sweep_dir import SweepDir, TrialState
+from vlmrm.run.run_dir import best_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +50,19 @@ TRIAL_COLUMNS = (
     "steps_per_second",
     "error",
     "run_dir",
+    "best_step",
+    "best_success_rate",
+    "best_vlm_return",
 )
+FINAL_METRICS = TRIAL_COLUMNS[5:11]
 CURVES = (("rollout/vlm_return", "VLM return"), ("rollout/env_return", "env return"))
-CAPTIONS = {"success": "Success rate per cell", "learning_curves": "Learning curves (mean over seeds, 95 % band)"}
+EVAL_CURVES = (("success_rate", "success rate"), ("vlm_return", "VLM return"))
+"""The ``eval_history`` entries of ``summary.json`` drawn against steps."""
+CAPTIONS = {
+    "success": "Success rate per cell",
+    "learning_curves": "Learning curves (mean over seeds, 95 % band)",
+    "eval_curves": "Evaluations against steps (mean over seeds, 95 % band)",
+}
 LEGEND_ORDER = ("ours (mean over seeds)", "95 % bootstrap interval", "one seed", "paper")
 
 
@@ -65,6 +79,9 @@ class CellResult:
     vlm_return: Estimate | None
     paper_success_rate: float | None
     seed_success: list[float]
+    best_success: Estimate | None = None
+    best_vlm_return: Estimate | None = None
+    best_step: Estimate | None = None
 
 
 @dataclass
@@ -105,6 +122,20 @@ def read_curves(progress_csv: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if steps:
             order = np.argsort(steps, kind="stable")
             result[column] = (np.asarray(steps)[order], np.asarray(values)[order])
+    return result
+
+
+def read_eval_curves(summary: dict[str, Any] | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{key: (steps, values)}`` of :data:`EVAL_CURVES` from a run's ``summary.json`` ``eval_history``."""
+    history = (summary or {}).get("eval_history")
+    history = history if isinstance(history, list) else []
+    entries = [e for e in history if isinstance(e, dict) and _number(e.get("step"))]
+    result = {}
+    for key, _ in EVAL_CURVES:
+        points = sorted((float(e["step"]), float(e[key])) for e in entries if _number(e.get(key)))
+        if points:
+            steps, values = zip(*points, strict=True)
+            result[key] = (np.asarray(steps), np.asarray(values))
     return result
 
 
@@ -179,14 +210,20 @@ def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _curves_figure(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]], labels: list[str], path: Path):
-    """``curves[column][cell label]``: the (steps, values) of each finished seed."""
-    if not any(curves[column].get(label) for column, _ in CURVES for label in labels):
+def _curves_figure(
+    curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]],
+    labels: list[str],
+    path: Path,
+    panels: tuple[tuple[str, str], ...] = CURVES,
+    of: str = "of training episodes",
+) -> Path | None:
+    """``curves[column][cell label]``: the (steps, values) of each finished seed; one panel per ``(column, title)``."""
+    if not any(curves[column].get(label) for column, _ in panels for label in labels):
         return None
     plt = headless_pyplot()
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(12.0, 4.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(12.0, 4.6))
     colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
-    for ax, (column, title) in zip(axes, CURVES, strict=True):
+    for ax, (column, title) in zip(axes, panels, strict=True):
         for index, label in enumerate(labels):
             seeds = [c for c in curves[column].get(label, []) if len(c[0]) > 0]
             if not seeds:
@@ -201,7 +238,7 @@ def _curves_figure(curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray
                     grid.size < 30 else None)  # fmt: skip
             if len(seeds) > 1:
                 ax.fill_between(grid, low, high, color=color, alpha=0.18 if len(labels) <= 4 else 0.08, linewidth=0)
-        ax.set_title(f"{title} of training episodes")
+        ax.set_title(f"{title} {of}")
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
@@ -242,15 +279,17 @@ def build_report(sweep: str | Path) -> Report:
                 "seed": trial["seed"],
                 "state": state.state,
                 "total_steps": (summary or {}).get("total_steps", ""),
-                **{key: _blank(_value(summary, key)) for key in TRIAL_COLUMNS[5:11]},
+                **{key: _blank(_value(summary, key)) for key in FINAL_METRICS},
                 "error": state.error or "",
                 "run_dir": f"trials/{trial['name']}",
+                **{key: _blank(value) for key, value in best_of(summary).items() if key in TRIAL_COLUMNS},
             }
         )
     write_rows_csv(rows, out / "trials.csv", TRIAL_COLUMNS)
 
     cells: list[CellResult] = []
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {column: {} for column, _ in CURVES}
+    eval_curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {key: {} for key, _ in EVAL_CURVES}
     for cell in manifest["cells"]:
         label = cell["label"]
         entries = by_cell.get(label, [])
@@ -259,6 +298,10 @@ def build_report(sweep: str | Path) -> Report:
         for trial, _ in done:
             for column, series in read_curves(directory.run_dir(trial["name"]) / "logs" / "progress.csv").items():
                 curves[column].setdefault(label, []).append(series)
+        for summary in summaries:
+            for key, series in read_eval_curves(summary).items():
+                eval_curves[key].setdefault(label, []).append(series)
+        bests = [best_of(summary) for summary in summaries]
         successes = [_value(s, "eval_success_rate") for s in summaries]
         cells.append(
             CellResult(
@@ -271,14 +314,19 @@ def build_report(sweep: str | Path) -> Report:
                 vlm_return=mean_ci([v for s in summaries if (v := _value(s, "eval_vlm_return")) is not None]),
                 paper_success_rate=cell.get("paper_success_rate"),
                 seed_success=[v for v in successes if v is not None],
+                best_success=mean_ci([b["best_success_rate"] for b in bests if _number(b["best_success_rate"])]),
+                best_vlm_return=mean_ci([b["best_vlm_return"] for b in bests if _number(b["best_vlm_return"])]),
+                best_step=mean_ci([b["best_step"] for b in bests if _number(b["best_step"])]),
             )
         )
 
+    labels = [c.label for c in cells]
     figures = [
         f
         for f in (
             _success_figure(cells, out / "figures" / "success.png"),
             _curves_figure(curves, [c.label for c in cells], out / "figures" / "learning_curves.png"),
+            _curves_figure(eval_curves, labels, out / "figures" / "eval_curves.png", EVAL_CURVES, "of evaluations"),
         )
         if f is not None
     ]
@@ -295,6 +343,23 @@ def directory_name(report_dir: Path) -> str:
 
 def _blank(value: float | None) -> Any:
     return "" if value is None else value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def best_vs_final_table(cells: list[CellResult]) -> str | None:
+    """Markdown: per cell, the best policy (kept by eval VLM return) against the final one; ``None`` without bests."""
+    if not any(c.best_vlm_return is not None for c in cells):
+        return None
+    header = ["cell", "final success", "best success", "final VLM return", "best VLM return", "best at step"]
+    rows = [
+        [c.label, _fmt(c.success, percent=True), _fmt(c.best_success, percent=True), _fmt(c.vlm_return),
+         _fmt(c.best_vlm_return), "—" if c.best_step is None else f"{c.best_step.mean:.0f}"]
+        for c in cells
+    ]  # fmt: skip
+    return _markdown_table(header, rows)
 
 
 def _results_table(cells: list[CellResult]) -> str:
@@ -357,6 +422,18 @@ def _markdown(
         table,
         "",
     ]
+    best_table = best_vs_final_table(cells)
+    if best_table is not None:
+        lines += [
+            "## Best policy against final policy",
+            "",
+            "The best policy of each trial is the one whose evaluation scored the highest VLM return "
+            "(`checkpoints/best.zip`, what a user without a true reward can select by); its success rate is that "
+            "evaluation's. Mean [95 % interval] over finished seeds; *best at step*: the mean step.",
+            "",
+            best_table,
+            "",
+        ]
     if manifest.get("paper_source"):
         lines += [f"Paper: {manifest['paper_source']}", ""]
     for figure in figures:

@@ -146,7 +146,8 @@ def _progress_callback(total: int, done_before: int, directory: SweepDir, result
                 logger.info(
                     f"{self._status()} finished {name} in {seconds:.1f} s: success "
                     f"{_number(outcome.get('eval_success_rate'))}, env return {_number(outcome.get('eval_env_return'))}"
-                    f", VLM return {_number(outcome.get('eval_vlm_return'))}"
+                    f", VLM return {_number(outcome.get('eval_vlm_return'))}; best policy (step "
+                    f"{_step(outcome.get('best_step'))}): success {_number(outcome.get('best_success_rate'))}"
                 )
             else:
                 self.failed += 1
@@ -165,6 +166,10 @@ def _progress_callback(total: int, done_before: int, directory: SweepDir, result
 
 def _number(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, int | float) and value == value else "n/a"
+
+
+def _step(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, int | float) and value == value else "n/a"
 
 
 # -- Ray ----------------------------------------------------------------------------------------------------

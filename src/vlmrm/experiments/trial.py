@@ -23,6 +23,7 @@ from typing import Any
 
 from vlmrm.experiments.schema import one_line
 from vlmrm.experiments.sweep_dir import SweepDir
+from vlmrm.run.run_dir import best_of
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ def run_trial(sweep: str | Path, name: str, config: dict[str, Any], reward_fn: A
 
 
 def _outcome(state: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The final evaluation's numbers (``eval_*``) and the best policy's (``best_*``); NaN where missing."""
     outcome: dict[str, Any] = {"state": state, "error": ""}
-    for key in METRICS:
-        value = summary.get(key)
+    for key, value in [*((key, summary.get(key)) for key in METRICS), *best_of(summary).items()]:
         outcome[key] = float(value) if isinstance(value, int | float) else float("nan")
     return outcome

@@ -18,6 +18,7 @@ half-written or mismatched pair is recognised and skipped (see :func:`find_lates
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrm.errors import CheckpointError
-from vlmrm.files import atomic_write
+from vlmrm.files import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -348,12 +349,157 @@ def load_model(path: Path, algorithm: str, env: Any = None, device: str = "cpu",
     return model
 
 
+# -- the best policy so far ---------------------------------------------------------------------------------
+#
+# stable-baselines3's EvalCallback(best_model_save_path=...) convention: after every evaluation the policy
+# is compared with the best so far and kept when it scores higher. The score is the mean eval VLM return
+# (what a user without a true reward has); env return and success are kept beside it.
+#
+#     checkpoints/best.zip            the best policy (a stable-baselines3 model, no replay buffer), with
+#                                     its record as a ``vlmrm_best.json`` member: the zip is the truth
+#     checkpoints/best.json           the same record, readable (rewritten from the zip when they differ)
+#     checkpoints/best_previous.zip   the best before it: the fallback when best.zip is corrupt
+
+BEST_FILE = "best.zip"
+BEST_RECORD_FILE = "best.json"
+PREVIOUS_BEST_FILE = "best_previous.zip"
+BEST_MEMBER = "vlmrm_best.json"
+
+
+@dataclass(frozen=True)
+class BestRecord:
+    """The evaluation that made a policy the best so far.
+
+    Attributes:
+        step: the environment step of the evaluation.
+        vlm_return: its mean VLM return: the score policies are compared by.
+        env_return: its mean env return.
+        success_rate: its success rate (``None``: the env has no success condition).
+        step_success_rate: its share of steps that met the success condition.
+        episodes: the episodes it ran.
+    """
+
+    step: int
+    vlm_return: float
+    env_return: float | None = None
+    success_rate: float | None = None
+    step_success_rate: float | None = None
+    episodes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "vlm_return": self.vlm_return,
+            "env_return": self.env_return,
+            "success_rate": self.success_rate,
+            "step_success_rate": self.step_success_rate,
+            "episodes": self.episodes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BestRecord:
+        return cls(
+            step=int(data["step"]),
+            vlm_return=float(data["vlm_return"]),
+            env_return=data.get("env_return"),
+            success_rate=data.get("success_rate"),
+            step_success_rate=data.get("step_success_rate"),
+            episodes=data.get("episodes"),
+        )
+
+
+def beats(score: float, best: BestRecord | None) -> bool:
+    """Whether an evaluation scoring ``score`` (mean VLM return) replaces ``best``: strictly higher, as in SB3."""
+    return best is None or score > best.vlm_return
+
+
+def write_best(model: Any, directory: Path, record: BestRecord) -> Path:
+    """Keep ``model`` as ``directory/best.zip`` with ``record`` inside it and in ``best.json``; return its path.
+
+    The former best becomes ``best_previous.zip`` first: a kill at any moment leaves a sound best or its
+    predecessor, which :func:`recover_best` finds.
+    """
+    path = directory / BEST_FILE
+    if path.exists():
+        os.replace(path, directory / PREVIOUS_BEST_FILE)
+    text = json.dumps(record.to_dict(), indent=2)
+
+    def write_zip(tmp: Path) -> None:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(BEST_MEMBER, text)
+
+    atomic_write(path, write_zip, tmp_suffix=".zip")
+    atomic_write_text(directory / BEST_RECORD_FILE, text)
+    return path
+
+
+def _best_problem(path: Path) -> tuple[BestRecord | None, str | None]:
+    """``(record, None)`` for a sound best policy file, ``(None, why)`` otherwise."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            missing = {"data", "policy.pth", BEST_MEMBER} - names
+            if missing:
+                return None, f"it is truncated or corrupt (the archive lacks {', '.join(sorted(missing))})"
+            bad = archive.testzip()
+            if bad is not None:
+                return None, f"it is corrupt (member {bad!r} fails its CRC check)"
+            return BestRecord.from_dict(json.loads(archive.read(BEST_MEMBER))), None
+    except FileNotFoundError:
+        return None, "the file does not exist"
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+        return None, f"it is truncated or corrupt ({exc})"
+
+
+def read_best(directory: Path) -> BestRecord | None:
+    """The record of ``directory/best.zip`` when it is sound (read-only: nothing is moved or written)."""
+    return _best_problem(Path(directory) / BEST_FILE)[0]
+
+
+def recover_best(directory: Path) -> BestRecord | None:
+    """Before a resumed run goes on: the best policy's record, ``None`` when there is no sound one.
+
+    A corrupt ``best.zip`` is set aside (``best.zip.corrupt``) and its predecessor ``best_previous.zip``
+    takes its place, as a corrupt checkpoint gives way to the one before it; ``best.json`` is rewritten
+    from the zip it describes.
+    """
+    directory = Path(directory)
+    path = directory / BEST_FILE
+    record, why = _best_problem(path)
+    if record is None and path.exists():
+        aside = set_aside(path)
+        logger.warning("vlmrm: best policy %s is unusable (%s); kept as %s", path, why, aside.name)
+    previous = directory / PREVIOUS_BEST_FILE
+    if record is None and previous.exists():
+        record, why = _best_problem(previous)
+        if record is None:
+            aside = set_aside(previous)
+            logger.warning("vlmrm: best policy %s is unusable (%s); kept as %s", previous, why, aside.name)
+        else:
+            os.replace(previous, path)
+            logger.warning("vlmrm: the best policy falls back to the one before it (step %d)", record.step)
+    if record is not None:
+        atomic_write_text(directory / BEST_RECORD_FILE, json.dumps(record.to_dict(), indent=2))
+    else:
+        (directory / BEST_RECORD_FILE).unlink(missing_ok=True)
+    return record
+
+
 __all__ = [
+    "BEST_FILE",
+    "BEST_RECORD_FILE",
+    "PREVIOUS_BEST_FILE",
+    "BestRecord",
     "CheckpointInfo",
+    "beats",
     "find_latest_good_checkpoint",
     "load_model",
+    "read_best",
+    "recover_best",
     "saved_algorithm",
     "saved_step",
     "verify_checkpoint",
+    "write_best",
     "write_checkpoint",
 ]

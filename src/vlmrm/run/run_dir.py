@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from vlmrm.errors import CheckpointError, ConfigError, RunDirectoryError
 from vlmrm.files import atomic_write_text
 from vlmrm.run.checkpoints import (
+    BEST_FILE,
     CHECKPOINT_PATTERN,
     CheckpointInfo,
     checkpoint_path,
     find_latest_good_checkpoint,
     list_checkpoints,
     load_model,
+    read_best,
     saved_step,
     verify_checkpoint,
 )
@@ -46,7 +48,7 @@ SUBDIRECTORIES = ("logs", CHECKPOINTS_DIR, "videos")
 BAD_FRAMES_DIR = "bad_frames"
 INSPECT_DIR = "inspect"
 """Written by ``vlmrm inspect`` (:mod:`vlmrm.evaluation.inspect_run`), after or during training."""
-BEST_CHECKPOINT = "best.zip"
+BEST_CHECKPOINT = BEST_FILE
 """``checkpoints/best.zip``: the best policy of a run, for runs whose trainer keeps one."""
 
 RUN_ARTEFACTS = frozenset({CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, INSPECT_DIR, *SUBDIRECTORIES})
@@ -87,6 +89,17 @@ def check_reward_source(state: dict[str, Any] | None, reward_fn: Any, run_dir: P
         "(vlmrm.train(config, reward_fn=...)), not on its config's reward.model, which the command line would "
         "use instead. Pass the same function from Python:\n  " + python_call.format(run_dir=str(run_dir))
     )
+
+
+BEST_KEYS = ("step", "success_rate", "step_success_rate", "env_return", "vlm_return")
+"""What ``summary.json``'s ``best`` (the run's best policy, ``checkpoints/best.zip``) holds, as reported."""
+
+
+def best_of(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """``best_step``, ``best_success_rate``, ... of a ``summary.json`` (``None`` each when it has no best)."""
+    best = (summary or {}).get("best")
+    best = best if isinstance(best, dict) else {}
+    return {f"best_{key}": best.get(key) for key in BEST_KEYS}
 
 
 class RunDir:
@@ -275,10 +288,13 @@ class RunDir:
         if which == "latest":
             return self._latest()
         if which == "best":
-            path = self.checkpoints_dir / BEST_CHECKPOINT
-            if not path.is_file():
-                raise CheckpointError(f"Run {str(self.path)!r} has no best checkpoint ({CHECKPOINTS_DIR}/{path.name}).")
-            return self._verified(path)
+            record = read_best(self.checkpoints_dir)
+            if record is None:
+                raise CheckpointError(
+                    f"Run {str(self.path)!r} has no sound best policy ({CHECKPOINTS_DIR}/{BEST_CHECKPOINT} is written "
+                    "after an evaluation); ask for the latest checkpoint (--checkpoint latest) or a step."
+                )
+            return CheckpointInfo(step=record.step, path=self.checkpoints_dir / BEST_CHECKPOINT, state=None)
         if which == "final":
             final = (self.summary() or {}).get("final_checkpoint")
             if not isinstance(final, str):
@@ -297,6 +313,15 @@ class RunDir:
         if not path.is_file():
             raise CheckpointError(f"Checkpoint {str(path)!r} does not exist; give a step number or a .zip file.")
         return self._verified(path)
+
+    def policy(self, which: Which | None = None) -> CheckpointInfo:
+        """ "The policy of a run": ``which`` when given, else its best policy (``checkpoints/best.zip``, kept at
+        the evaluation with the highest VLM return) when it has a sound one, else its newest sound checkpoint."""
+        if which is not None:
+            return self.checkpoint(which)
+        if read_best(self.checkpoints_dir) is not None:
+            return self.checkpoint("best")
+        return self.checkpoint("latest")
 
     def _latest(self) -> CheckpointInfo:
         count = len(self.checkpoints())
@@ -342,10 +367,12 @@ class RunDir:
 
 __all__ = [
     "BEST_CHECKPOINT",
+    "BEST_KEYS",
     "CONFIG_FILE",
     "INSPECT_DIR",
     "SUMMARY_FILE",
     "RunDir",
+    "best_of",
     "resume_command",
     "trained_for",
 ]

@@ -156,7 +156,9 @@ class EvaluationCallback(BaseCallback):
     also logs the reward inspection of :mod:`vlmrm.evaluation.inspection` to TensorBoard only:
     ``inspect/extremes`` (the highest- and lowest-reward frames) and ``inspect/episode`` (frames,
     VLM reward, env reward and success over the first episode), plus its numbers as scalars.
-    ``on_video(path, step)`` is called after each video is written (experiment tracking).
+    ``on_video(path, step)`` is called after each video is written (experiment tracking);
+    ``on_evaluation(step, result)`` after each full evaluation (``eval_episodes`` episodes, not a
+    video-only one), to keep the best policy (:func:`vlmrm.rl.checkpoints.write_best`).
     """
 
     def __init__(
@@ -171,8 +173,10 @@ class EvaluationCallback(BaseCallback):
         final_step: int | None = None,
         inspect_episode_length: int | None = None,
         on_video: Callable[[Path, int], None] | None = None,
+        on_evaluation: Callable[[int, EvaluationResult], None] | None = None,
     ):
         super().__init__()
+        self.on_evaluation = on_evaluation
         self.inspect_episode_length = inspect_episode_length
         self.on_video = on_video
         self.eval_env = eval_env
@@ -224,6 +228,8 @@ class EvaluationCallback(BaseCallback):
             if self.on_video is not None:
                 self.on_video(path, step)
         self.history.append(entry)
+        if self.on_evaluation is not None and episodes == self.eval_episodes:
+            self.on_evaluation(step, result)
         self.logger.dump(step)
         return result
 

@@ -4,9 +4,10 @@ A run directory holds::
 
     config.yaml        the resolved config (vlmrm.config.resolve)
     logs/              TensorBoard events and progress.csv (rollout/vlm_return, rollout/env_return, eval/...)
-    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay, their replay buffers), written atomically
+    checkpoints/       step_<N>.zip checkpoints (+ step_<N>.replay, their replay buffers), written atomically;
+                       best.zip, the policy that scored the highest eval VLM return so far, and best.json
     videos/            step_<N>.mp4 of the policy
-    summary.json       evaluation returns, success rate, steps/s
+    summary.json       evaluation returns, success rate, steps/s; ``best`` and ``final`` side by side
     bad_frames/        only after a NaN/infinite reward: the frames that caused it
     .lock              held while a process trains in the directory
 
@@ -60,9 +61,19 @@ from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteErr
 from vlmrm.reward.backend import build_reward_function, reward_facts
 from vlmrm.reward.contract import RewardFunction, as_reward_function, wants_episodes
 from vlmrm.rl.algorithms import make_algorithm
+from vlmrm.rl.rollout import EvaluationResult
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
-from vlmrm.run.checkpoints import CheckpointInfo, prune_checkpoints, write_checkpoint
+from vlmrm.run.checkpoints import (
+    BEST_FILE,
+    BestRecord,
+    CheckpointInfo,
+    beats,
+    prune_checkpoints,
+    recover_best,
+    write_best,
+    write_checkpoint,
+)
 from vlmrm.run.lock import RunLock
 from vlmrm.run.run_dir import SUMMARY_FILE, RunDir, check_reward_source, resume_command
 from vlmrm.training.callbacks import (
@@ -181,6 +192,7 @@ class _Run:
         self.evaluation: EvaluationCallback | None = None
         self.run_logger: StepLogger | None = None
         self.tracker: WandbTracker | None = None
+        self.best: BestRecord | None = None
 
     # -- the step numbers guards report --------------------------------------------------------------------
 
@@ -298,6 +310,16 @@ class _Run:
         self.last_saved_step = step
         return path
 
+    def keep_best(self, step: int, result: EvaluationResult) -> None:
+        """After an evaluation: keep the policy as ``best.zip`` when its VLM return beats the best so far."""
+        if not beats(result.mean_vlm_return, self.best):
+            return
+        assert self.model is not None
+        record = _record(step, result)
+        write_best(self.model, self.run.checkpoints_dir, record)
+        self.best = record
+        logger.info("vlmrm: new best policy at step %d (eval VLM return %.4g)", step, record.vlm_return)
+
     def _restore(self, start: CheckpointInfo | None) -> None:
         """Carry the checkpoint's trainer state into this session (return windows, history, logs, RNG)."""
         assert self.model is not None and self.evaluation is not None and self.run_logger is not None
@@ -305,6 +327,8 @@ class _Run:
             self.learning_starts = getattr(self.model, "learning_starts", None)
         if start is None:
             return
+        # The best policy survives the resume, even one evaluated after the checkpoint resumed from.
+        self.best = recover_best(self.run.checkpoints_dir)
         state, finished = self.state, self.run.finished_at(start.step)
         if state is not None:
             self.returns.load_state_dict(state.episode_returns or {})
@@ -347,7 +371,7 @@ class _Run:
         self.evaluation = EvaluationCallback(
             eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.run.videos_dir, spec.episode_success,
             final_step=total, inspect_episode_length=config.env.episode_length if log.inspect else None,
-            on_video=self.tracker.log_video if self.tracker is not None else None,
+            on_video=self.tracker.log_video if self.tracker is not None else None, on_evaluation=self.keep_best,
         )  # fmt: skip
         self._restore(start)
         interrupt = stack.enter_context(GracefulInterrupt())
@@ -419,12 +443,22 @@ class _Run:
             "eval_step_success_rate": final.step_success_rate,
             "eval_history": self.evaluation.history,
             "final_checkpoint": str(final_checkpoint.relative_to(self.path)),
+            "final": {**_record(steps, final).to_dict(), "checkpoint": str(final_checkpoint.relative_to(self.path))},
+            "best": None if self.best is None else {**self.best.to_dict(), "checkpoint": f"checkpoints/{BEST_FILE}"},
             "resumed_at_steps": self.resumed_at,
         }
         self.run.write_summary(summary)
         if self.tracker is not None:
             self.tracker.log_summary(summary)
         return TrainResult(self.path, summary)
+
+
+def _record(step: int, result: EvaluationResult) -> BestRecord:
+    """The record of an evaluation: ``best.json``'s, and ``summary.json``'s ``final``."""
+    return BestRecord(
+        step, result.mean_vlm_return, result.mean_env_return, result.success_rate, result.step_success_rate,
+        len(result.env_returns),
+    )  # fmt: skip
 
 
 __all__ = [
