@@ -50,9 +50,18 @@ def test_the_docs_name_the_hugging_face_cli_that_is_installed() -> None:
         assert "huggingface-cli download" not in page.read_text(encoding="utf-8"), page
 
 
+def documented_files() -> list[str]:
+    return sorted({m for page in PAGES for m in SCRIPT.findall(page.read_text(encoding="utf-8"))})
+
+
 def documented_scripts() -> list[str]:
-    found = {m for page in PAGES for m in SCRIPT.findall(page.read_text(encoding="utf-8"))}
-    return sorted(found)
+    """The files the docs name that run as programs (a module they name, such as the study's oracles, does not)."""
+    return [name for name in documented_files() if "__main__" in (ROOT / name).read_text(encoding="utf-8")]
+
+
+def test_every_file_the_docs_name_exists() -> None:
+    missing = [name for name in documented_files() if not (ROOT / name).is_file()]
+    assert not missing, f"the docs name files that do not exist: {missing}"
 
 
 def test_the_docs_name_scripts() -> None:

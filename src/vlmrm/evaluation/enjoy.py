@@ -109,6 +109,9 @@ def enjoy_run(
     run = RunDir(run_dir)
     run.require()
     config = run.config()
+    run.check_reward_source(
+        reward_fn, "from vlmrm.evaluation.enjoy import enjoy_run; enjoy_run({run_dir!r}, reward_fn=...)"
+    )
     chosen = find_checkpoint(run, checkpoint)
     path, step = chosen.path, chosen.step
     env = config.env

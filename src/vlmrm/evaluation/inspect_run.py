@@ -48,7 +48,7 @@ from vlmrm.reward.vlm_reward import VLMReward
 from vlmrm.rl.rollout import evaluate
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
-from vlmrm.run.run_dir import INSPECT_DIR, RunDir, check_reward_source
+from vlmrm.run.run_dir import INSPECT_DIR, RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +166,8 @@ def inspect_run(
     for bad, why in chosen.skipped:
         logger.warning("vlmrm: checkpoint %s is unusable (%s); inspecting %s instead", bad, why, chosen.path.name)
     path, step = chosen.path, chosen.step
-    check_reward_source(
-        chosen.state,
-        reward_fn,
-        run.path,
-        "from vlmrm.evaluation.inspect_run import inspect_run; inspect_run({run_dir!r}, reward_fn=...)",
+    run.check_reward_source(
+        reward_fn, "from vlmrm.evaluation.inspect_run import inspect_run; inspect_run({run_dir!r}, reward_fn=...)"
     )
     env = config.env
     assert env.render_size is not None and env.episode_length is not None  # a run's config is resolved

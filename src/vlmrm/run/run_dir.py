@@ -314,6 +314,17 @@ class RunDir:
             raise CheckpointError(f"Checkpoint {str(path)!r} does not exist; give a step number or a .zip file.")
         return self._verified(path)
 
+    def check_reward_source(self, reward_fn: Any, python_call: str) -> None:
+        """Refuse to judge or watch, on its config's model, a run that a Python reward function trained (the
+        function's name is in its step checkpoints' state, whichever checkpoint is then loaded)."""
+        if reward_fn is not None or not self.checkpoints():
+            return
+        try:
+            state = self._latest().state
+        except (CheckpointError, RunDirectoryError):
+            return  # no sound checkpoint: loading one fails with its own message
+        check_reward_source(state, reward_fn, self.path, python_call)
+
     def policy(self, which: Which | None = None) -> CheckpointInfo:
         """ "The policy of a run": ``which`` when given, else its best policy (``checkpoints/best.zip``, kept at
         the evaluation with the highest VLM return) when it has a sound one, else its newest sound checkpoint."""
