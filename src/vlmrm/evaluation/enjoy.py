@@ -32,11 +32,10 @@ import numpy as np
 
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import CheckpointError, ConfigError
-from vlmrm.evaluation.inspect_run import EVAL_SEED_OFFSET, build_reward
+from vlmrm.evaluation.inspect_run import build_reward, evaluation_env
 from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.rl.video import enlarge, open_video, video_encoder_problem
 from vlmrm.run.checkpoints import CheckpointInfo
 from vlmrm.run.run_dir import BEST_CHECKPOINT, RunDir
@@ -115,15 +114,7 @@ def enjoy_run(
     chosen = find_checkpoint(run, checkpoint)
     path, step = chosen.path, chosen.step
     env = config.env
-    assert env.render_size is not None and env.episode_length is not None  # a run's config is resolved
-    inner = make_vec_env(
-        env.name,
-        n_envs=1,
-        render_size=env.render_size,
-        episode_length=env.episode_length,
-        options=env.options,
-        seed=config.rl.seed + EVAL_SEED_OFFSET if seed is None else seed,
-    )
+    inner = evaluation_env(config, seed)
     try:
         model = run.load_model(chosen, env=inner)  # before the reward model: a wrong checkpoint fails fast
         reward, _, _ = build_reward(config, reward_fn, device)

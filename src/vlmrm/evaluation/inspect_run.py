@@ -125,6 +125,21 @@ def build_reward(
 # -- the inspection ---------------------------------------------------------------------------------------
 
 
+def evaluation_env(config: TrainConfig, seed: int | None = None) -> Any:
+    """One env of the run's resolved ``config``, seeded as training's evaluations (``rl.seed`` + 10000) unless
+    ``seed`` is given: what inspect and enjoy roll the policy out in."""
+    env = config.env
+    assert env.render_size is not None and env.episode_length is not None  # a run's config is resolved
+    return make_vec_env(
+        env.name,
+        n_envs=1,
+        render_size=env.render_size,
+        episode_length=env.episode_length,
+        options=env.options,
+        seed=config.rl.seed + EVAL_SEED_OFFSET if seed is None else seed,
+    )
+
+
 def inspect_run(
     run_dir: str | Path,
     checkpoint: int | str | Path | None = None,
@@ -170,15 +185,7 @@ def inspect_run(
         reward_fn, "from vlmrm.evaluation.inspect_run import inspect_run; inspect_run({run_dir!r}, reward_fn=...)"
     )
     env = config.env
-    assert env.render_size is not None and env.episode_length is not None  # a run's config is resolved
-    inner = make_vec_env(
-        env.name,
-        n_envs=1,
-        render_size=env.render_size,
-        episode_length=env.episode_length,
-        options=env.options,
-        seed=config.rl.seed + EVAL_SEED_OFFSET if seed is None else seed,
-    )
+    inner = evaluation_env(config, seed)
     try:
         model = run.load_model(chosen, env=inner)  # before the reward model: a wrong checkpoint fails fast
         reward, variants, label = build_reward(config, reward_fn, device)

@@ -103,8 +103,10 @@ class VideoReward(VLMReward):
 
     Args:
         encoder: the model (:class:`XCLIPEncoder`).
-        target_prompts, baseline_prompts, alpha, batch_size: as for :class:`~vlmrm.reward.VLMReward`
-            (``batch_size`` counts frames through the vision tower: ``batch_size // k`` clips at a time).
+        target_prompts: as for :class:`~vlmrm.reward.VLMReward`.
+        baseline_prompts: as for :class:`~vlmrm.reward.VLMReward`.
+        alpha: as for :class:`~vlmrm.reward.VLMReward`.
+        batch_size: frames through the vision tower at once (``batch_size // k`` clips at a time).
         window: frames per clip; must be the model's (None: the model's).
         stride: steps between a clip's frames.
         form: ``window`` (dense) or ``episode`` (RoboCLIP, sparse): see the module docstring.

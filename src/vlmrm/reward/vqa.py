@@ -88,7 +88,8 @@ class VQAScorer:
         processor: its processor (images and text in, model inputs out).
         name: the spec it was loaded from.
         image_size: the frame size the model sees (envs render at this size).
-        device, dtype: where and how the model runs.
+        device: where the model runs.
+        dtype: the model's dtype.
     """
 
     def __init__(
