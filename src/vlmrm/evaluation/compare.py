@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vlmrm.errors import ConfigError
-from vlmrm.evaluation.epic_study import epic_title, epic_to_labels
+from vlmrm.evaluation.epic_study import check_alphas, epic_title, epic_to_labels
 from vlmrm.evaluation.tables import headless_pyplot, save_figure
 
 if TYPE_CHECKING:
@@ -88,13 +87,10 @@ def compare_models(
     import torch
     from scipy.stats import kendalltau, spearmanr
 
-    if not alphas:
-        raise ConfigError("Give at least one alpha.")
+    check_alphas(models, alphas)
     labels = np.asarray(labels, dtype=np.int64)
     rows = []
     for name, reward in models.items():
-        if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
-            raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
         if reward.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(reward.device)
         reward.embed_images(frames[:1])  # warm-up: lazy initialisation is not throughput

@@ -82,6 +82,15 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).ravel()
 
 
+def check_alphas(models: Mapping[str, VLMReward], alphas: Sequence[float]) -> None:
+    """A :class:`ConfigError` unless there is an alpha, and every model has baseline prompts where one is > 0."""
+    if not alphas:
+        raise ConfigError("Give at least one alpha.")
+    for name, reward in models.items():
+        if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
+            raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
+
+
 def epic_to_labels(
     models: Mapping[str, VLMReward],
     frames: np.ndarray,
@@ -95,13 +104,10 @@ def epic_to_labels(
     already); a model whose rewards are constant on the frames gets a
     distance of NaN (undefined) and a warning.
     """
-    if not alphas:
-        raise ConfigError("Give at least one alpha.")
+    check_alphas(models, alphas)
     labels = np.asarray(labels, dtype=np.float64)
     rows = []
     for name, reward in models.items():
-        if any(a > 0 for a in alphas) and reward.baseline_embedding is None:
-            raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
         embeddings = features[name] if features and name in features else reward.embed_images(frames)
         for alpha in alphas:
             values = _to_numpy(reward.reward_from_embeddings(embeddings, alpha=float(alpha)))

@@ -60,6 +60,7 @@ from vlmrm.evaluation.dataset import (
     stale_labels,
 )
 from vlmrm.files import atomic_write_json
+from vlmrm.run.lock import LockHeld, take_lock
 
 logger = logging.getLogger(__name__)
 
@@ -99,29 +100,18 @@ class _LabelsFileLock:
 
     def acquire(self) -> None:
         try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
-            return
-        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd = take_lock(self.path)
+        except LockHeld as held:
+            raise DatasetError(
+                f"Another `vlmrm dataset label` (pid {held.holder}) is writing {self.labels}; "
+                "label in its page, or stop it first (two servers would overwrite each other's answers)."
+            ) from None
         except OSError as exc:
             raise DatasetError(
                 f"Cannot write the labels file {self.labels} "
                 f"({exc.strerror or exc}); give --labels in a folder you can write to."
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DatasetError(
-                f"Another `vlmrm dataset label` (pid {holder}) is writing {self.labels}; "
-                "label in its page, or stop it first (two servers would overwrite each other's answers)."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
