@@ -12,7 +12,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from vlmrm.envs.classic_control import POLE_RGB, mountaincar_background
+from vlmrm.envs.cartpole.draw import POLE_RGB
+from vlmrm.envs.mountaincar.draw import mountaincar_background
 
 
 def _colour_mask(frames: np.ndarray, rgb: tuple[int, int, int], tolerance: int) -> np.ndarray:

@@ -119,3 +119,30 @@ def test_the_floor_test_sees_imports_inside_functions() -> None:
     callbacks = imports_of(SRC / "vlmrm" / "training" / "callbacks.py", modules)
     assert "vlmrm.evaluation.inspection_plots" in callbacks
     assert floor_of("vlmrm.training.callbacks") > floor_of("vlmrm.evaluation.inspection_plots")
+
+
+ENV_PACKAGES = tuple(
+    f"vlmrm.envs.{path.parent.name}"
+    for path in sorted((SRC / "vlmrm" / "envs").glob("*/__init__.py"))
+    if path.parent.name != "vector"
+)
+"""One package per env; what they share (``vlmrm.envs.vector``, ``classic``, ``spec``, ...) sits beside them."""
+REGISTRATION_TABLES = ("vlmrm.envs.registry", "vlmrm.envs.gym_ids")
+"""The two tables that name every built-in env (vlmrm's names, and the Gymnasium ids with the Humanoid's tasks)."""
+
+
+def test_each_env_is_one_package_and_shared_code_knows_none_of_them() -> None:
+    paths = {module_name(path): path for path in SRC.rglob("*.py")}
+
+    def env_package(module: str) -> str | None:
+        return next((package for package in ENV_PACKAGES if module.startswith(package)), None)
+
+    crossings = [
+        f"{name} imports {target}"
+        for name, path in sorted(paths.items())
+        if name.startswith("vlmrm.envs.") and name not in REGISTRATION_TABLES
+        for target in sorted(imports_of(path, set(paths)))
+        if env_package(target) is not None and env_package(target) != env_package(name)
+    ]
+    assert not crossings, "env code reaching into another env's package:\n  " + "\n  ".join(crossings)
+    assert {"vlmrm.envs.cartpole", "vlmrm.envs.mountaincar", "vlmrm.envs.humanoid"} <= set(ENV_PACKAGES)

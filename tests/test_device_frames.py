@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from vlmrm.envs import make_env
-from vlmrm.envs.classic_control import render_cartpole
+from vlmrm.envs.cartpole.draw import render_cartpole
 from vlmrm.errors import RewardError
 from vlmrm.reward import FunctionReward, VLMReward
 from vlmrm.reward.preprocessing import FramePreprocessor, ImageSpec

@@ -110,3 +110,37 @@ def test_mountaincar_stops_at_the_flag_once_reached_and_goes_on() -> None:
     for _ in range(5):
         _, _, terminated, _, _ = env.step(np.array([1.0], dtype=np.float32))
         assert env.unwrapped.state[0] <= 0.45 and not terminated
+
+
+def test_the_old_classic_control_modules_answer_from_the_per_env_packages() -> None:
+    """vlmrm 0.1's module names (one module for both envs, renderers under envs/vector) keep working, with a
+    DeprecationWarning that names the new modules."""
+    from vlmrm.envs.cartpole.draw import render_cartpole
+    from vlmrm.envs.cartpole.spec import CARTPOLE_SPEC
+    from vlmrm.envs.cartpole.vector import CartPoleFrames, make_cartpole_vector
+    from vlmrm.envs.mountaincar.env import SquareMountainCarContinuous
+    from vlmrm.envs.mountaincar.textured import render_mountaincar_textured
+    from vlmrm.envs.mountaincar.vector import MountainCarFrames, TexturedMountainCarFrames
+
+    with pytest.warns(DeprecationWarning, match=r"vlmrm\.envs\.classic_control was split into vlmrm\.envs\.classic"):
+        import vlmrm.envs.classic_control as old
+
+    assert old.render_cartpole is render_cartpole and old.CARTPOLE_SPEC is CARTPOLE_SPEC
+    assert old.SquareMountainCarContinuous is SquareMountainCarContinuous
+    with pytest.raises(AttributeError, match="it was split into"):
+        _ = old.no_such_name
+    with pytest.warns(DeprecationWarning, match="moved to vlmrm.envs.mountaincar.textured"):
+        from vlmrm.envs.mountaincar_textured import render_mountaincar_textured as old_textured
+    assert old_textured is render_mountaincar_textured
+    with pytest.warns(DeprecationWarning):
+        from vlmrm.envs.vector.classic_control import make_cartpole_vector as old_vector
+    assert old_vector is make_cartpole_vector
+    with pytest.warns(DeprecationWarning, match="moved to vlmrm.envs.mountaincar.vector"):
+        from vlmrm.envs.vector.textured import TexturedMountainCarFrames as old_textured_frames
+    assert old_textured_frames is TexturedMountainCarFrames
+    with pytest.warns(DeprecationWarning, match=r"CartPoleFrames moved to vlmrm\.envs\.cartpole\.vector"):
+        from vlmrm.envs.vector.render import CartPoleFrames as old_frames
+    assert old_frames is CartPoleFrames
+    with pytest.warns(DeprecationWarning):
+        from vlmrm.envs.vector.render import MountainCarFrames as old_mc_frames
+    assert old_mc_frames is MountainCarFrames

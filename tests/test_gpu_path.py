@@ -20,9 +20,10 @@ import torch
 
 import vlmrm
 from vlmrm.config import config_from_dict
+from vlmrm.envs.cartpole.vector import CartPoleFrames
+from vlmrm.envs.mountaincar.vector import MountainCarFrames
 from vlmrm.envs.vector import raster
 from vlmrm.envs.vector.raster import CudaGraphDraw
-from vlmrm.envs.vector.render import CartPoleFrames, MountainCarFrames
 from vlmrm.reward import VLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.testing import ColorEmbedder

@@ -12,9 +12,10 @@ import pytest
 from vlmrm.cli.main import main
 from vlmrm.config import load_config
 from vlmrm.envs import get_env_spec, make_env
-from vlmrm.envs.classic_control import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X, render_mountaincar
 from vlmrm.envs.humanoid.options import interpolate_qpos
-from vlmrm.envs.mountaincar_textured import _cached_background, render_mountaincar_textured, textured_background
+from vlmrm.envs.mountaincar.draw import render_mountaincar
+from vlmrm.envs.mountaincar.spec import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X
+from vlmrm.envs.mountaincar.textured import _cached_background, render_mountaincar_textured, textured_background
 from vlmrm.errors import ConfigError
 from vlmrm.evaluation.landscape import (
     CSV_COLUMNS,

@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from learning_oracles import cartpole_upright, mountaincar_progress  # noqa: E402
 from learning_study import study_overrides, train_seed  # noqa: E402
 
-from vlmrm.envs.classic_control import render_cartpole, render_mountaincar  # noqa: E402
+from vlmrm.envs.cartpole.draw import render_cartpole  # noqa: E402
+from vlmrm.envs.mountaincar.draw import render_mountaincar  # noqa: E402
 
 
 @pytest.mark.parametrize("size", [64, 224])

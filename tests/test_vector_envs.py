@@ -20,19 +20,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from test_reward_alignment import assert_rewards_match_their_frames
 from vlmrm.config import config_from_dict
 from vlmrm.envs import make_env, make_vector_env, vectorized_envs
-from vlmrm.envs.classic_control import (
-    MOUNTAIN_MAX_X,
-    MOUNTAIN_MIN_X,
-    cartpole_shapes,
-    render_cartpole,
-    render_mountaincar,
-)
-from vlmrm.envs.mountaincar_textured import render_mountaincar_textured
+from vlmrm.envs.cartpole.draw import cartpole_shapes, render_cartpole
+from vlmrm.envs.cartpole.vector import CartPoleFrames
+from vlmrm.envs.mountaincar.draw import render_mountaincar
+from vlmrm.envs.mountaincar.spec import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X
+from vlmrm.envs.mountaincar.textured import render_mountaincar_textured
+from vlmrm.envs.mountaincar.vector import MountainCarFrames, TexturedMountainCarFrames
 from vlmrm.envs.registry import ENV_REGISTRY, register_env
 from vlmrm.envs.spec import EnvSpec
 from vlmrm.envs.vector.raster import CudaGraphDraw, c_int, polygon_mask
-from vlmrm.envs.vector.render import CartPoleFrames, MountainCarFrames
-from vlmrm.envs.vector.textured import TexturedMountainCarFrames
 from vlmrm.envs.vector.vec_env import BatchedVecEnv, FrameBatchSource
 from vlmrm.errors import ConfigError
 from vlmrm.reward import VLMReward

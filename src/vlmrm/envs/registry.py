@@ -25,11 +25,12 @@ import gymnasium as gym
 from pydantic import ValidationError
 
 from vlmrm.envs import gym_ids  # noqa: F401  # registers vlmrm/CartPole-v0 etc. with Gymnasium
-from vlmrm.envs.classic_control import CARTPOLE_SPEC, MOUNTAINCAR_SPEC
+from vlmrm.envs.cartpole.spec import CARTPOLE_SPEC
 from vlmrm.envs.gl import ensure_gl_backend
 from vlmrm.envs.gym_env import PREFIX as GYM_PREFIX
 from vlmrm.envs.gym_env import gym_spec, gymnasium_id
 from vlmrm.envs.humanoid.options import HUMANOID_SPEC
+from vlmrm.envs.mountaincar.spec import MOUNTAINCAR_SPEC
 from vlmrm.envs.spec import EnvOptions, EnvSpec
 from vlmrm.errors import ConfigError
 from vlmrm.validation import closest, problem_lines

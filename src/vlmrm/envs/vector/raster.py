@@ -1,7 +1,8 @@
 """Pillow's filled shapes, drawn for a whole batch at once with torch, pixel for pixel as Pillow draws them.
 
-The classic-control frames are drawn by Pillow (:mod:`vlmrm.envs.classic_control`) on a canvas
-twice the frame size and box-filtered down. The batched renderer must give the same pictures, so
+The classic-control frames are drawn by Pillow (:mod:`vlmrm.envs.cartpole.draw`,
+:mod:`vlmrm.envs.mountaincar.draw`) on a canvas twice the frame size and box-filtered down. The
+batched renderer must give the same pictures, so
 each primitive here follows Pillow's C code (``libImaging/Draw.c``) rather than an ideal
 rasteriser:
 

@@ -1,7 +1,7 @@
 """A realistic look for MountainCar: sky, distant hills, a grassy hill, a yellow flag, a red car.
 
 Everything is drawn here from procedural noise (no third-party images), in the same world
-geometry as :func:`vlmrm.envs.classic_control.render_mountaincar` (the track spans the frame
+geometry as :func:`vlmrm.envs.mountaincar.draw.render_mountaincar` (the track spans the frame
 width, height 0 sits at 82 % of the frame), so the two looks show the car at the same pixels.
 
 The static scene (sky, hills, terrain, flag) is drawn once per ``(size, goal_position)`` and
@@ -17,8 +17,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-MOUNTAIN_MIN_X, MOUNTAIN_MAX_X = -1.2, 0.6
-_BASE = 0.82  # fraction of the frame height at which the track height 0 is drawn
+from vlmrm.envs.mountaincar.draw import MOUNTAIN_BASE
+from vlmrm.envs.mountaincar.spec import MOUNTAIN_MAX_X, MOUNTAIN_MIN_X
+
 _SEED = 20231017  # textures are the same in every frame and every process
 
 # The car, in world units (the track spans 1.8 units); tall enough to read at 224 pixels.
@@ -82,7 +83,7 @@ def _draw_background(size: int, goal_position: float) -> np.ndarray:
     n = size * ss
     rng = np.random.default_rng(_SEED)
     scale = n / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
-    base = n * _BASE
+    base = n * MOUNTAIN_BASE
     rows = np.arange(n, dtype=np.float32)[:, None]
     cols = np.arange(n, dtype=np.float32)[None, :]
     world_x = MOUNTAIN_MIN_X + (cols[0] + 0.5) / scale
@@ -249,8 +250,8 @@ class CarPlacement:
     (Pillow's ``rotate(..., expand=True)``, whose inverse affine map is ``matrix``: rotated pixel
     centre -> sprite coordinates), pasted at ``offset`` into a transparent patch of ``patch_size``
     frame pixels (``_SPRITE_SUPERSAMPLE`` times as many patch pixels), which goes to frame pixel
-    ``(left, top)``. The batched renderer (:mod:`vlmrm.envs.vector.textured`) draws from the same
-    numbers.
+    ``(left, top)``. The batched renderer
+    (:class:`vlmrm.envs.mountaincar.vector.TexturedMountainCarFrames`) draws from the same numbers.
     """
 
     degrees: float
@@ -298,7 +299,7 @@ def car_placement(position: float, size: int) -> CarPlacement:
     # Target point on the track, in frame pixels.
     scale = size / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
     tx = (position - MOUNTAIN_MIN_X) * scale
-    ty = size * _BASE - float(_track_height(position)) * scale
+    ty = size * MOUNTAIN_BASE - float(_track_height(position)) * scale
     # A patch aligned to whole frame pixels, so the sub-pixel offset survives the downsampling.
     left = math.floor(tx - rax / k) - 1
     top = math.floor(ty - ray / k) - 1
@@ -310,7 +311,7 @@ def car_placement(position: float, size: int) -> CarPlacement:
 def render_mountaincar_textured(position: float, size: int, goal_position: float = 0.45) -> np.ndarray:
     """Draw MountainCar in the realistic look with the car at ``position``: ``(size, size, 3)`` uint8.
 
-    Same signature and geometry as :func:`vlmrm.envs.classic_control.render_mountaincar`.
+    Same signature and geometry as :func:`vlmrm.envs.mountaincar.draw.render_mountaincar`.
     """
     k = _SPRITE_SUPERSAMPLE
     frame = Image.fromarray(textured_background(size, goal_position))
