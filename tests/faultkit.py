@@ -134,7 +134,10 @@ def assert_no_gap_or_overlap(run_dir: Path, eval_freq: int, total_steps: int) ->
     """
     expected_eval = [*range(eval_freq, total_steps, eval_freq), total_steps]
     run = RunDir(run_dir)
-    for source, steps in (("TensorBoard", tensorboard_steps(run.events_dir)), ("progress.csv", csv_steps(run.logs_dir))):
+    for source, steps in (
+        ("TensorBoard", tensorboard_steps(run.events_dir)),
+        ("progress.csv", csv_steps(run.logs_dir)),
+    ):
         assert steps, f"{source}: nothing logged"
         for tag, tag_steps in steps.items():
             assert all(a < b for a, b in itertools.pairwise(tag_steps)), (

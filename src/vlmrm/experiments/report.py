@@ -229,7 +229,7 @@ alpha and prompts, so their raw values do not compare (:func:`_curves_figure`)."
 def rescale_band(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, ...]:
     """``mean`` mapped onto [0, 1] (its minimum to 0, its maximum to 1), and its band with it.
 
-    >>> [list(v) for v in rescale_band(np.array([2.0, 4.0]), np.array([1.0, 3.0]), np.array([3.0, 5.0]))]
+    >>> [v.tolist() for v in rescale_band(np.array([2.0, 4.0]), np.array([1.0, 3.0]), np.array([3.0, 5.0]))]
     [[0.0, 1.0], [-0.5, 0.5], [0.5, 1.5]]
     """
     lo, span = float(np.min(mean)), float(np.ptp(mean))
@@ -272,7 +272,9 @@ def _curves_figure(
                     grid.size < 30 else None)  # fmt: skip
             if len(seeds) > 1:
                 ax.fill_between(grid, low, high, color=color, alpha=0.18 if len(labels) <= 4 else 0.08, linewidth=0)
-        ax.set_title(f"{title} {of}" + ("\nrescaled per cell: 0 = its lowest mean, 1 = its highest" if rescaled else ""))
+        ax.set_title(
+            f"{title} {of}" + ("\nrescaled per cell: 0 = its lowest mean, 1 = its highest" if rescaled else "")
+        )
         ax.set_xlabel("environment steps")
         ax.set_ylabel(f"{title} (rescaled per cell)" if rescaled else title)
         ax.grid(alpha=0.3)

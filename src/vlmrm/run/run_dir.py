@@ -72,6 +72,7 @@ def is_run_artefact(name: str) -> bool:
     """Whether vlmrm writes a file or directory of this name at the top of a run directory."""
     return name in RUN_ARTEFACTS or fnmatch.fnmatch(name, EVENTS_GLOB) or fnmatch.fnmatch(name, DAMAGED_EVENTS_GLOB)
 
+
 Which = Literal["latest", "best", "final"] | int | str | Path
 """A checkpoint of a run: ``"latest"`` (the newest sound one), ``"best"``, ``"final"`` (the one ``summary.json``
 names), a step number, or a ``.zip`` path."""

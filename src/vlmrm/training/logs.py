@@ -172,7 +172,8 @@ def gif_bytes(frames: np.ndarray, fps: float) -> bytes:
 
 
 def video_frames(video: Video) -> np.ndarray:
-    """The ``(T, H, W, 3)`` uint8 frames of stable-baselines3's :class:`Video` (``(1, T, C, H, W)``, or ``(T, C, H, W)``)."""
+    """The ``(T, H, W, 3)`` uint8 frames of stable-baselines3's :class:`Video` (``(1, T, C, H, W)`` or
+    ``(T, C, H, W)``; floats in [0, 1] or uint8)."""
     frames = np.asarray(video.frames.detach().cpu() if hasattr(video.frames, "detach") else video.frames)
     if frames.ndim == 5:
         frames = frames[0]

@@ -150,7 +150,9 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
     except BaseException:
         tracker.finish(exit_code=1)
         raise
-    logger.info("vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", wandb_run.id)
+    logger.info(
+        "vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", wandb_run.id
+    )
     return tracker
 
 
