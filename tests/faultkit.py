@@ -18,6 +18,7 @@ import torch
 from stable_baselines3 import DQN
 
 from vlmrm.run.checkpoints import replay_path, restore_replay_buffer
+from vlmrm.run.run_dir import RunDir
 from vlmrm.testing import ColorEmbedder, color_reward  # noqa: F401 (the tests import it from here)
 
 ROOT = Path(__file__).parents[1]
@@ -75,13 +76,13 @@ def load_dqn_checkpoint(run_dir: Path, step: int) -> DQN:
     return model
 
 
-def tensorboard_steps(logs_dir: Path) -> dict[str, list[int]]:
-    """Steps of every scalar tag over all events files, oldest file first, read with TensorBoard's
-    EventAccumulator (one per file, without its purging of out-of-order steps)."""
+def tensorboard_steps(events_dir: Path) -> dict[str, list[int]]:
+    """Steps of every scalar tag over all events files of ``events_dir`` (a run's is ``RunDir.events_dir``), oldest
+    file first, read with TensorBoard's EventAccumulator (one per file, without its purging of out-of-order steps)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulators = []
-    for path in logs_dir.glob("events.out.tfevents.*"):
+    for path in events_dir.glob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0}, purge_orphaned_data=False)
         accumulator.Reload()
         accumulators.append(accumulator)
@@ -93,14 +94,14 @@ def tensorboard_steps(logs_dir: Path) -> dict[str, list[int]]:
     return dict(steps)
 
 
-def events_files(logs_dir: Path) -> list[Path]:
-    """The events files of ``logs_dir``, oldest first (by their first event's time, not their name)."""
+def events_files(events_dir: Path) -> list[Path]:
+    """The events files of ``events_dir``, oldest first (by their first event's time, not their name)."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     def started(path: Path) -> float:
         return next(iter(EventFileLoader(str(path)).Load())).wall_time
 
-    return sorted(logs_dir.glob("events.out.tfevents.*"), key=started)
+    return sorted(events_dir.glob("events.out.tfevents.*"), key=started)
 
 
 def events_file_steps(path: Path) -> list[int]:
@@ -122,8 +123,9 @@ def csv_steps(logs_dir: Path) -> dict[str, list[int]]:
     return dict(steps)
 
 
-def assert_no_gap_or_overlap(logs_dir: Path, eval_freq: int, total_steps: int) -> None:
-    """The step axis of a run's logs, however often it was interrupted and resumed.
+def assert_no_gap_or_overlap(run_dir: Path, eval_freq: int, total_steps: int) -> None:
+    """The step axis of a run's logs (its events files and ``logs/progress.csv``), however often it was interrupted
+    and resumed.
 
     No overlap: in TensorBoard and in progress.csv, every tag's steps are strictly increasing
     (no step logged twice, nothing logged out of order). No gap: the periodic evaluation appears
@@ -131,7 +133,11 @@ def assert_no_gap_or_overlap(logs_dir: Path, eval_freq: int, total_steps: int) -
     each exactly once, whichever process logged it.
     """
     expected_eval = [*range(eval_freq, total_steps, eval_freq), total_steps]
-    for source, steps in (("TensorBoard", tensorboard_steps(logs_dir)), ("progress.csv", csv_steps(logs_dir))):
+    run = RunDir(run_dir)
+    for source, steps in (
+        ("TensorBoard", tensorboard_steps(run.events_dir)),
+        ("progress.csv", csv_steps(run.logs_dir)),
+    ):
         assert steps, f"{source}: nothing logged"
         for tag, tag_steps in steps.items():
             assert all(a < b for a, b in itertools.pairwise(tag_steps)), (

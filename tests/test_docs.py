@@ -75,6 +75,10 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list((tmp_path / "runs").glob("cartpole-*/summary.json"))
+    # It uses what train returned: the best policy's checkpoint, which exists.
+    printed = re.fullmatch(r"best policy: (\S+) \(step \d+, success \d+%\)\n", result.stdout)
+    assert printed, result.stdout
+    assert (tmp_path / printed.group(1)).is_file()
 
 
 def test_the_configuration_page_names_every_field() -> None:

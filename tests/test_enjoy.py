@@ -6,13 +6,15 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import pytest
 
-from markers import requires_video_encoder
+from markers import requires_pygame, requires_video_encoder
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
+from vlmrm.evaluation.enjoy import DEFAULT_VIDEO_SIZE, enjoy_run
 from vlmrm.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
@@ -98,3 +100,34 @@ def test_not_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["enjoy", str(tmp_path)]) == 2
     assert "is not a vlmrm run directory" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written into a directory that is not a run
+
+
+def redness(frames: Any) -> Any:
+    return frames[..., 0].mean(axis=(1, 2)) / 255.0
+
+
+@requires_video_encoder
+@pytest.mark.parametrize(
+    "env",
+    [
+        "cartpole",
+        "mountaincar",
+        "humanoid",
+        pytest.param("gym:Pendulum-v1", marks=requires_pygame),
+    ],
+)
+def test_the_default_video_is_at_a_viewing_size_for_every_kind_of_env(env: str, tmp_path: Path) -> None:
+    """Not the model's 32 px frames: every frame of the default video is DEFAULT_VIDEO_SIZE pixels square."""
+    config = config_from_dict(
+        {
+            "env": {"name": env, "episode_length": 4, "render_size": 32},
+            "reward": {"target_prompts": ["the goal"]},  # gym:<id> envs have no default prompts
+            "rl": {"algorithm": "ppo", "total_steps": 8, "hyperparameters": {"n_steps": 8, "batch_size": 8}},
+            "logging": {"checkpoint_freq": 8, "eval_episodes": 1, "video_freq": 0, "progress_bar": False},
+        }
+    )
+    run = train(config, run_dir=tmp_path / "run", reward_fn=redness).run_dir
+    watched = enjoy_run(run, episodes=1, video=tmp_path / "enjoy.mp4", reward_fn=redness)
+    assert watched.video is not None
+    frames = list(imageio.get_reader(watched.video).iter_data())
+    assert len(frames) == 4 and {frame.shape for frame in frames} == {(DEFAULT_VIDEO_SIZE, DEFAULT_VIDEO_SIZE, 3)}

@@ -253,7 +253,7 @@ def test_a_full_disk_while_tensorboard_writes_names_the_events_file(
     monkeypatch.setattr(LocalFileSystem, "append", append_until_full)
     with pytest.raises(WriteError) as info:
         train(config_from_dict(run_config(run_dir, 150)), reward_fn=color_reward())
-    (events,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    (events,) = run_dir.glob("events.out.tfevents.*")
     assert str(info.value).startswith(f"Could not write {events}: No space left on device [ENOSPC].")
     assert thread_errors == []  # no traceback from TensorBoard's writer thread
 

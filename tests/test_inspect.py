@@ -321,10 +321,10 @@ def test_inspect_says_when_it_passes_over_a_corrupt_newest_checkpoint(
 # -- training: TensorBoard images at every evaluation -----------------------------------------------------------------
 
 
-def tensorboard_images(logs: Path) -> dict[str, list[tuple[int, tuple[int, int]]]]:
+def tensorboard_images(events_dir: Path) -> dict[str, list[tuple[int, tuple[int, int]]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(logs), size_guidance={"images": 0})
+    events = EventAccumulator(str(events_dir), size_guidance={"images": 0})
     events.Reload()
     return {
         tag: [(event.step, (event.width, event.height)) for event in events.Images(tag)]
@@ -333,8 +333,8 @@ def tensorboard_images(logs: Path) -> dict[str, list[tuple[int, tuple[int, int]]
 
 
 def test_training_logs_inspection_images_at_every_evaluation(run: Path) -> None:
-    images = tensorboard_images(run / "logs")
-    assert sorted(images) == ["inspect/episode", "inspect/extremes"]
+    images = tensorboard_images(run)
+    assert sorted(images) == ["eval/video", "inspect/episode", "inspect/extremes"]  # the final policy's video too
     assert [step for step, _ in images["inspect/extremes"]] == [32, 64]  # the periodic and the final evaluation
     assert all(width >= 600 and height >= 300 for _, (width, height) in images["inspect/episode"])
     with open(run / "logs" / "progress.csv") as handle:
@@ -347,7 +347,7 @@ def test_inspect_false_logs_no_images(tmp_path: Path) -> None:
     config = run_config(tmp_path / "run", inspect=False)
     config["rl"]["total_steps"] = 32
     train(config_from_dict(config), reward_fn=FunctionReward(fallen, image_size=SIZE))
-    assert tensorboard_images(tmp_path / "run" / "logs") == {}
+    assert not [tag for tag in tensorboard_images(tmp_path / "run") if tag.startswith("inspect/")]
     with open(tmp_path / "run" / "logs" / "progress.csv") as handle:
         assert not any(column.startswith("inspect/") for column in next(csv.reader(handle)))
 
@@ -397,7 +397,7 @@ def test_a_run_resumes_from_a_checkpoint_taken_at_an_inspected_evaluation(run: P
     (copy / "checkpoints" / "step_0000000064.zip").unlink()  # as if killed between the checkpoints at 32 and 64
     (copy / "summary.json").unlink()
     resume(copy, reward_fn=FunctionReward(fallen, image_size=SIZE))
-    steps = [step for step, _ in tensorboard_images(copy / "logs")["inspect/extremes"]]
+    steps = [step for step, _ in tensorboard_images(copy)["inspect/extremes"]]
     assert steps == [64]  # the images of 32 were logged after the checkpoint: cut, and not carried by it
     with open(copy / "logs" / "progress.csv") as handle:
         rows = [row for row in csv.DictReader(handle) if row.get("inspect/top_not_done_share")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,3 +253,70 @@ def test_undecodable_progress_logs_and_a_report_file_are_handled(tmp_path: Path,
     (sweep / "report").unlink()
     assert main(["report", str(sweep)]) == 0  # the unreadable log leaves out one curve, not the report
     assert "A | 3/3" in capsys.readouterr().out
+
+
+def report_figures(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The report's matplotlib figures by file name; ``boxes[name]``: where its legends and axes were drawn."""
+    import vlmrm.experiments.report as report_module
+
+    figures: dict[str, Any] = {"boxes": {}}
+    save = report_module.save_figure
+
+    def keep(fig: Any, path: Path) -> Path:
+        fig.canvas.draw()  # the layout is final: legends and axes are where the PNG has them
+        renderer = fig.canvas.get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+        figures["boxes"][Path(path).name] = (
+            [legend.get_window_extent(renderer) for legend in legends],
+            [ax.get_window_extent(renderer) for ax in fig.axes],
+        )
+        figures[Path(path).name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(report_module, "save_figure", keep)
+    build_report(sweep)
+    return figures
+
+
+def test_report_figures_label_every_axis_and_keep_legends_off_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep = make_sweep(tmp_path)
+
+    def paper_zero(manifest: dict) -> None:
+        manifest["cells"][0]["paper_success_rate"] = 0.0  # cell A's seed 0 succeeded 0 % too: the same point
+
+    edit_manifest(sweep, paper_zero)
+    figures = report_figures(sweep, monkeypatch)
+    boxes = figures.pop("boxes")
+    assert sorted(figures) == ["eval_curves.png", "learning_curves.png", "success.png"]
+    for name, fig in figures.items():
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), f"{name}: an axis without a label"
+        legends, axes = boxes[name]
+        assert legends, name
+        for legend in legends:
+            assert not any(legend.overlaps(ax) for ax in axes), f"{name}: a legend over the data"
+
+    # The paper's 0 % under ours: every mark of ours is drawn above the paper's marker.
+    (ax,) = figures["success.png"].axes
+    paper = [c for c in ax.collections if c.get_label() == "paper"]
+    seeds = [c for c in ax.collections if c.get_label() == "one seed"]
+    assert paper and seeds and min(c.get_zorder() for c in seeds) > max(c.get_zorder() for c in paper)
+    at_zero = [c for c in [*seeds, *paper] if (c.get_offsets()[:, 0] == 0).any()]
+    assert {c.get_label() for c in at_zero} == {"one seed", "paper"}  # the same point, ours and the paper's
+    assert all(len(c.get_facecolor()) == 0 or c.get_facecolor()[0][3] == 0 for c in paper)  # hollow: ours shows through
+
+
+def test_vlm_returns_of_several_cells_are_rescaled_per_cell_and_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cells differ in model, alpha or prompts: their VLM returns' scales differ, so one panel rescales each."""
+    figures = report_figures(make_sweep(tmp_path), monkeypatch)
+    vlm, env = figures["learning_curves.png"].axes
+    assert "0 = its lowest mean, 1 = its highest" in vlm.get_title() and "rescaled per cell" in vlm.get_ylabel()
+    for line in vlm.get_lines():
+        assert line.get_ydata().min() == pytest.approx(0.0) and line.get_ydata().max() == pytest.approx(1.0)
+    assert "rescaled" not in env.get_title() and env.get_ylabel() == "env return"
+    success, eval_vlm = figures["eval_curves.png"].axes
+    assert "rescaled" in eval_vlm.get_ylabel() and success.get_ylabel() == "success rate"

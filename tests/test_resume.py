@@ -103,9 +103,9 @@ def test_sigterm_writes_a_checkpoint_and_the_printed_command_resumes_it(tmp_path
     assert "total_steps: 100000" not in (run_dir / "config.yaml").read_text()
     # The interrupted process's rows up to its checkpoint step stay; the checkpoint step's own row is written
     # again, whole, by the resumed process (from what the checkpoint carries), then everything after it.
-    first, second = events_files(run_dir / "logs")
+    first, second = events_files(run_dir)
     assert max(events_file_steps(first)) < step <= min(events_file_steps(second))
-    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=20, total_steps=total)
+    assert_no_gap_or_overlap(run_dir, eval_freq=20, total_steps=total)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_resume_falls_back_past_a_truncated_checkpoint(
     assert DQN.load(newest).num_timesteps == 150  # written again by the resumed run
     assert [step for step, _ in list_checkpoints(checkpoints)] == [50, 100, 150]
     # Steps 101-150 were logged twice (before the kill and after the resume) but appear once.
-    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+    assert_no_gap_or_overlap(run_dir, eval_freq=25, total_steps=150)
 
 
 def test_resume_restores_counters_replay_buffer_and_trainer_state(
@@ -164,7 +164,7 @@ def test_resume_restores_counters_replay_buffer_and_trainer_state(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [entry["step"] for entry in summary["eval_history"]] == [25, 50, 75, 100, 125, 150, 175, 200]
     assert summary["resumed_at_steps"] == [150]
-    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=200)
+    assert_no_gap_or_overlap(run_dir, eval_freq=25, total_steps=200)
 
 
 def as_written_before_replay_io(checkpoint: Path) -> Path:
@@ -230,7 +230,7 @@ def test_a_run_killed_during_its_final_evaluation_only_evaluates_again(
     summary = resume(run_dir, reward_fn=color_reward()).summary
     assert summary["total_steps"] == 150 and summary["resumed_at_steps"] == [150]
     assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # no training, no new checkpoint
-    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+    assert_no_gap_or_overlap(run_dir, eval_freq=25, total_steps=150)
     # The final row is whole again: the rollout values logged since the last dump travelled in the checkpoint.
     with open(run_dir / "logs" / "progress.csv", newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
@@ -346,7 +346,7 @@ def test_a_finished_run_with_an_unreadable_summary_evaluates_again(finished_run:
     summary = resume(run_dir, reward_fn=color_reward()).summary
     assert summary["total_steps"] == 150 and json.loads((run_dir / "summary.json").read_text()) == summary
     assert (run_dir / "checkpoints" / "step_0000000150.zip").read_bytes() == before  # evaluated, not trained
-    assert_no_gap_or_overlap(run_dir / "logs", eval_freq=25, total_steps=150)
+    assert_no_gap_or_overlap(run_dir, eval_freq=25, total_steps=150)
 
 
 def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
@@ -358,7 +358,7 @@ def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
     for path in (run_dir / "checkpoints").glob("step_0000000150.*"):
         path.unlink()
     logs = run_dir / "logs"
-    (events,) = logs.glob("events.out.tfevents.*")
+    (events,) = run_dir.glob("events.out.tfevents.*")
     steps_before = events_file_steps(events)
     damaged = bytearray(events.read_bytes())
     damaged[300] ^= 0x10  # one flipped bit, early in the file
@@ -374,10 +374,10 @@ def test_resume_keeps_every_sound_log_record_past_damaged_bytes(
     expected = [step for step in steps_before if step < 100]
     # One scalar record held the flipped bit; every other one up to the checkpoint stays.
     assert len(kept) == len(expected) - 1 and set(kept) <= set(expected) and max(kept) == max(expected)
-    copy = logs / events.name.replace("tfevents", "damaged")
+    copy = run_dir / events.name.replace("tfevents", "damaged")
     assert copy.read_bytes() == bytes(damaged) and f"the whole file as it was in {copy.name}" in caplog.text
     assert lines[2] in progress.read_bytes().splitlines(keepends=True)  # kept as it was
-    assert tensorboard_steps(logs)["eval/env_return"][-1] == 150
+    assert tensorboard_steps(run_dir)["eval/env_return"][-1] == 150
 
 
 def resumable_copy(finished_run: Path, tmp_path: Path) -> Path:
@@ -435,7 +435,7 @@ def test_one_row_per_step_when_an_evaluation_and_stable_baselines3_log_at_the_sa
     config = run_config(run_dir, 100, eval_freq=1, checkpoint_freq=0, inspect=False)  # 100 evaluations: no images
     train(config_from_dict(config), reward_fn=color_reward())
     rows = csv_steps(run_dir / "logs")
-    for source, steps in (("TensorBoard", tensorboard_steps(run_dir / "logs")), ("progress.csv", rows)):
+    for source, steps in (("TensorBoard", tensorboard_steps(run_dir)), ("progress.csv", rows)):
         for tag, tag_steps in steps.items():
             assert all(a < b for a, b in itertools.pairwise(tag_steps)), f"{source}: {tag} logged twice at a step"
     with open(run_dir / "logs" / "progress.csv", newline="") as handle:

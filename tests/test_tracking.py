@@ -131,3 +131,29 @@ def test_tracking_off_writes_no_wandb_files(tmp_path: Path, monkeypatch: pytest.
     data["logging"]["inspect"] = False
     train(config_from_dict(data), reward_fn=FunctionReward(brightness, image_size=32))
     assert not (tmp_path / "wandb").exists() and not (tmp_path / "run" / "logs" / "wandb.json").exists()
+
+
+def test_wandb_files_go_into_the_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not ``./wandb/``: the offline run lies in ``RUN/wandb/``, and TensorBoard still lists one run, by its name."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)
+    data = config(tmp_path / "runs" / "run", 16)
+    data["logging"].update(inspect=False, video_freq=0)
+    train(config_from_dict(data), reward_fn=FunctionReward(brightness, image_size=32))
+    run_id = json.loads((tmp_path / "runs" / "run" / "logs" / "wandb.json").read_text())["id"]
+    assert offline_run(tmp_path / "runs" / "run", run_id)["sessions"] == 1
+    assert not (tmp_path / "wandb").exists()
+    # W&B keeps no copy of the events files in its own files: TensorBoard would list it as a second run.
+    assert set(EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "runs")).Runs()) == {"run"}
+
+
+def test_wandb_dir_decides_where_wandb_writes_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vlmrm.training.tracking import wandb_root
+
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    assert wandb_root(tmp_path / "run") == str(tmp_path / "run")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    assert wandb_root(tmp_path / "run") is None  # W&B reads WANDB_DIR itself

@@ -173,6 +173,11 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
+    """One row per cell: our mean (a bar and a tick), its interval, each seed, and the paper's number.
+
+    Ours is drawn on top of the paper's hollow diamond, so a 0 % seed or mean stays visible where the
+    paper's number is 0 % too; the legend sits above the axes, never over the data.
+    """
     if not any(c.success is not None or c.paper_success_rate is not None for c in cells):
         return None
     plt = headless_pyplot()
@@ -180,26 +185,29 @@ def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8.0, height))
     y = np.arange(len(cells))[::-1]
     for row, cell in zip(y, cells, strict=True):
+        if cell.paper_success_rate is not None:
+            ax.scatter(100 * cell.paper_success_rate, row, marker="D", s=90, facecolor="none", edgecolor="#dd8452",
+                       linewidth=1.8, zorder=PAPER_ZORDER, label="paper")  # fmt: skip
         if cell.success is not None:
             mean = 100 * cell.success.mean
-            ax.barh(row, mean, height=0.55, color="#4c72b0", label="ours (mean over seeds)")
+            ax.barh(row, mean, height=0.55, color="#4c72b0", alpha=0.85, zorder=2, label="ours (mean over seeds)")
+            ax.scatter(mean, row, marker="|", s=260, linewidth=2.5, color="#1b2a49", zorder=OURS_ZORDER)
             if cell.success.low is not None and cell.success.high is not None:
                 low, high = 100 * cell.success.low, 100 * cell.success.high
                 ax.errorbar(
                     mean, row, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="black", capsize=3,
-                    label="95 % bootstrap interval",
+                    zorder=OURS_ZORDER, label="95 % bootstrap interval",
                 )  # fmt: skip
-            ax.scatter([100 * s for s in cell.seed_success], [row] * len(cell.seed_success), s=12, color="#1b2a49",
-                       zorder=3, label="one seed")  # fmt: skip
+            ax.scatter([100 * s for s in cell.seed_success], [row] * len(cell.seed_success), s=16, marker="o",
+                       color="#1b2a49", edgecolor="white", linewidth=0.5, zorder=OURS_ZORDER + 1,
+                       label="one seed")  # fmt: skip
         else:
             ax.text(2, row, "no finished trial", fontsize=8, va="center", color="gray")
-        if cell.paper_success_rate is not None:
-            ax.scatter(100 * cell.paper_success_rate, row, marker="D", s=48, color="#dd8452", edgecolor="black",
-                       zorder=4, label="paper")  # fmt: skip
     ax.set_yticks(y, [c.label for c in cells])
     ax.set_xlim(-3, 103)
     ax.set_ylim(-0.6, len(cells) - 0.4)
     ax.set_xlabel("success rate of the final policy (%)")
+    ax.set_ylabel("cell")
     ax.grid(axis="x", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
@@ -210,6 +218,25 @@ def _success_figure(cells: list[CellResult], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+PAPER_ZORDER = 3
+OURS_ZORDER = 5
+"""Ours over the paper's reference marker (:func:`_success_figure`)."""
+RESCALED = frozenset({"rollout/vlm_return", "vlm_return"})
+"""Curves rescaled per cell when a figure holds several cells: a VLM return's scale depends on the cell's model,
+alpha and prompts, so their raw values do not compare (:func:`_curves_figure`)."""
+
+
+def rescale_band(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``mean`` mapped onto [0, 1] (its minimum to 0, its maximum to 1), and its band with it.
+
+    >>> [v.tolist() for v in rescale_band(np.array([2.0, 4.0]), np.array([1.0, 3.0]), np.array([3.0, 5.0]))]
+    [[0.0, 1.0], [-0.5, 0.5], [0.5, 1.5]]
+    """
+    lo, span = float(np.min(mean)), float(np.ptp(mean))
+    scale = span if span > 0 else 1.0
+    return tuple((values - lo) / scale for values in (mean, low, high))
+
+
 def _curves_figure(
     curves: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]],
     labels: list[str],
@@ -217,13 +244,18 @@ def _curves_figure(
     panels: tuple[tuple[str, str], ...] = CURVES,
     of: str = "of training episodes",
 ) -> Path | None:
-    """``curves[column][cell label]``: the (steps, values) of each finished seed; one panel per ``(column, title)``."""
+    """``curves[column][cell label]``: the (steps, values) of each finished seed; one panel per ``(column, title)``.
+
+    With more than one cell, the columns of :data:`RESCALED` (VLM returns) are rescaled to [0, 1] per cell, and
+    the panel's title and y label say so.
+    """
     if not any(curves[column].get(label) for column, _ in panels for label in labels):
         return None
     plt = headless_pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(12.0, 4.6))
     colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
     for ax, (column, title) in zip(axes, panels, strict=True):
+        rescaled = column in RESCALED and len(labels) > 1
         for index, label in enumerate(labels):
             seeds = [c for c in curves[column].get(label, []) if len(c[0]) > 0]
             if not seeds:
@@ -233,17 +265,22 @@ def _curves_figure(
                 continue
             matrix = np.stack([np.interp(grid, steps, values) for steps, values in seeds])
             mean, low, high = curve_band(matrix)
+            if rescaled:
+                mean, low, high = rescale_band(mean, low, high)
             color = colors(index % colors.N)
             ax.plot(grid, mean, color=color, label=f"{label} (n={len(seeds)})", linewidth=1.6, marker="." if
                     grid.size < 30 else None)  # fmt: skip
             if len(seeds) > 1:
                 ax.fill_between(grid, low, high, color=color, alpha=0.18 if len(labels) <= 4 else 0.08, linewidth=0)
-        ax.set_title(f"{title} {of}")
+        ax.set_title(
+            f"{title} {of}" + ("\nrescaled per cell: 0 = its lowest mean, 1 = its highest" if rescaled else "")
+        )
         ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"{title} (rescaled per cell)" if rescaled else title)
         ax.grid(alpha=0.3)
     handles, names = axes[0].get_legend_handles_labels()
     columns = min(4, max(1, len(names)))
-    fig.legend(handles, names, loc="lower center", ncol=columns, frameon=False, fontsize=8)
+    fig.legend(handles, names, loc="lower center", ncol=columns, frameon=False, fontsize=8)  # below the panels
     rows = math.ceil(len(names) / columns)
     fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
     return save_figure(fig, path)

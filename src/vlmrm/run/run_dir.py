@@ -5,7 +5,10 @@ A run directory holds::
     config.yaml        the resolved config (written once, by the trainer)
     summary.json       the final evaluation, once the run finished
     checkpoints/       step_<N>.zip (and replay buffers): :mod:`vlmrm.run.checkpoints`
-    logs/ videos/      TensorBoard and CSV logs, evaluation videos
+    events.out.tfevents.*  TensorBoard's events files, at the top: ``tensorboard --logdir runs/`` lists the
+                       run under its own name (runs of vlmrm 0.2 and before keep theirs in ``logs/``)
+    logs/ videos/      the CSV log (``progress.csv``) and W&B's run id, evaluation videos
+    wandb/             Weights & Biases' own files (``logging.wandb``), offline runs included
     bad_frames/        the frames of a NaN or infinite reward
     inspect/           written by ``vlmrm inspect``
     .lock              held while a process writes the run (:class:`~vlmrm.run.lock.RunLock`)
@@ -16,6 +19,7 @@ file name, the config check and the checkpoint loader are each written once.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shlex
 import shutil
@@ -46,13 +50,28 @@ SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 SUBDIRECTORIES = ("logs", CHECKPOINTS_DIR, "videos")
 BAD_FRAMES_DIR = "bad_frames"
+WANDB_DIR = "wandb"
+"""Weights & Biases' files of the run (``wandb.init(dir=RUN)`` writes them under ``RUN/wandb/``)."""
+EVENTS_GLOB = "events.out.tfevents.*"
+"""TensorBoard's events files (TensorBoard reads every file whose name holds ``tfevents``)."""
+DAMAGED_EVENTS_GLOB = "events.out.damaged.*"
+"""The original of a damaged events file, kept when a resume cuts it (:mod:`vlmrm.training.logs`)."""
 INSPECT_DIR = "inspect"
 """Written by ``vlmrm inspect`` (:mod:`vlmrm.evaluation.inspect_run`), after or during training."""
 BEST_CHECKPOINT = BEST_FILE
 """``checkpoints/best.zip``: the best policy of a run, for runs whose trainer keeps one."""
 
-RUN_ARTEFACTS = frozenset({CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, INSPECT_DIR, *SUBDIRECTORIES})
-"""What vlmrm writes at the top of a run directory; ``--overwrite`` refuses directories holding anything else."""
+RUN_ARTEFACTS = frozenset(
+    {CONFIG_FILE, SUMMARY_FILE, BAD_FRAMES_DIR, RunLock.NAME, INSPECT_DIR, WANDB_DIR, *SUBDIRECTORIES}
+)
+"""What vlmrm writes at the top of a run directory (besides TensorBoard's events files, :func:`is_run_artefact`);
+``--overwrite`` refuses directories holding anything else."""
+
+
+def is_run_artefact(name: str) -> bool:
+    """Whether vlmrm writes a file or directory of this name at the top of a run directory."""
+    return name in RUN_ARTEFACTS or fnmatch.fnmatch(name, EVENTS_GLOB) or fnmatch.fnmatch(name, DAMAGED_EVENTS_GLOB)
+
 
 Which = Literal["latest", "best", "final"] | int | str | Path
 """A checkpoint of a run: ``"latest"`` (the newest sound one), ``"best"``, ``"final"`` (the one ``summary.json``
@@ -138,6 +157,20 @@ class RunDir:
     @property
     def logs_dir(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def events_dir(self) -> Path:
+        """Where the run's TensorBoard events files are written and read: the run directory itself, so that
+        ``tensorboard --logdir runs/`` lists the run under its own name; ``logs/`` for a run that vlmrm 0.2 or
+        before started (its events files stay together there, so it keeps one name in TensorBoard)."""
+        if any(self.logs_dir.glob(EVENTS_GLOB)) and not any(self.path.glob(EVENTS_GLOB)):
+            return self.logs_dir
+        return self.path
+
+    @property
+    def wandb_dir(self) -> Path:
+        """Weights & Biases' files of the run (``RUN/wandb/``), offline runs included."""
+        return self.path / WANDB_DIR
 
     @property
     def videos_dir(self) -> Path:
@@ -230,7 +263,7 @@ class RunDir:
         entries = sorted(entry.name for entry in path.iterdir())
         if not entries:
             return
-        foreign = [name for name in entries if name not in RUN_ARTEFACTS]
+        foreign = [name for name in entries if not is_run_artefact(name)]
         if foreign:
             listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
             raise RunDirectoryError(
@@ -380,10 +413,12 @@ __all__ = [
     "BEST_CHECKPOINT",
     "BEST_KEYS",
     "CONFIG_FILE",
+    "EVENTS_GLOB",
     "INSPECT_DIR",
     "SUMMARY_FILE",
     "RunDir",
     "best_of",
+    "is_run_artefact",
     "resume_command",
     "trained_for",
 ]

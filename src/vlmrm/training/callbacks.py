@@ -149,6 +149,8 @@ class ProgressBar(BaseCallback):
 class EvaluationCallback(BaseCallback):
     """Every ``eval_freq`` steps evaluate the policy; every ``video_freq`` steps write an mp4 of it.
 
+    Each video's episode is also logged to TensorBoard as ``eval/video`` (an animated GIF in the Images tab).
+
     No periodic evaluation happens at or after ``final_step``: the trainer's final evaluation
     (``run(..., video=True)``) covers that step, and each step is logged once.
 
@@ -220,6 +222,8 @@ class EvaluationCallback(BaseCallback):
             "success_rate": result.success_rate,
             "step_success_rate": result.step_success_rate,
         }
+        if video and result.frames:
+            self._log_video(result.frames)
         if video and result.frames and not self._videos_skipped():
             # Atomic: a kill or a full disk mid-encode leaves no truncated mp4 behind.
             path = self.video_dir / f"step_{step:010d}.mp4"
@@ -232,6 +236,14 @@ class EvaluationCallback(BaseCallback):
             self.on_evaluation(step, result)
         self.logger.dump(step)
         return result
+
+    def _log_video(self, frames: Sequence[np.ndarray]) -> None:
+        """The video's episode as TensorBoard's ``eval/video`` (an animated GIF: needs no video encoder)."""
+        import torch
+        from stable_baselines3.common.logger import Video
+
+        clip = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, C, H, W)
+        self.logger.record("eval/video", Video(clip, self.fps), exclude=TENSORBOARD_ONLY)
 
     def _log_inspection(self, result: EvaluationResult, keeper: Any) -> None:
         from stable_baselines3.common.logger import Image

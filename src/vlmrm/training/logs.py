@@ -26,7 +26,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger, TensorBoardOutputFormat
+import numpy as np
+from stable_baselines3.common.logger import CSVOutputFormat, KVWriter, Logger, TensorBoardOutputFormat, Video
 
 from vlmrm.files import atomic_write, atomic_write_bytes
 from vlmrm.run.checkpoints import unused_name
@@ -155,9 +156,43 @@ class _ErrorKeepingFile:
         return bool(self.inner.closed)
 
 
+def gif_bytes(frames: np.ndarray, fps: float) -> bytes:
+    """An animated GIF (looping) of ``(T, H, W, 3)`` uint8 frames, as TensorBoard shows a video.
+
+    >>> gif_bytes(np.zeros((2, 4, 4, 3), dtype=np.uint8), fps=10)[:6]
+    b'GIF89a'
+    """
+    from PIL import Image as PILImage
+
+    images = [PILImage.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    duration = max(20, round(1000 / fps))  # milliseconds per frame; browsers slow anything under 20 ms
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return buffer.getvalue()
+
+
+def video_frames(video: Video) -> np.ndarray:
+    """The ``(T, H, W, 3)`` uint8 frames of stable-baselines3's :class:`Video` (``(1, T, C, H, W)`` or
+    ``(T, C, H, W)``; floats in [0, 1] or uint8)."""
+    frames = np.asarray(video.frames.detach().cpu() if hasattr(video.frames, "detach") else video.frames)
+    if frames.ndim == 5:
+        frames = frames[0]
+    if frames.ndim != 4 or frames.shape[1] not in (1, 3):
+        raise ValueError(f"a video's frames are (1, T, C, H, W) with C 1 or 3, not {tuple(frames.shape)}")
+    frames = np.moveaxis(frames, 1, -1)
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+
+
 class EventsOutputFormat(TensorBoardOutputFormat):
     """stable-baselines3's TensorBoard output, whose write errors name the events file (and print no thread
-    traceback)."""
+    traceback).
+
+    A :class:`~stable_baselines3.common.logger.Video` (``(1, T, C, H, W)`` frames) is written as an animated
+    GIF image summary encoded with Pillow: TensorBoard's own ``add_video`` needs moviepy 1 (``moviepy.editor``),
+    which vlmrm does not install, and without it writes an empty summary.
+    """
 
     def __init__(self, folder: str):
         super().__init__(folder)
@@ -177,18 +212,36 @@ class EventsOutputFormat(TensorBoardOutputFormat):
             raise OSError(error.errno, error.strerror or str(error), str(self.path)) from error
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
-        super().write(key_values, key_excluded, step)  # ends with a flush: the thread has written it all
+        others = {key: value for key, value in key_values.items() if not isinstance(value, Video)}
+        for key, value in key_values.items():
+            if isinstance(value, Video) and "tensorboard" not in (key_excluded.get(key) or ()):
+                self._write_video(key, value, step)
+        excluded = {key: key_excluded.get(key, ()) for key in others}
+        super().write(others, excluded, step)  # ends with a flush: the thread has written it all
         self._raise_kept_error()
+
+    def _write_video(self, key: str, video: Video, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        frames = video_frames(video)
+        _, height, width, channels = frames.shape
+        image = Summary.Image(
+            height=height, width=width, colorspace=channels, encoded_image_string=gif_bytes(frames, video.fps)
+        )
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]), step)
 
     def close(self) -> None:
         super().close()
         self._raise_kept_error()
 
 
-def make_logger(logs_dir: Path) -> StepLogger:
-    """TensorBoard (a new events file) and ``progress.csv`` (appended) in ``logs_dir``."""
+def make_logger(logs_dir: Path, events_dir: Path | None = None) -> StepLogger:
+    """``progress.csv`` (appended) in ``logs_dir`` and TensorBoard (a new events file) in ``events_dir``
+    (default: ``logs_dir``; a run's is :attr:`vlmrm.run.run_dir.RunDir.events_dir`)."""
+    events_dir = logs_dir if events_dir is None else events_dir
     logs_dir.mkdir(parents=True, exist_ok=True)
-    formats = [EventsOutputFormat(str(logs_dir)), AppendingCSVOutputFormat(logs_dir / "progress.csv")]
+    events_dir.mkdir(parents=True, exist_ok=True)
+    formats = [EventsOutputFormat(str(events_dir)), AppendingCSVOutputFormat(logs_dir / "progress.csv")]
     return StepLogger(folder=str(logs_dir), output_formats=formats)
 
 
@@ -340,10 +393,11 @@ def truncate_event_files(logs_dir: Path, step: int) -> int:
     return dropped
 
 
-def truncate_logs(logs_dir: Path, step: int) -> None:
-    """Remove what the interrupted process logged after ``step`` (see the module docstring)."""
+def truncate_logs(logs_dir: Path, step: int, events_dir: Path | None = None) -> None:
+    """Remove what the interrupted process logged after ``step`` (see the module docstring): ``progress.csv`` in
+    ``logs_dir``, the events files in ``events_dir`` (default: ``logs_dir``)."""
     rows = truncate_progress_csv(logs_dir / "progress.csv", step)
-    events = truncate_event_files(logs_dir, step)
+    events = truncate_event_files(logs_dir if events_dir is None else events_dir, step)
     if rows or events:
         logger.info(
             "vlmrm: removed %d progress.csv rows and %d TensorBoard events logged after step %d "

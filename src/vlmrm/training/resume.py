@@ -299,4 +299,4 @@ def tidy_for_resume(run_dir: Path, start: CheckpointInfo | None, state: TrainerS
     remove_orphan_companions(checkpoints)
     for sub in SUBDIRECTORIES:
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    truncate_logs(run.logs_dir, log_cut(run_dir, start, state, total_steps))
+    truncate_logs(run.logs_dir, log_cut(run_dir, start, state, total_steps), run.events_dir)

@@ -2,11 +2,14 @@
 
 W&B's own TensorBoard integration does the streaming: :func:`start_tracking` patches TensorBoard's
 event writer (``wandb.tensorboard.patch``, what ``wandb.init(sync_tensorboard=True)`` does, with
-the run's ``logs/`` as root) *before* the trainer creates its writer, so every scalar and image
+the run's events directory as root) *before* the trainer creates its writer, so every scalar and image
 the run logs to TensorBoard (``rollout/*``, ``eval/*``, the ``inspect/*`` images) reaches W&B with
 its step as ``global_step``. The resolved config is the W&B run's config; each policy video is
 logged as it is written (``videos/policy``, against ``global_step``), and ``summary.json``'s
 numbers become the W&B run's summary.
+
+W&B keeps its own files (the offline runs to ``wandb sync``) in the run directory, ``RUN/wandb/``, not in
+the working directory's ``./wandb/``; ``WANDB_DIR``, when set, still decides.
 
 A resumed run continues its W&B run: the id is kept in ``logs/wandb.json``. W&B reads only the
 event files written after it starts, so nothing is logged twice.
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from vlmrm.config import TrainConfig
 from vlmrm.errors import ConfigError, VLMRMError
 from vlmrm.files import atomic_write_text
+from vlmrm.run.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +100,12 @@ class WandbTracker:
             unpatch()
 
 
+def wandb_root(run_dir: Path) -> str | None:
+    """``wandb.init``'s ``dir``: the run directory (W&B writes ``RUN/wandb/``, offline runs included), unless
+    ``WANDB_DIR`` names W&B's directory (``None``: W&B reads it)."""
+    return None if os.environ.get("WANDB_DIR") else str(run_dir)
+
+
 def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) -> WandbTracker | None:
     """Start the W&B run of a training session (``None`` when ``logging.wandb.enabled`` is false).
 
@@ -107,11 +118,12 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
     import wandb
     from wandb.integration.tensorboard import patch, unpatch
 
-    logs = run_dir / "logs"
+    run = RunDir(run_dir)
+    logs = run.logs_dir
     run_id = _previous_id(logs) if resumed else None  # None: W&B picks a new id
-    patch(root_logdir=str(logs))
+    patch(save=False, root_logdir=str(run.events_dir))
     try:
-        run = wandb.init(
+        wandb_run = wandb.init(
             project=settings.project,
             entity=settings.entity,
             mode=settings.mode,
@@ -121,6 +133,7 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
             config=config.model_dump(mode="json"),
             id=run_id,
             resume="allow" if run_id else None,
+            dir=wandb_root(run_dir),
         )
     except Exception as exc:
         unpatch()
@@ -129,15 +142,17 @@ def start_tracking(config: TrainConfig, run_dir: Path, resumed: bool = False) ->
             f"Weights & Biases did not start: {first}. Log in with `wandb login`, or set "
             "logging.wandb.mode=offline (upload later with `wandb sync`), or logging.wandb.enabled=false."
         ) from exc
-    tracker = WandbTracker(run)
+    tracker = WandbTracker(wandb_run)
     try:
-        run.define_metric(STEP_METRIC)
-        run.define_metric(f"{VIDEO_KEY.split('/')[0]}/*", step_metric=STEP_METRIC)
-        atomic_write_text(logs / RUN_ID_FILE, json.dumps({"id": run.id, "project": settings.project}) + "\n")
+        wandb_run.define_metric(STEP_METRIC)
+        wandb_run.define_metric(f"{VIDEO_KEY.split('/')[0]}/*", step_metric=STEP_METRIC)
+        atomic_write_text(logs / RUN_ID_FILE, json.dumps({"id": wandb_run.id, "project": settings.project}) + "\n")
     except BaseException:
         tracker.finish(exit_code=1)
         raise
-    logger.info("vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", run.id)
+    logger.info(
+        "vlmrm: tracking the run in Weights & Biases (%s, run %s)", settings.mode or "default mode", wandb_run.id
+    )
     return tracker
 
 

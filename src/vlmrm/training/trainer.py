@@ -274,7 +274,7 @@ class _Run:
                     stack.enter_context(self.run.lock())
                 self.run.write_config(self.config)
                 self._track(start, stack)  # before the TensorBoard writer exists: W&B patches it
-                self.run_logger = make_logger(self.run.logs_dir)
+                self.run_logger = make_logger(self.run.logs_dir, self.run.events_dir)
                 stack.callback(_quietly, self.run_logger.close, "the logs")
                 return self._learn(start, eval_env, reward, stack)
             except OSError as exc:
