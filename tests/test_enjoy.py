@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from markers import requires_pygame, requires_video_encoder
@@ -54,7 +55,7 @@ def test_enjoy_prints_three_figures_and_writes_a_video(run: Path, capsys: pytest
     video = run / "videos" / "enjoy_policy.mp4"
     assert f"video: {video}" in out
     frames = list(imageio.get_reader(video).iter_data())
-    assert len(frames) == 3 * 20 and frames[0].shape == (100, 100, 3)  # every episode, enlarged from 32 px
+    assert len(frames) == 3 * 20 and frames[0].shape == (100, 100, 3)  # every episode, drawn at 100 px
 
 
 def test_a_step_one_episode_and_no_video(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,3 +132,31 @@ def test_the_default_video_is_at_a_viewing_size_for_every_kind_of_env(env: str, 
     assert watched.video is not None
     frames = list(imageio.get_reader(watched.video).iter_data())
     assert len(frames) == 4 and {frame.shape for frame in frames} == {(DEFAULT_VIDEO_SIZE, DEFAULT_VIDEO_SIZE, 3)}
+
+
+def test_the_video_is_drawn_again_at_its_size_from_each_step_state() -> None:
+    """SharpView's frames are the env's own drawing at the video size of the state after each step (the last step
+    of an episode included, before the vector env resets it), not the model's frames enlarged."""
+    from vlmrm.envs import make_env
+    from vlmrm.envs.cartpole.draw import render_cartpole
+    from vlmrm.evaluation.enjoy import SharpView
+    from vlmrm.rl.vec_env_factory import make_vec_env
+    from vlmrm.rl.video import enlarge
+
+    venv = make_vec_env("cartpole", n_envs=1, render_size=32, episode_length=3, seed=5)
+    view = SharpView(venv, make_env("cartpole", render_size=128, episode_length=3))
+    venv.reset()
+    states = []
+    for action in [0, 1, 1, 0]:  # four steps: an episode of three, then one of the next
+        states.append(venv.envs[0].unwrapped.get_sim_state()["state"])
+        venv.step([action])
+        stepped = venv.envs[0].unwrapped.get_sim_state()["state"]
+        frame = view.next_frame()
+        if len(states) == 3:  # the episode ended and the env was reset: the frame shows where it ended
+            assert not np.array_equal(frame, render_cartpole(stepped, 128))
+        else:
+            np.testing.assert_array_equal(frame, render_cartpole(stepped, 128))
+            assert not np.array_equal(frame, enlarge(render_cartpole(stepped, 32), 128))
+    assert not view.frames
+    view.close()
+    venv.close()

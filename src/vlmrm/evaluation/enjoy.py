@@ -4,9 +4,11 @@ The run's resolved ``config.yaml`` says everything (env, reward, algorithm). The
 and checked by :meth:`vlmrm.run.run_dir.RunDir.load_model`; the episodes are run by
 :func:`vlmrm.rl.rollout.evaluate` on a :class:`~vlmrm.rl.vec_env.VecVLMReward` scored by the run's
 model, seeded as training's evaluations (``rl.seed`` + 10000), so the figures are what an
-evaluation during training would have reported. Every episode's frames go into the video as they
-are scored, enlarged from the run's ``render_size`` (what the model saw) to a viewing size: the
-frames hold no more detail than the model's, they are only easier to look at.
+evaluation during training would have reported. The video shows every step at a viewing size
+(``video_size``, 512 px): drawn again at that size from the simulator's state after each step by a
+second env of the same kind (:class:`SharpView`; every built-in env can set its state), so a Humanoid
+watched from a 224 px run is sharp. An env that cannot set its state (a ``gym:<id>``) has its frames
+enlarged from the run's ``render_size`` instead, which the log says.
 
 >>> import numpy as np, tempfile, vlmrm
 >>> def redness(frames):
@@ -24,13 +26,14 @@ frames hold no more detail than the model's, they are only easier to look at.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlmrm.envs import get_env_spec
+from vlmrm.envs import get_env_spec, make_env
 from vlmrm.errors import CheckpointError, ConfigError
 from vlmrm.evaluation.inspect_run import build_reward, evaluation_env
 from vlmrm.files import atomic_write
@@ -42,8 +45,56 @@ from vlmrm.run.run_dir import BEST_CHECKPOINT, RunDir
 
 logger = logging.getLogger(__name__)
 
+
+class SharpView:
+    """Frames of an evaluation env's steps drawn again at ``size`` pixels by a second env of the same kind.
+
+    Wraps the ``step`` of the single env inside a one-env ``DummyVecEnv``: after each step, the viewer is
+    put in the stepped env's state (:class:`~vlmrm.envs.spec.StatefulEnv`) and renders. The frames queue
+    up in step order, as :func:`vlmrm.rl.rollout.evaluate` hands the scored frames to its sink, one per
+    step; :meth:`next_frame` takes the oldest. The evaluated env, its frames and its rewards are untouched.
+    """
+
+    def __init__(self, venv: Any, viewer: Any):
+        self.viewer = viewer
+        self.frames: deque[np.ndarray] = deque()
+        env = venv.envs[0]
+        self._stateful = env.unwrapped
+        step = env.step
+
+        def step_and_view(action: Any) -> Any:
+            result = step(action)
+            self.viewer.unwrapped.set_sim_state(self._stateful.get_sim_state())
+            self.frames.append(np.asarray(self.viewer.render()))
+            return result
+
+        env.step = step_and_view
+
+    @classmethod
+    def attach(cls, venv: Any, config: Any, size: int) -> SharpView | None:
+        """A view of ``venv``'s env at ``size`` pixels, or ``None`` where its frames are to be enlarged: the
+        env cannot set its state, or the run already renders at ``size`` or larger."""
+        env = config.env
+        inner = getattr(venv, "envs", [None])[0]
+        if env.render_size >= size:
+            return None
+        if inner is None or not all(hasattr(inner.unwrapped, name) for name in ("get_sim_state", "set_sim_state")):
+            logger.info("vlmrm: %s cannot set its state: the video's frames are enlarged from %d px", env.name, size)
+            return None
+        viewer = make_env(env.name, render_size=size, episode_length=env.episode_length, **dict(env.options))
+        viewer.reset(seed=0)
+        return cls(venv, viewer)
+
+    def next_frame(self) -> np.ndarray:
+        """The oldest frame not yet taken."""
+        return self.frames.popleft()
+
+    def close(self) -> None:
+        self.viewer.close()
+
+
 DEFAULT_VIDEO_SIZE = 512
-"""Pixels of a side of the video's frames (enlarged from the run's render size)."""
+"""Pixels of a side of the video's frames."""
 
 
 @dataclass
@@ -94,7 +145,8 @@ def enjoy_run(
         checkpoint: ``None`` (the run's best policy, else its newest sound checkpoint), ``final`` (the newest
             sound one), ``best``, a step number, or a checkpoint ``.zip``.
         video: an mp4 path, or ``None`` for no video.
-        video_size: the video's frame size in pixels (frames are enlarged, never shrunk).
+        video_size: the video's frame size in pixels: drawn at that size (:class:`SharpView`), or enlarged where
+            the env cannot set its state; never shrunk below the run's ``render_size``.
         device: where the run's model scores frames (default: ``auto``).
         seed: the env's seed (default: the run's ``rl.seed`` + 10000, as training's evaluations).
         reward_fn: score with this instead of the run's model (as :func:`vlmrm.train` takes it).
@@ -126,17 +178,22 @@ def enjoy_run(
                 result = evaluate(model, venv, episodes, success, deterministic, record_frames=False)
             else:
                 results: list[EvaluationResult] = []
+                view = SharpView.attach(inner, config, video_size)
 
                 def roll_out_into(tmp: Path) -> None:
                     with open_video(tmp, fps) as add:
 
                         def sink(episode: int, step: int, frame: np.ndarray, vlm_reward: float) -> None:
-                            add(enlarge(frame, video_size))
+                            add(view.next_frame() if view is not None else enlarge(frame, video_size))
 
                         results.append(evaluate(model, venv, episodes, success, deterministic, False, sink))
 
                 # A failed rollout leaves no half-written video (and an older one at the path untouched).
-                atomic_write(Path(video), roll_out_into, tmp_suffix=".mp4")
+                try:
+                    atomic_write(Path(video), roll_out_into, tmp_suffix=".mp4")
+                finally:
+                    if view is not None:
+                        view.close()
                 [result] = results
         finally:
             reward.close()
@@ -145,4 +202,4 @@ def enjoy_run(
     return EnjoyResult(path, step, result, None if video is None else Path(video), env.name, reward.name)
 
 
-__all__ = ["DEFAULT_VIDEO_SIZE", "EnjoyResult", "enjoy_run", "find_checkpoint"]
+__all__ = ["DEFAULT_VIDEO_SIZE", "EnjoyResult", "SharpView", "enjoy_run", "find_checkpoint"]
