@@ -38,7 +38,7 @@ def test_spec_matches_the_paper_setup() -> None:
     assert spec.uses_mujoco
     assert spec.default_episode_length == 100
     assert spec.episode_success is half_of_steps_succeed
-    assert spec.option_names() == ["task", "camera", "look", "reset_noise_scale", "renderer"]
+    assert spec.option_names() == ["task", "camera", "look", "reset_noise_scale", "renderer", "physics"]
     options = spec.options()
     assert options.camera == PAPER_CAMERA and not options.camera.tracking  # the authors' free camera
     assert (PAPER_CAMERA.distance, PAPER_CAMERA.lookat, PAPER_CAMERA.elevation, PAPER_CAMERA.azimuth) == (

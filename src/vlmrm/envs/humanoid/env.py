@@ -280,6 +280,11 @@ def make_humanoid(render_size: int, episode_length: int, options: HumanoidOption
     With ``options.task`` set, ``info["is_success"]`` at each step comes from the task's detector and
     ``info["success_margin"]`` holds its raw value; without a task, ``info`` has no ``is_success``.
     """
+    if options.physics == "warp":
+        raise ConfigError(
+            "env.options.physics: warp steps all envs together in the vectorized env; set env.vectorized: true "
+            "(or physics: mujoco)."
+        )
     if _GL_ERROR is not None:
         raise _GL_ERROR
     return TimeLimit(VLMHumanoidEnv(render_size, options), max_episode_steps=episode_length)

@@ -7,6 +7,7 @@
     look: {textured: true, shadows: true, reflections: true, skybox: true, antialiasing: true}
     reset_noise_scale: 0.01
     renderer: mujoco            # mujoco | warp | auto (warp: all envs at once on the GPU, env.vectorized)
+    physics: mujoco             # mujoco | warp (warp: all envs step in MuJoCo Warp; needs renderer: warp)
 
 The paper's camera (:data:`PAPER_CAMERA`) is what the authors' runs saw: distance 3.5, look-at
 (0, 0, 1), elevation -10, azimuth 180 on a *free* camera. Their config also names
@@ -86,6 +87,22 @@ class HumanoidOptions(EnvOptions):
         "all envs of a vectorized env in one call on the reward model's GPU (pip install 'vlmrm[warp]'; a "
         "slightly different look, docs/gpu.md). auto: warp where it can run, else mujoco.",
     )
+
+    physics: Literal["mujoco", "warp"] = Field(
+        default="mujoco",
+        description="mujoco: each env steps in MuJoCo on the CPU (PGS solver). warp: all envs of the vectorized env "
+        "step in MuJoCo Warp on the reward model's GPU, drawn by the warp renderer from the same device data "
+        "(Newton solver, float32: close to, not equal to, MuJoCo's dynamics; docs/gpu.md). Needs renderer: warp.",
+    )
+
+    @model_validator(mode="after")
+    def _warp_physics_draws_with_warp(self) -> HumanoidOptions:
+        if self.physics == "warp" and self.renderer != "warp":
+            raise ValueError(
+                f"physics: warp draws the device data with MuJoCo Warp's renderer; set renderer: warp "
+                f"(not {self.renderer}) or physics: mujoco"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -1,11 +1,13 @@
-"""The Humanoid as a batched vector env: MuJoCo physics per env on the CPU, all frames in one call.
+"""The Humanoid as a batched vector env: all frames in one call, physics per env on the CPU or batched on the GPU.
 
 With ``renderer: warp`` (or ``auto`` where Warp runs) the frames of all envs are ray traced at
 once by MuJoCo Warp on the reward model's GPU from their joint positions
 (:class:`~vlmrm.envs.humanoid.warp_renderer.WarpHumanoidRenderer`) and never leave it. With
 ``renderer: mujoco`` each env draws with MuJoCo's OpenGL renderer, as the single envs do, and the
 frames are stacked into one tensor on the device (one host-to-device copy per step); the
-pictures are then the single envs' exactly.
+pictures are then the single envs' exactly. With ``physics: warp`` the physics moves to the device
+too: all envs step in MuJoCo Warp and are drawn from the same device data
+(:class:`~vlmrm.envs.humanoid.warp_physics.WarpHumanoidSimulation`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from vlmrm.envs.humanoid.env import VLMHumanoidEnv
 from vlmrm.envs.humanoid.options import HumanoidOptions
+from vlmrm.envs.humanoid.warp_physics import WarpHumanoidSimulation
 from vlmrm.envs.humanoid.warp_renderer import WarpHumanoidRenderer
 from vlmrm.envs.humanoid.warp_support import resolve_renderer
 from vlmrm.envs.vector.vec_env import BatchedVecEnv, EnvListSimulation
@@ -35,6 +38,8 @@ def make_humanoid_vector(
     """
     device = torch.device(device)
     renderer = resolve_renderer(options.renderer, device, logger.info)
+    if options.physics == "warp":  # the options made sure the renderer is warp: it can draw here
+        return BatchedVecEnv(WarpHumanoidSimulation(options, render_size, n_envs, device), episode_length)
     single = options.model_copy(update={"renderer": "mujoco"})  # the envs draw only on the OpenGL path
     envs: list[gym.Env] = [VLMHumanoidEnv(render_size, single) for _ in range(n_envs)]
     if renderer == "warp":

@@ -1,6 +1,7 @@
 """The Humanoid's frames for all envs in one call, ray traced by MuJoCo Warp on the reward model's GPU.
 
-Physics stays in MuJoCo on the CPU (each env's own model, PGS solver). For rendering, a copy of
+Physics stays in MuJoCo on the CPU (each env's own model, PGS solver), unless ``physics: warp`` steps it in
+the renderer's own device data (:mod:`~vlmrm.envs.humanoid.warp_physics`, which skips step 1). For rendering, a copy of
 the scene (:func:`~vlmrm.envs.humanoid.scene.build_humanoid_xml`, plus a fixed camera where the
 env's free camera is) lives on the GPU as a MuJoCo Warp model with one "world" per env. Each call:
 
@@ -69,9 +70,14 @@ def free_camera_pose(camera: HumanoidCamera) -> tuple[np.ndarray, np.ndarray, np
     return position, np.cross(forward, up), up
 
 
-def render_model(options: HumanoidOptions, size: int) -> tuple[mujoco.MjModel, int]:
-    """The render-only MuJoCo model (the env's scene, a fixed camera at the free camera's pose, CG solver)
-    and the index of that camera."""
+def render_model(
+    options: HumanoidOptions, size: int, solver: mujoco.mjtSolver = mujoco.mjtSolver.mjSOL_CG
+) -> tuple[mujoco.MjModel, int]:
+    """The env's MuJoCo model with a fixed camera at the free camera's pose, and the index of that camera.
+
+    ``solver`` replaces the env's PGS, which MuJoCo Warp does not have: CG for a render-only copy (the solver
+    never runs), Newton where MuJoCo Warp steps the physics (:mod:`~vlmrm.envs.humanoid.warp_physics`).
+    """
     look = options.look
     xml, assets = build_humanoid_xml(textured=look.textured, offscreen_size=size, antialiasing=look.antialiasing)
     root = ET.fromstring(xml)
@@ -88,7 +94,7 @@ def render_model(options: HumanoidOptions, size: int) -> tuple[mujoco.MjModel, i
         fovy=f"{probe.vis.global_.fovy:.17g}",
     )
     model = mujoco.MjModel.from_xml_string(ET.tostring(root, encoding="unicode"), assets)
-    model.opt.solver = mujoco.mjtSolver.mjSOL_CG  # MuJoCo Warp has no PGS; only kinematics run here
+    model.opt.solver = solver  # MuJoCo Warp has no PGS
     return model, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, CAMERA_NAME)
 
 
@@ -108,9 +114,22 @@ class WarpHumanoidRenderer:
         size: square frame size in pixels.
         nworld: how many states each call draws (the number of envs).
         device: a CUDA device (the reward model's), or ``cpu`` for Warp's CPU device (slow; tests).
+        solver: the model's constraint solver (see :func:`render_model`).
+        nconmax: contacts allocated per world (MuJoCo Warp's ``put_data``; matters only where the physics steps
+            on the device).
+        njmax: constraint rows allocated per world (likewise).
     """
 
-    def __init__(self, options: HumanoidOptions, size: int, nworld: int, device: str | torch.device):
+    def __init__(
+        self,
+        options: HumanoidOptions,
+        size: int,
+        nworld: int,
+        device: str | torch.device,
+        solver: mujoco.mjtSolver = mujoco.mjtSolver.mjSOL_CG,
+        nconmax: int | None = None,
+        njmax: int | None = None,
+    ):
         self.device = torch.device(device)
         self.size = int(size)
         self.nworld = int(nworld)
@@ -121,14 +140,16 @@ class WarpHumanoidRenderer:
         except ImportError as exc:
             raise RenderBackendError(f"renderer: warp needs MuJoCo Warp: {exc} ({INSTALL_HINT}).") from None
         self._wp, self._mjw = init_warp(), mjw
-        self._warp_device = _warp_device(self.device)
-        model, self.camera_id = render_model(options, self.size)
+        self.warp_device = _warp_device(self.device)
+        """Warp's name of :attr:`device` (``cuda:0``, ``cpu``)."""
+        model, self.camera_id = render_model(options, self.size, solver)
+        self.host_model = model
         self.nq = model.nq
         self._torso = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "torso")
         look = options.look
-        with wp.ScopedDevice(self._warp_device):
+        with wp.ScopedDevice(self.warp_device):
             self._model = mjw.put_model(model)
-            self._data = mjw.put_data(model, mujoco.MjData(model), nworld=self.nworld)
+            self._data = mjw.put_data(model, mujoco.MjData(model), nworld=self.nworld, nconmax=nconmax, njmax=njmax)
             self._context = mjw.create_render_context(
                 model,
                 nworld=self.nworld,
@@ -152,8 +173,12 @@ class WarpHumanoidRenderer:
         if tuple(qpos_t.shape) != (self.nworld, self.nq):
             raise ValueError(f"expected joint positions of shape {(self.nworld, self.nq)}, got {tuple(qpos_t.shape)}")
         self._qpos.copy_(qpos_t.to(self._qpos.dtype), non_blocking=True)  # the one host-to-device upload
+        return self.draw()
+
+    def draw(self) -> torch.Tensor:
+        """The frames of the joint positions already in the device data (:attr:`warp_data`), without an upload."""
         mjw = self._mjw
-        with self._on_torch_stream():
+        with self.on_device():
             mjw.kinematics(self._model, self._data)
             mjw.com_pos(self._model, self._data)
             mjw.camlight(self._model, self._data)
@@ -166,16 +191,26 @@ class WarpHumanoidRenderer:
         return torch.flip(bgra[..., :3], dims=(-1,))  # one device kernel: BGRA -> RGB
 
     @contextlib.contextmanager
-    def _on_torch_stream(self) -> Any:
+    def on_device(self) -> Any:
         """Warp's kernels on Warp's device and, on a GPU, on torch's current stream: ordered with torch's
         work (the qpos upload before, the RGB kernel after) without synchronising the host."""
         wp = self._wp
-        with wp.ScopedDevice(self._warp_device):
+        with wp.ScopedDevice(self.warp_device):
             if self.device.type == "cuda":
                 with wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device))):
                     yield
             else:
                 yield
+
+    @property
+    def warp_model(self) -> Any:
+        """The ``mujoco_warp.Model`` on the device."""
+        return self._model
+
+    @property
+    def warp_data(self) -> Any:
+        """The ``mujoco_warp.Data`` of all worlds on the device: what :meth:`draw` draws."""
+        return self._data
 
     @property
     def qpos(self) -> torch.Tensor:
