@@ -110,3 +110,16 @@ def test_warp_renderer_plumbing_on_warps_cpu_device() -> None:
     assert (sky[:, 2] > sky[:, 0]).all()
     assert not torch.equal(frames[0], frames[1])  # the bent pose looks different
     env.close()
+
+
+def test_warp_physics_needs_the_vectorized_env_in_a_config_and_says_so_alone() -> None:
+    with pytest.raises(
+        ConfigError, match=r"physics: warp steps all envs together .* needs env.vectorized: true"
+    ) as error:
+        config_from_dict(
+            {
+                "env": {"name": "humanoid", "vectorized": False, "options": {"renderer": "warp", "physics": "warp"}},
+                "rl": {"algorithm": "sac", "total_steps": 9},
+            }
+        )
+    assert "renderer: auto" not in str(error.value)  # physics: warp needs renderer: warp: no advice against it

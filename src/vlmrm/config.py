@@ -476,7 +476,12 @@ def _vectorized_problems(config: TrainConfig) -> list[str]:
             "rl.vec_env: subproc does not apply to a vectorized env (it steps all envs in this process); "
             "set rl.vec_env: dummy or env.vectorized: false."
         )
-    if batched_renderer and env.vectorized is False:
+    if env.options.get("physics") == "warp" and env.vectorized is False:
+        problems.append(
+            "env.options.physics: warp steps all envs together in the batched env, which needs env.vectorized: true; "
+            "set it (or auto), or use physics: mujoco."
+        )
+    elif batched_renderer and env.vectorized is False:
         problems.append(
             f"env.options.renderer: {renderer} draws all envs' frames in one call, which needs env.vectorized: true; "
             "set it (or auto), or use renderer: auto."
