@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vlmrm.reward.encoders as encoders
@@ -19,20 +18,11 @@ from vlmrm.reward.architectures import build_random_model
 from vlmrm.reward.video import VideoReward, clip_indices
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.wrappers import RenderFrameInInfo
-from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
+from vlmrm.testing import ColorClipEmbedder, StepColorEnv, color_reward_reference
 from vlmrm.training.guards import RewardGuard
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class ColorClipEmbedder(ColorEmbedder):
-    """A stand-in video model: a clip's embedding is that of its mean frame (ColorEmbedder's mean colour)."""
-
-    num_frames = 3
-
-    def encode_videos(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.encode_images(pixel_values.mean(dim=1))
 
 
 def solid(rgb: tuple[int, int, int], size: int = 16) -> np.ndarray:

@@ -157,25 +157,57 @@ class VideoReward(VLMReward):
     @torch.inference_mode()
     def score_episodes(self, episodes: Sequence[Frames]) -> list[np.ndarray]:
         """float32 rewards, one per frame, for each episode's frames ``(T, H, W, 3)`` (see the module docstring)."""
-        return [self._score_episode(frames_to_tensor(frames)) for frames in episodes]
+        return [self.score_steps(frames) for frames in episodes]
 
-    def _score_episode(self, frames: torch.Tensor) -> np.ndarray:
-        length = frames.shape[0]
-        rewards = np.zeros(length, dtype=np.float32)
-        if length == 0:
-            return rewards
+    @torch.inference_mode()
+    def score_steps(self, frames: Frames, first: int = 0) -> np.ndarray:
+        """float32 rewards of steps ``first, ..., T-1`` of an episode whose frames ``(T, H, W, 3)`` are given.
+
+        A step's reward depends on its episode's frames up to that step only, so a part of an episode
+        scores as the whole would when it carries the ``(window - 1) * stride`` frames before its first
+        step (or starts at the episode's first frame): how a long episode is split over Ray workers.
+        Only the ``window`` form can start later than step 0 (the ``episode`` form needs every step).
+        """
+        tensor = frames_to_tensor(frames)
+        return self.rewards_from_clip_embeddings(self.embed_episode(tensor, first), tensor.shape[0], first)
+
+    @torch.inference_mode()
+    def embed_episode(self, frames: Frames, first: int = 0) -> torch.Tensor:
+        """Normalised float32 clip embeddings of an episode's frames ``(T, H, W, 3)``: one per step from
+        ``first`` (``window`` form) or one for the whole episode (``episode`` form); see :meth:`score_steps`."""
+        tensor = frames_to_tensor(frames)
+        length = tensor.shape[0]
+        if self.form == "episode" and first != 0:
+            raise ValueError("the episode form scores whole episodes: first must be 0")
+        if not 0 <= first <= length:
+            raise ValueError(f"first={first} is not a step of an episode of {length} frames")
+        indices_np = clip_indices(length, self.window, self.stride, self.form)[first:] if length else None
+        if indices_np is None or len(indices_np) == 0:
+            return torch.zeros((0, self.target_embedding.shape[0]), device=self.device)
+        # Only the frames some clip uses go through the model (a part of an episode carries its context).
+        used, inverse = np.unique(indices_np, return_inverse=True)
+        chosen = tensor[torch.from_numpy(used).to(tensor.device)]
         pixels = torch.cat(
-            [self.preprocess(frames[start : start + self.batch_size]) for start in range(0, length, self.batch_size)]
+            [self.preprocess(chosen[start : start + self.batch_size]) for start in range(0, len(used), self.batch_size)]
         )
-        indices = torch.from_numpy(clip_indices(length, self.window, self.stride, self.form)).to(pixels.device)
+        indices = torch.from_numpy(inverse.reshape(indices_np.shape)).to(pixels.device)
         per_pass = max(1, self.batch_size // self.window)
-        embeddings = torch.cat(
+        return torch.cat(
             [
                 normalize(self.video_encoder.encode_videos(pixels[indices[start : start + per_pass]]).float())
                 for start in range(0, len(indices), per_pass)
             ]
         )
-        values = self.reward_from_embeddings(embeddings).float().cpu().numpy()
+
+    def rewards_from_clip_embeddings(
+        self, embeddings: torch.Tensor, length: int, first: int = 0, alpha: float | None = None
+    ) -> np.ndarray:
+        """float32 rewards of steps ``first, ..., length-1`` from :meth:`embed_episode`'s embeddings of an episode
+        of ``length`` frames; ``alpha`` overrides :attr:`alpha` for this call."""
+        rewards = np.zeros(length - first, dtype=np.float32)
+        if length == first:
+            return rewards
+        values = self.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()
         if self.form == "episode":
             rewards[-1] = values[0]
             return rewards
