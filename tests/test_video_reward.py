@@ -4,6 +4,7 @@ with a ``video:`` and a ``vqa:`` reward, end to end."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import vlmrm.reward.encoders as encoders
 from vlmrm.cli.main import main
 from vlmrm.errors import ConfigError, ModelLoadError
+from vlmrm.evaluation.epic_study import epic_to_labels
 from vlmrm.reward import VLMReward
 from vlmrm.reward.architectures import build_random_model
 from vlmrm.reward.video import VideoReward, clip_indices
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.wrappers import RenderFrameInInfo
-from vlmrm.testing import ColorClipEmbedder, StepColorEnv, color_reward_reference
+from vlmrm.testing import ColorClipEmbedder, StepColorEnv, color_reward, color_reward_reference
 from vlmrm.training.guards import RewardGuard
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
@@ -71,6 +73,18 @@ def test_episode_end_batching_scores_windows_of_the_held_frames(overlap: bool) -
         episode = np.stack([StepColorEnv.frame_for(t, env_id) for t in range(1, 6)])
         np.testing.assert_allclose(info["vlm_episode_rewards"].result(), reward.score_episodes([episode])[0])
     venv.close()
+
+
+def test_tools_that_score_independent_frames_say_a_video_model_sees_still_clips(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frames = np.stack([solid((255, 0, 0)), solid((0, 0, 255)), solid((0, 255, 0))])
+    labels = np.array([1, 0, 0])
+    with caplog.at_level(logging.INFO, logger="vlmrm"):
+        epic_to_labels({"video": VideoReward(ColorClipEmbedder(), "a red pole")}, frames, labels, [0.0])  # type: ignore[arg-type]
+        epic_to_labels({"image": color_reward()}, frames, labels, [0.0])
+    notes = [record.getMessage() for record in caplog.records if "still clip" in record.getMessage()]
+    assert len(notes) == 1 and "the dataset's frames" in notes[0] and "repeated 3 times" in notes[0]
 
 
 def test_window_must_be_the_models() -> None:

@@ -16,16 +16,19 @@ Two forms (``reward.video.form``):
 
 Both need the episode's earlier frames, which episode-end batching holds already
 (``reward.episode_end_batching``, on for SAC and DQN): :meth:`VideoReward.score_episodes` gets
-them, so no frame is rendered twice. Scored one frame at a time (``vlmrm score``, ``epic``,
-``landscape``, ``inspect``, step-mode training) a frame is a still clip: the frame repeated ``k``
-times. ``k`` is the model's number of frames (X-CLIP's frame-integration transformer has one
-position per frame).
+them, so no frame is rendered twice; ``vlmrm inspect`` scores its episodes the same way, and
+``vlmrm score`` each video file's frames (as one episode). Scored one frame at a time (images in
+``vlmrm score``, the states of ``landscape``, the frames of ``epic`` and ``rewards compare``, a
+call ``reward(frames)``) a frame is a still clip: the frame repeated ``k`` times, which those tools
+say in one log line (:func:`note_still_clips`). ``k`` is the model's number of frames (X-CLIP's
+frame-integration transformer has one position per frame).
 
 ``video:tiny-random`` is a tiny randomly initialised X-CLIP built here, offline (meaningless rewards).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +53,9 @@ from vlmrm.reward.preprocessing import ImageSpec, frames_to_tensor
 from vlmrm.reward.projection import normalize
 from vlmrm.reward.vlm_reward import VLMReward, check_reward_arguments
 
-__all__ = ["VideoReward", "XCLIPEncoder", "build_tiny_random_xclip", "clip_indices", "load_xclip"]
+__all__ = ["VideoReward", "XCLIPEncoder", "build_tiny_random_xclip", "clip_indices", "load_xclip", "note_still_clips"]
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "video:"
 TINY_RANDOM = "tiny-random"
@@ -218,6 +223,19 @@ class VideoReward(VLMReward):
             f"VideoReward(model={self.name!r}, target_prompts={self.target_prompts!r}, "
             f"baseline_prompts={self.baseline_prompts!r}, alpha={self.alpha}, window={self.window}, "
             f"stride={self.stride}, form={self.form!r}, dtype={self.dtype}, device={self.device})"
+        )
+
+
+def note_still_clips(reward: object, what: str) -> None:
+    """Say (one INFO line) that ``reward``, when it is a video model, sees each of ``what`` (independent images:
+    a sweep's states, a dataset's frames) as a still clip; nothing for other models."""
+    if isinstance(reward, VideoReward):
+        logger.info(
+            "vlmrm: %s is a video model; it sees each of %s as a still clip (the image repeated %d times), "
+            "not as a window of an episode",
+            reward.name,
+            what,
+            reward.window,
         )
 
 
