@@ -223,8 +223,9 @@ class _Run:
         batching = bool(config.reward.episode_end_batching)
         if not batching and wants_episodes(reward):
             raise ConfigError(
-                f"{reward.name!r} scores clips of an episode's frames, which needs episode-end batching; set "
-                "reward.episode_end_batching: true (with sac or dqn), or use an image model."
+                f"{reward.name!r} scores each step by a clip of its episode's frames, which needs episode-end "
+                "batching (sac or dqn; ppo scores each step as it is taken): use configs/cartpole-dqn.yaml, set "
+                "reward.episode_end_batching: true with sac or dqn, or use an image model."
             )
         train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
         eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
