@@ -468,28 +468,45 @@ class RayVideoRewardPool(RayRewardPool):
     def score_episodes(self, episodes: Sequence[np.ndarray] | Sequence[torch.Tensor]) -> list[np.ndarray]:
         """float32 rewards, one per frame, for each episode's uint8 frames ``(T, H, W, 3)``: the rewards of
         :meth:`vlmrm.reward.video.VideoReward.score_episodes`, scored on the actors."""
+        return self.score_episode_steps(episodes, [0] * len(episodes), [True] * len(episodes))
+
+    def score_episode_steps(
+        self,
+        episodes: Sequence[np.ndarray] | Sequence[torch.Tensor],
+        first: Sequence[int],
+        finished: Sequence[bool],
+    ) -> list[np.ndarray]:
+        """The float32 rewards of steps ``first[i], ...`` of each episode's frames so far (``finished[i]``: it
+        ended at its last frame): :meth:`vlmrm.reward.video.VideoReward.score_episode_steps`, on the actors."""
         if self._closed:
             raise RuntimeError("this RayRewardPool is closed")
         arrays = [frames_to_array(episode) for episode in episodes]
-        rewards = [np.zeros(len(frames), dtype=np.float32) for frames in arrays]
+        first = [int(f) for f in first]
+        for frames, f in zip(arrays, first, strict=True):
+            if not 0 <= f <= len(frames):
+                raise ValueError(f"first={f} is not a step of an episode of {len(frames)} frames")
+        rewards = [np.zeros(len(frames) - f, dtype=np.float32) for frames, f in zip(arrays, first, strict=True)]
         # One group of parts of episodes per actor; a part is (episode, its first step, its last step + 1,
         # the frames sent, the index of its first step among them).
         groups: list[list[tuple[int, int, int, np.ndarray, int]]] = []
         if self.form == "episode":
-            for start, stop in shard_bounds(len(arrays), self.num_workers):
+            ended = [e for e, frames in enumerate(arrays) if finished[e] and len(frames) > first[e]]
+            for start, stop in shard_bounds(len(ended), self.num_workers):
                 group = []
-                for e, frames in enumerate(arrays[start:stop], start):
-                    if len(frames):  # only the frames of the episode's one clip travel
-                        clip = frames[clip_indices(len(frames), self.window, self.stride, "episode")[0]]
-                        group.append((e, len(frames) - 1, len(frames), clip, 0))
+                for e in ended[start:stop]:  # only the frames of the episode's one clip travel
+                    frames = arrays[e]
+                    clip = frames[clip_indices(len(frames), self.window, self.stride, "episode")[0]]
+                    group.append((e, len(frames) - 1, len(frames), clip, 0))
                 groups.append(group)
         else:
             context = (self.window - 1) * self.stride
-            starts = np.cumsum([0, *map(len, arrays)]).tolist()
+            # The steps to score, one after another: episode e's are starts[e], ..., starts[e + 1] - 1.
+            starts = np.cumsum([0, *(len(frames) - f for frames, f in zip(arrays, first, strict=True))]).tolist()
             for start, stop in shard_bounds(starts[-1], self.num_workers):
                 group = []
                 for e, frames in enumerate(arrays):
-                    a, b = max(start, starts[e]) - starts[e], min(stop, starts[e + 1]) - starts[e]
+                    a = max(start, starts[e]) - starts[e] + first[e]
+                    b = min(stop, starts[e + 1]) - starts[e] + first[e]
                     if a < b:
                         c = max(0, a - context)  # the frames the clips of steps a.. reach back to
                         group.append((e, a, b, frames[c:b], a - c))
@@ -497,11 +514,11 @@ class RayVideoRewardPool(RayRewardPool):
         groups = [group for group in groups if group]
         if not groups:
             return rewards
-        actors, first = self._take_actors(len(groups))
+        actors, start_at = self._take_actors(len(groups))
         payloads = [[(frames, skip) for _, _, _, frames, skip in group] for group in groups]
-        for group, scored in zip(groups, self._dispatch("score_steps", payloads, actors, first), strict=True):
+        for group, scored in zip(groups, self._dispatch("score_steps", payloads, actors, start_at), strict=True):
             for (e, a, b, _, _), values in zip(group, scored, strict=True):
-                rewards[e][a:b] = np.asarray(values, dtype=np.float32)[-(b - a) :]
+                rewards[e][a - first[e] : b - first[e]] = np.asarray(values, dtype=np.float32)[-(b - a) :]
         return rewards
 
 

@@ -14,14 +14,15 @@ Two forms (``reward.video.form``):
   ``k`` frames spread evenly over the whole episode, at the episode's last step; every other
   step gets 0.
 
-Both need the episode's earlier frames, which episode-end batching holds already
-(``reward.episode_end_batching``, on for SAC and DQN): :meth:`VideoReward.score_episodes` gets
-them, so no frame is rendered twice; ``vlmrm inspect`` scores its episodes the same way, and
-``vlmrm score`` each video file's frames (as one episode). Scored one frame at a time (images in
-``vlmrm score``, the states of ``landscape``, the frames of ``epic`` and ``rewards compare``, a
-call ``reward(frames)``) a frame is a still clip: the frame repeated ``k`` times, which those tools
-say in one log line (:func:`note_still_clips`). ``k`` is the model's number of frames (X-CLIP's
-frame-integration transformer has one position per frame).
+Both need the episode's earlier frames, which training holds already, so no frame is rendered
+twice: episode-end batching (``reward.episode_end_batching``, on for SAC and DQN) hands finished
+episodes to :meth:`VideoReward.score_episodes`, and PPO each rollout's steps, when it ends, to
+:meth:`VideoReward.score_episode_steps` (:mod:`vlmrm.rl.rollout_rewards`); ``vlmrm inspect``
+scores its episodes the same way, and ``vlmrm score`` each video file's frames (as one episode).
+Scored one frame at a time (images in ``vlmrm score``, the states of ``landscape``, the frames of
+``epic`` and ``rewards compare``, a call ``reward(frames)``) a frame is a still clip: the frame
+repeated ``k`` times, which those tools say in one log line (:func:`note_still_clips`). ``k`` is
+the model's number of frames (X-CLIP's frame-integration transformer has one position per frame).
 
 ``video:tiny-random`` is a tiny randomly initialised X-CLIP built here, offline (meaningless rewards).
 """
@@ -165,16 +166,30 @@ class VideoReward(VLMReward):
         return [self.score_steps(frames) for frames in episodes]
 
     @torch.inference_mode()
-    def score_steps(self, frames: Frames, first: int = 0) -> np.ndarray:
-        """float32 rewards of steps ``first, ..., T-1`` of an episode whose frames ``(T, H, W, 3)`` are given.
+    def score_steps(self, frames: Frames, first: int = 0, finished: bool = True) -> np.ndarray:
+        """float32 rewards of steps ``first, ..., T-1`` of an episode whose frames so far ``(T, H, W, 3)`` are given.
 
-        A step's reward depends on its episode's frames up to that step only, so a part of an episode
-        scores as the whole would when it carries the ``(window - 1) * stride`` frames before its first
-        step (or starts at the episode's first frame): how a long episode is split over Ray workers.
-        Only the ``window`` form can start later than step 0 (the ``episode`` form needs every step).
+        A step's reward depends only on its episode's frames up to that step (and, in the ``episode``
+        form, on whether the episode ended there: ``finished`` says whether it ended at frame ``T-1``;
+        an unfinished episode's steps get 0 there). So a part of an episode scores as the whole would
+        when it carries the ``(window - 1) * stride`` frames before its first step (or starts at the
+        episode's first frame): how a long episode is split over Ray workers, and how a PPO rollout
+        scores the steps of an episode that began in an earlier rollout or goes on in the next.
         """
         tensor = frames_to_tensor(frames)
-        return self.rewards_from_clip_embeddings(self.embed_episode(tensor, first), tensor.shape[0], first)
+        length = tensor.shape[0]
+        if not 0 <= first <= length:
+            raise ValueError(f"first={first} is not a step of an episode of {length} frames")
+        if self.form == "episode" and not finished:
+            return np.zeros(length - first, dtype=np.float32)
+        return self.rewards_from_clip_embeddings(self.embed_episode(tensor, first), length, first)
+
+    def score_episode_steps(
+        self, episodes: Sequence[Frames], first: Sequence[int], finished: Sequence[bool]
+    ) -> list[np.ndarray]:
+        """:meth:`score_steps` of each episode: the rewards of its steps ``first[i], ...`` (see the contract's
+        :class:`~vlmrm.reward.contract.PartialEpisodeRewardFunction`)."""
+        return [self.score_steps(frames, f, done) for frames, f, done in zip(episodes, first, finished, strict=True)]
 
     @torch.inference_mode()
     def embed_episode(self, frames: Frames, first: int = 0) -> torch.Tensor:
@@ -182,11 +197,11 @@ class VideoReward(VLMReward):
         ``first`` (``window`` form) or one for the whole episode (``episode`` form); see :meth:`score_steps`."""
         tensor = frames_to_tensor(frames)
         length = tensor.shape[0]
-        if self.form == "episode" and first != 0:
-            raise ValueError("the episode form scores whole episodes: first must be 0")
         if not 0 <= first <= length:
             raise ValueError(f"first={first} is not a step of an episode of {length} frames")
-        indices_np = clip_indices(length, self.window, self.stride, self.form)[first:] if length else None
+        indices_np = clip_indices(length, self.window, self.stride, self.form) if length > first else None
+        if self.form == "window" and indices_np is not None:
+            indices_np = indices_np[first:]
         if indices_np is None or len(indices_np) == 0:
             return torch.zeros((0, self.target_embedding.shape[0]), device=self.device)
         # Only the frames some clip uses go through the model (a part of an episode carries its context).
