@@ -21,7 +21,7 @@ from PIL import Image
 from vlmrm.cli.main import main
 from vlmrm.config import config_from_dict
 from vlmrm.errors import CheckpointError, ConfigError, RewardError, RunDirectoryError
-from vlmrm.evaluation.inspect_run import inspect_run
+from vlmrm.evaluation.inspect_run import evaluation_env, inspect_run
 from vlmrm.evaluation.inspection import (
     HACKING_THRESHOLD,
     FrameKeeper,
@@ -30,7 +30,12 @@ from vlmrm.evaluation.inspection import (
     spearman,
 )
 from vlmrm.reward.contract import FunctionReward
-from vlmrm.testing import color_reward
+from vlmrm.reward.video import VideoReward
+from vlmrm.rl.rollout import evaluate
+from vlmrm.rl.vec_env import VecVLMReward
+from vlmrm.run.run_dir import RunDir
+from vlmrm.testing import ColorClipEmbedder, color_reward
+from vlmrm.training.guards import RewardGuard
 from vlmrm.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
@@ -402,3 +407,26 @@ def test_a_run_resumes_from_a_checkpoint_taken_at_an_inspected_evaluation(run: P
     with open(copy / "logs" / "progress.csv") as handle:
         rows = [row for row in csv.DictReader(handle) if row.get("inspect/top_not_done_share")]
     assert [int(float(row["step"])) for row in rows] == [32, 64]  # the numbers are carried
+
+
+def test_inspect_scores_a_video_model_by_the_clips_training_scores(run: Path, tmp_path: Path) -> None:
+    copy = copy_run(run, tmp_path)
+
+    def video(alpha: float) -> VideoReward:
+        return VideoReward(ColorClipEmbedder(), "a red pole", ["a blue pole"], alpha=alpha, stride=2)  # type: ignore[arg-type]
+
+    inspected = inspect_run(copy, episodes=1, reward_fn=video(0.5))
+    steps = read_steps(copy / "inspect")
+    # The same episode through training's evaluation env: episode-end batching, the reward guard.
+    directory = RunDir(copy)
+    inner = evaluation_env(directory.config())
+    venv = VecVLMReward(inner, RewardGuard(video(0.5), tmp_path / "bad"), mode="episode")
+    trained = evaluate(directory.load_model(directory.policy(), env=inner), venv, 1, record_frames=True)
+    venv.close()
+    frames = np.stack(trained.frames)
+    windows = video(0.5).score_episodes([frames])[0]
+    np.testing.assert_allclose(trained.traces[0].vlm_rewards, windows, atol=1e-6)
+    np.testing.assert_allclose([float(r["reward"]) for r in steps], windows, atol=1e-5)
+    np.testing.assert_allclose([float(r["alpha0"]) for r in steps], video(0.0).score_episodes([frames])[0], atol=1e-5)
+    assert inspected.summary["mean_VLM_return"] == pytest.approx(trained.vlm_returns[0], abs=1e-4)
+    assert np.abs(windows - video(0.5)(frames)).max() > 1e-4  # still clips would score otherwise

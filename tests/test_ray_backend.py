@@ -25,7 +25,8 @@ from vlmrm.config import RayConfig, RewardConfig, config_from_dict
 from vlmrm.errors import ConfigError
 from vlmrm.reward import RewardFunction, VLMReward
 from vlmrm.reward.backend import build_reward_function
-from vlmrm.reward.ray_pool import RayRewardPool, plan_workers, shard_bounds
+from vlmrm.reward.contract import wants_episodes
+from vlmrm.reward.ray_pool import RayRewardPool, RayVideoRewardPool, plan_workers, shard_bounds
 from vlmrm.training.trainer import train
 
 ray = pytest.importorskip("ray")
@@ -205,9 +206,32 @@ def test_ray_workers_score_a_generative_vlm_as_locally(ray_cluster) -> None:
         pool.close()
 
 
-def test_video_rewards_refuse_the_ray_backend() -> None:
-    with pytest.raises(ConfigError, match=r"reward\.backend: local"):
-        build_reward_function(ray_config(model="video:tiny-random"))
+@pytest.mark.slow
+def test_ray_workers_score_video_windows_as_locally(ray_cluster) -> None:
+    # Episodes longer and shorter than a shard: parts of an episode carry the frames their clips reach back to;
+    # in the RoboCLIP form only each episode's clip travels and its reward lands on the last step (of a finished one).
+    rng = np.random.default_rng(3)
+    episodes = [rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for n in (11, 2, 0, 6)]
+    for video in ({"stride": 2}, {"form": "episode"}):
+        config = ray_config(model="video:tiny-random", video=video)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            local = VLMReward.from_config(config.model_copy(update={"backend": "local"}))
+        pool = build_reward_function(config)
+        try:
+            assert isinstance(pool, RayVideoRewardPool) and wants_episodes(pool)
+            expected = local.score_episodes(episodes)  # type: ignore[attr-defined]
+            for got, want in zip(pool.score_episodes(episodes), expected, strict=True):
+                assert got.dtype == np.float32
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+            # The latest steps of episodes, finished or not (PPO's rollouts).
+            first, finished = [4, 1, 0, 6], [False, True, True, False]
+            expected = local.score_episode_steps(episodes, first, finished)  # type: ignore[attr-defined]
+            for got, want in zip(pool.score_episode_steps(episodes, first, finished), expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(pool(episodes[0][:3]), local(episodes[0][:3]), rtol=0, atol=1e-5)  # stills
+        finally:
+            pool.close()
 
 
 @pytest.mark.slow

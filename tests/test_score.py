@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ from PIL import Image
 from markers import skip_without_video_encoder
 from vlmrm.cli.main import main
 from vlmrm.evaluation.scoring import FrameError, read_frames, score
+from vlmrm.reward.video import VideoReward
 from vlmrm.rl.video import write_video
-from vlmrm.testing import ColorEmbedder, color_reward, color_reward_reference
+from vlmrm.testing import ColorClipEmbedder, ColorEmbedder, color_reward, color_reward_reference
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 
@@ -45,6 +47,25 @@ def test_rewards_follow_the_picture(inputs: dict[str, Path]) -> None:
     assert table[0, 0] == table[:, 0].max()  # the red frame is the reddest
     assert table[:, 1] == pytest.approx(reward.reward_from_embeddings(reward.embed_images(
         np.stack([f.image for f in frames])), alpha=1.0).numpy(), abs=1e-5)  # fmt: skip
+
+
+def test_a_video_model_scores_a_video_files_frames_as_clips(
+    inputs: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    frames = read_frames([inputs["red"], inputs["video"], inputs["array"]], every=2)
+    reward = VideoReward(ColorClipEmbedder(), "a red pole", ["a blue pole"], alpha=0.5)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="vlmrm"):
+        _, table = score(frames, {"video": reward}, [0.5, 0.0])
+    in_video = [i for i, f in enumerate(frames) if f.source.endswith(".mp4")]
+    stills = [i for i in range(len(frames)) if i not in in_video]
+    episode = np.stack([frames[i].image for i in in_video])  # every 2nd frame of the video, in order
+    assert table[in_video, 0] == pytest.approx(reward.score_episodes([episode])[0], abs=1e-6)
+    reward.alpha = 0.0
+    assert table[in_video, 1] == pytest.approx(reward.score_episodes([episode])[0], abs=1e-6)
+    assert table[stills, 1] == pytest.approx(reward(np.stack([frames[i].image for i in stills])), abs=1e-6)
+    assert np.abs(table[in_video, 1] - reward(episode)).max() > 1e-4  # clips, not still frames
+    notes = [r.getMessage() for r in caplog.records if "still clip" in r.getMessage()]
+    assert len(notes) == 1 and "images and .npy frames" in notes[0]
 
 
 def test_cli_prints_a_table_of_every_frame(inputs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

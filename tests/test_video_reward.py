@@ -4,35 +4,30 @@ with a ``video:`` and a ``vqa:`` reward, end to end."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vlmrm.reward.encoders as encoders
 from vlmrm.cli.main import main
 from vlmrm.errors import ConfigError, ModelLoadError
+from vlmrm.evaluation.epic_study import epic_to_labels
 from vlmrm.reward import VLMReward
 from vlmrm.reward.architectures import build_random_model
 from vlmrm.reward.video import VideoReward, clip_indices
+from vlmrm.rl.rollout_rewards import RolloutRewards
 from vlmrm.rl.vec_env import VecVLMReward
 from vlmrm.rl.wrappers import RenderFrameInInfo
-from vlmrm.testing import ColorEmbedder, StepColorEnv, color_reward_reference
+from vlmrm.testing import ColorClipEmbedder, StepColorEnv, color_reward, color_reward_reference
 from vlmrm.training.guards import RewardGuard
 
 pytestmark = pytest.mark.filterwarnings("ignore:vlmrm. model:UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class ColorClipEmbedder(ColorEmbedder):
-    """A stand-in video model: a clip's embedding is that of its mean frame (ColorEmbedder's mean colour)."""
-
-    num_frames = 3
-
-    def encode_videos(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.encode_images(pixel_values.mean(dim=1))
 
 
 def solid(rgb: tuple[int, int, int], size: int = 16) -> np.ndarray:
@@ -83,6 +78,67 @@ def test_episode_end_batching_scores_windows_of_the_held_frames(overlap: bool) -
     venv.close()
 
 
+def test_tools_that_score_independent_frames_say_a_video_model_sees_still_clips(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frames = np.stack([solid((255, 0, 0)), solid((0, 0, 255)), solid((0, 255, 0))])
+    labels = np.array([1, 0, 0])
+    with caplog.at_level(logging.INFO, logger="vlmrm"):
+        epic_to_labels({"video": VideoReward(ColorClipEmbedder(), "a red pole")}, frames, labels, [0.0])  # type: ignore[arg-type]
+        epic_to_labels({"image": color_reward()}, frames, labels, [0.0])
+    notes = [record.getMessage() for record in caplog.records if "still clip" in record.getMessage()]
+    assert len(notes) == 1 and "the dataset's frames" in notes[0] and "repeated 3 times" in notes[0]
+
+
+def gae(rewards, values, starts, last_values, dones, gamma, lam):  # type: ignore[no-untyped-def]
+    """Generalised advantage estimates, as stable-baselines3's RolloutBuffer computes them."""
+    advantages, last = np.zeros_like(rewards), 0.0
+    for t in reversed(range(len(rewards))):
+        following, alive = (last_values, 1.0 - dones) if t == len(rewards) - 1 else (values[t + 1], 1.0 - starts[t + 1])
+        delta = rewards[t] + gamma * following * alive - values[t]
+        advantages[t] = last = delta + gamma * lam * alive * last
+    return advantages
+
+
+@pytest.mark.parametrize("form", ["window", "episode"])
+def test_ppo_rollouts_get_the_rewards_of_whole_episodes(form: str) -> None:
+    # Episodes of 5 steps, rollouts of 3: episodes cross rollouts, and end inside them.
+    reward = VideoReward(ColorClipEmbedder(), "a red pole", ["a blue pole"], alpha=0.5, stride=2, form=form)  # type: ignore[arg-type]
+    envs = [lambda i=i: RenderFrameInInfo(StepColorEnv(env_id=i, length=5)) for i in range(2)]
+    venv = VecVLMReward(DummyVecEnv(envs), RewardGuard(reward, Path("unused"), per_env=False), mode="rollout")
+    seen: list[dict[str, np.ndarray]] = []
+
+    class Capture(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            buffer = self.model.rollout_buffer
+            names = ("rewards", "values", "episode_starts", "advantages", "returns")
+            seen.append({name: getattr(buffer, name).copy() for name in names})
+            seen[-1]["last"] = self.locals["values"].cpu().numpy().ravel()
+            seen[-1]["dones"] = np.asarray(self.locals["dones"], dtype=np.float32)
+
+    model = PPO("MlpPolicy", venv, n_steps=3, batch_size=6, n_epochs=1, gamma=0.9, gae_lambda=0.8, seed=0, device="cpu")
+    model.learn(24, callback=[RolloutRewards(), Capture()])  # 4 rollouts: 12 steps of each env
+    for env_id in range(2):
+        episode = np.stack([StepColorEnv.frame_for(t, env_id) for t in range(1, 6)])
+        whole = reward.score_episodes([episode])[0]
+        unfinished = whole[:2] if form == "window" else np.zeros(2, np.float32)  # the third episode's 2 steps
+        expected = np.concatenate([whole, whole, unfinished])
+        np.testing.assert_allclose(np.concatenate([r["rewards"][:, env_id] for r in seen]), expected, atol=1e-6)
+    for r in seen:  # the advantages and returns are those of the VLM rewards
+        advantages = gae(r["rewards"], r["values"], r["episode_starts"], r["last"], r["dones"], 0.9, 0.8)
+        np.testing.assert_allclose(r["advantages"], advantages, atol=1e-5)
+        np.testing.assert_allclose(r["returns"], advantages + r["values"], atol=1e-5)
+    # A finished episode's VLM return reaches stable-baselines3's episode statistics (rollout/ep_rew_mean) at the
+    # next step after its rollout: the first episodes here (the second ones end in the last rollout).
+    returns = sorted(round(info["r"], 4) for info in model.ep_info_buffer)
+    wholes = [reward.score_episodes([np.stack([StepColorEnv.frame_for(t, i) for t in range(1, 6)])])[0] for i in (0, 1)]
+    assert returns == sorted(round(float(w.sum()), 4) for w in wholes)
+    venv.close()
+
+
 def test_window_must_be_the_models() -> None:
     with pytest.raises(ConfigError, match="takes clips of 3 frames"):
         VideoReward(ColorClipEmbedder(), "a red pole", window=8)  # type: ignore[arg-type]
@@ -102,7 +158,7 @@ def test_step_mode_training_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(
         [
             "train",
-            str(ROOT / "configs" / "cartpole.yaml"),
+            str(ROOT / "configs" / "cartpole-dqn.yaml"),
             "--set",
             "reward.model=video:tiny-random",
             "--set",
@@ -116,8 +172,11 @@ def test_step_mode_training_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["vqa:tiny-random", "video:tiny-random"])
-def test_cartpole_trains_end_to_end(model: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "preset"),
+    [("vqa:tiny-random", "cartpole-dqn"), ("video:tiny-random", "cartpole-dqn"), ("video:tiny-random", "cartpole")],
+)
+def test_cartpole_trains_end_to_end(model: str, preset: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     settings = {
         "reward.model": model,
@@ -131,8 +190,11 @@ def test_cartpole_trains_end_to_end(model: str, tmp_path: Path) -> None:
         "logging.progress_bar": "false",
         "logging.run_dir": str(run_dir),
     }
+    if preset == "cartpole":  # PPO: 3 rollouts of 4 envs x 10 steps, scored as each ends; episodes cross them
+        del settings["rl.hyperparameters.learning_starts"]
+        settings.update({"rl.n_envs": "4", "rl.hyperparameters.n_steps": "10", "rl.hyperparameters.batch_size": "40"})
     overrides = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    assert main(["train", str(ROOT / "configs" / "cartpole-dqn.yaml"), *overrides]) == 0  # video: off-policy
+    assert main(["train", str(ROOT / "configs" / f"{preset}.yaml"), *overrides]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == model and summary["total_steps"] == 120
     assert np.isfinite(summary["eval_vlm_return"]) and summary["eval_vlm_return"] != 0.0

@@ -2,7 +2,8 @@
 
 Pretrained weights are gigabytes; a test that must show that a reward follows the frame uses
 :class:`ColorEmbedder` (the image embedding is the frame's mean colour) instead, and
-:func:`color_reward_reference` computes what :class:`~vlmrm.reward.VLMReward` must give with it.
+:func:`color_reward_reference` computes what :class:`~vlmrm.reward.VLMReward` must give with it;
+:class:`ColorClipEmbedder` is the same for video models (a clip is embedded as its mean frame).
 :class:`StepColorEnv` draws a frame whose colour encodes the step and the env, so a stored
 transition tells which frame followed it.
 
@@ -68,6 +69,18 @@ class ColorEmbedder(ImageTextEncoder):
         return torch.tensor(rows, dtype=torch.float32, device=self.device)
 
 
+class ColorClipEmbedder(ColorEmbedder):
+    """A deterministic stand-in for a video model (``encode_videos``, clips of :attr:`num_frames` frames): a
+    clip's embedding is that of its mean frame, so a :class:`~vlmrm.reward.video.VideoReward` on it follows
+    the colours of each step's clip."""
+
+    num_frames = 3
+
+    def encode_videos(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(N, k, 3, S, S)`` preprocessed clips -> ``(N, 4)`` embeddings (of each clip's mean frame)."""
+        return self.encode_images(pixel_values.mean(dim=1))
+
+
 def load_color_embedder(body: str, device: torch.device, dtype: torch.dtype) -> ColorEmbedder:
     """An encoder loader (:func:`vlmrm.reward.register_encoder`): ``BODY`` is the frame size, e.g. ``color:16``."""
     return ColorEmbedder(size=int(body or 16))
@@ -126,6 +139,7 @@ def color_reward(embedder: ColorEmbedder | None = None, target: str = "a red pol
 
 
 __all__ = [
+    "ColorClipEmbedder",
     "ColorEmbedder",
     "StepColorEnv",
     "color_reward",

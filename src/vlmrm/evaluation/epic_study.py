@@ -104,10 +104,13 @@ def epic_to_labels(
     already); a model whose rewards are constant on the frames gets a
     distance of NaN (undefined) and a warning.
     """
+    from vlmrm.reward.video import note_still_clips
+
     check_alphas(models, alphas)
     labels = np.asarray(labels, dtype=np.float64)
     rows = []
     for name, reward in models.items():
+        note_still_clips(reward, "the dataset's frames")
         embeddings = features[name] if features and name in features else reward.embed_images(frames)
         for alpha in alphas:
             values = _to_numpy(reward.reward_from_embeddings(embeddings, alpha=float(alpha)))

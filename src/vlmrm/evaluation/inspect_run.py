@@ -2,11 +2,12 @@
 
 The run's resolved ``config.yaml`` says everything: the env (name, options, render size, episode
 length), the reward (model, prompts, alpha) and the algorithm whose checkpoint to load. The rollout
-is :func:`vlmrm.rl.rollout.evaluate` on a :class:`~vlmrm.rl.vec_env.VecVLMReward` in step mode, the
-same as training's evaluations; the inspection is :mod:`vlmrm.evaluation.inspection`, the files
-:mod:`vlmrm.evaluation.inspection_report`. When the run has baseline prompts, every frame is also
-scored by the goal-only (alpha = 0) and the fully projected (alpha = 1) reward, from the same
-image embedding.
+is :func:`vlmrm.rl.rollout.evaluate` on a :class:`~vlmrm.rl.vec_env.VecVLMReward` in episode mode
+(each episode scored when it ends), the same as training's evaluations, so a ``video:`` model scores
+each step by the clip of frames training scores it by and the report's VLM return is training's; the
+inspection is :mod:`vlmrm.evaluation.inspection`, the files :mod:`vlmrm.evaluation.inspection_report`.
+When the run has baseline prompts, every frame is also scored by the goal-only (alpha = 0) and the
+fully projected (alpha = 1) reward, from the same image (or clip) embedding.
 
 Any reward function can stand in for the run's model (``reward_fn``, as in :func:`vlmrm.train`):
 
@@ -44,6 +45,7 @@ from vlmrm.errors import ConfigError, RewardError
 from vlmrm.evaluation.inspection import MAIN, FrameKeeper, Inspection, inspect_evaluation
 from vlmrm.evaluation.inspection_report import REPORT_FILE, summary_of, write_report
 from vlmrm.reward.contract import RewardFunction, RewardFunctionWrapper, as_reward_function
+from vlmrm.reward.video import VideoReward
 from vlmrm.reward.vlm_reward import VLMReward
 from vlmrm.rl.rollout import evaluate
 from vlmrm.rl.vec_env import VecVLMReward
@@ -69,9 +71,10 @@ class InspectResult:
 class VariantReward(RewardFunctionWrapper):
     """A :class:`VLMReward` as a reward function that also scores each frame at other alphas.
 
-    One image embedding per frame gives every alpha (``reward_from_embeddings``). The rewards at the
-    other alphas of every frame scored so far, in order, are in :attr:`scored`. Name, image size,
-    batch size, device and ``close()`` are the wrapped reward's.
+    One image embedding per frame gives every alpha (``reward_from_embeddings``); for a video model,
+    one clip embedding per step of an episode, the clips training scores. The rewards at the other
+    alphas of every frame scored so far, in order, are in :attr:`scored`. Name, image size, batch
+    size, device and ``close()`` are the wrapped reward's.
     """
 
     def __init__(self, reward: VLMReward, alphas: dict[str, float]):
@@ -86,6 +89,20 @@ class VariantReward(RewardFunctionWrapper):
             values = self.reward.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()
             self.scored[key].extend(values.tolist())
         return self.reward.reward_from_embeddings(embeddings).float().cpu().numpy()
+
+    def score_episodes(self, episodes: Any) -> list[np.ndarray]:
+        """Whole episodes: a video model's clips, as training scores them (one clip embedding per step gives
+        every alpha); any other model frame by frame."""
+        if not isinstance(self.reward, VideoReward):
+            return [self(episode) for episode in episodes]
+        scored = []
+        for frames in episodes:
+            embeddings = self.reward.embed_episode(frames)
+            for key, alpha in self.alphas.items():
+                values = self.reward.rewards_from_clip_embeddings(embeddings, len(frames), alpha=alpha)
+                self.scored[key].extend(values.tolist())
+            scored.append(self.reward.rewards_from_clip_embeddings(embeddings, len(frames)))
+        return scored
 
 
 # -- what to inspect -------------------------------------------------------------------------------------

@@ -146,11 +146,15 @@ def compute_landscape(
     Returns one row per (look, model, alpha, state) with the columns of :data:`CSV_COLUMNS`; the
     reward is the raw value of ``reward_from_embeddings`` (no rescaling).
     """
+    from vlmrm.reward.video import note_still_clips
+
     if not alphas:
         raise ConfigError("Give at least one alpha.")
     for alpha in alphas:
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha must lie in [0, 1], got {alpha}.")
+    for reward in models.values():
+        note_still_clips(reward, "the sweep's states")
     rows: list[dict[str, Any]] = []
     for look in looks:
         for name, reward in models.items():

@@ -4,7 +4,9 @@ Inputs, in any mix: images (``.png``, ``.jpg``, ... anything Pillow reads; grey 
 become RGB), videos (``.mp4`` and whatever imageio's ffmpeg reads; every ``every``-th frame),
 ``.npy`` arrays of uint8 frames ``(H, W, 3)`` or ``(N, H, W, 3)``, and directories (their files of
 those kinds, sorted). Frames of one size are embedded together, once per model; each alpha only
-re-projects the embeddings.
+re-projects the embeddings. A video model (``video:``) scores a video file's frames as training
+scores an episode's steps (each by the clip of it and the frames read before it; with ``every`` N,
+a clip's frames are N frames of the video apart) and each image or ``.npy`` frame as a still clip.
 """
 
 from __future__ import annotations
@@ -147,7 +149,13 @@ def column_name(model: str, alpha: float, models: int, alphas: int) -> str:
 def score(
     frames: Sequence[Frame], models: Mapping[str, VLMReward], alphas: Sequence[float]
 ) -> tuple[list[str], np.ndarray]:
-    """The columns (one per model and alpha) and the rewards ``(len(frames), len(columns))``."""
+    """The columns (one per model and alpha) and the rewards ``(len(frames), len(columns))``.
+
+    A video model (``video:``) scores the frames of each video file as one episode, each frame by the
+    clip of it and the frames read before it (:meth:`~vlmrm.reward.video.VideoReward.score_steps`, as
+    training does); images and ``.npy`` frames, which need not follow one another, are still clips.
+    """
+    from vlmrm.reward.video import VideoReward, note_still_clips
     from vlmrm.reward.vlm_reward import _check_alpha
 
     alphas = [_check_alpha(a) for a in alphas]
@@ -156,11 +164,25 @@ def score(
             raise ConfigError(f"alpha > 0 needs baseline prompts (model {name!r} has none); give --baseline.")
     columns = [column_name(m, a, len(models), len(alphas)) for m in models for a in alphas]
     table = np.zeros((len(frames), len(columns)), dtype=np.float64)
+    videos: dict[str, list[int]] = {}
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, frame in enumerate(frames):
+        if Path(frame.source).suffix.lower() in VIDEO_SUFFIXES:
+            videos.setdefault(frame.source, []).append(i)
         by_shape.setdefault(frame.image.shape, []).append(i)
     for m, model in enumerate(models.values()):
-        for indices in by_shape.values():
+        groups = list(by_shape.values())
+        if isinstance(model, VideoReward):
+            for indices in videos.values():
+                clip_embeddings = model.embed_episode(np.stack([frames[i].image for i in indices]))
+                for a, alpha in enumerate(alphas):
+                    values = model.rewards_from_clip_embeddings(clip_embeddings, len(indices), alpha=alpha)
+                    table[indices, m * len(alphas) + a] = values
+            in_videos = {i for indices in videos.values() for i in indices}
+            groups = [kept for indices in groups if (kept := [i for i in indices if i not in in_videos])]
+            if groups:
+                note_still_clips(model, "the images and .npy frames")
+        for indices in groups:
             embeddings = model.embed_images(np.stack([frames[i].image for i in indices]))
             for a, alpha in enumerate(alphas):
                 values = model.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()

@@ -2,29 +2,25 @@
 
 Both backends give a :class:`~vlmrm.reward.contract.RewardFunction`: ``local`` a
 :class:`~vlmrm.reward.VLMReward` (the model in this process), ``ray`` a
-:class:`~vlmrm.reward.ray_pool.RayRewardPool` (the model in each actor, none here). The trainer
+:class:`~vlmrm.reward.ray_pool.RayRewardPool` (the model in each actor, none here; for a ``video:``
+model a :class:`~vlmrm.reward.ray_pool.RayVideoRewardPool`, which also scores whole episodes). The trainer
 calls ``close()`` when the run ends (a no-op for ``local``; ``ray`` stops its actors).
 """
 
 from __future__ import annotations
 
 from vlmrm.config import RewardConfig, RewardFacts
-from vlmrm.errors import ConfigError
 from vlmrm.reward.contract import RewardFunction
 from vlmrm.reward.devices import dtype_name
-from vlmrm.reward.ray_pool import RayRewardPool
+from vlmrm.reward.ray_pool import RayRewardPool, RayVideoRewardPool
 from vlmrm.reward.vlm_reward import VLMReward
 
 
 def build_reward_function(config: RewardConfig) -> RewardFunction:
     """The reward function of ``config``: a :class:`VLMReward` (``local``) or a :class:`RayRewardPool` (``ray``)."""
     if config.backend == "ray":
-        if config.model.strip().startswith("video:"):
-            raise ConfigError(
-                "video: rewards score clips of an episode's frames in the training process; Ray workers score "
-                "frames one by one. Use reward.backend: local with a video: model."
-            )
-        return RayRewardPool(config)
+        # A video: model's pool also scores whole episodes (each step's clip), as the model here would.
+        return RayVideoRewardPool(config) if config.model.strip().startswith("video:") else RayRewardPool(config)
     return VLMReward.from_config(config)
 
 

@@ -75,6 +75,22 @@ class EpisodeRewardFunction(RewardFunction, Protocol):
         ...
 
 
+@runtime_checkable
+class PartialEpisodeRewardFunction(EpisodeRewardFunction, Protocol):
+    """An :class:`EpisodeRewardFunction` that also scores the latest steps of episodes, finished or not.
+
+    A step's reward may depend on its episode's earlier frames, never on later ones (a video window;
+    the RoboCLIP form's one reward lands on the step that ends the episode), so the steps of an
+    episode can be scored before it ends: what PPO needs at the end of each rollout
+    (:class:`~vlmrm.reward.video.VideoReward`).
+    """
+
+    def score_episode_steps(self, episodes: Any, first: Any, finished: Any) -> list[np.ndarray]:
+        """Each episode's uint8 frames so far ``(T_i, H, W, 3)`` -> the float32 rewards of its steps
+        ``first[i], ..., T_i - 1``; ``finished[i]``: whether the episode ended at its last frame."""
+        ...
+
+
 class FunctionReward:
     """A plain function ``frames -> rewards`` as a :class:`RewardFunction`.
 
@@ -167,8 +183,22 @@ class RewardFunctionWrapper:
             return self.reward_fn.score_episodes(episodes)
         return [self(episode) for episode in episodes]
 
+    def score_episode_steps(self, episodes: Any, first: Any, finished: Any) -> list[np.ndarray]:
+        """The wrapped reward's :meth:`PartialEpisodeRewardFunction.score_episode_steps`."""
+        if not isinstance(self.reward_fn, PartialEpisodeRewardFunction):
+            raise TypeError(f"{self.reward_fn.name!r} cannot score the steps of an episode before it ends")
+        return self.reward_fn.score_episode_steps(episodes, first, finished)
+
     def close(self) -> None:
         self.reward_fn.close()
+
+
+def scores_partial_episodes(reward: RewardFunction) -> bool:
+    """Whether ``reward`` (or the one its wrappers wrap) scores steps of unfinished episodes
+    (:class:`PartialEpisodeRewardFunction`)."""
+    while isinstance(reward, RewardFunctionWrapper):
+        reward = reward.reward_fn
+    return isinstance(reward, PartialEpisodeRewardFunction)
 
 
 def wants_episodes(reward: RewardFunction) -> bool:
@@ -188,8 +218,10 @@ def as_reward_function(reward: Any, image_size: int = 224) -> RewardFunction:
 
 
 __all__ = [
+    "EpisodeRewardFunction",
     "Frames",
     "FunctionReward",
+    "PartialEpisodeRewardFunction",
     "RewardFunction",
     "RewardFunctionWrapper",
     "as_reward_function",

@@ -40,6 +40,7 @@ from vlmrm.config import RewardConfig
 from vlmrm.errors import ConfigError
 from vlmrm.reward.devices import dtype_name
 from vlmrm.reward.preprocessing import frames_to_array
+from vlmrm.reward.video import VideoReward, clip_indices
 from vlmrm.reward.vlm_reward import VLMReward
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,11 @@ class RewardWorker:
             "threads": torch.get_num_threads(),
             "model": self.reward.encoder.name,
             "image_size": self.reward.image_size,
+            "video": (
+                {"window": self.reward.window, "stride": self.reward.stride, "form": self.reward.form}
+                if isinstance(self.reward, VideoReward)
+                else None
+            ),
         }
 
     def score(self, frames: np.ndarray) -> np.ndarray:
@@ -144,6 +150,13 @@ class RewardWorker:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return self.reward(frames)
+
+    def score_steps(self, pieces: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+        """Video models: the rewards of steps ``first, ...`` of each ``(frames, first)`` part of an episode
+        (:meth:`vlmrm.reward.video.VideoReward.score_steps`)."""
+        if not isinstance(self.reward, VideoReward):
+            raise TypeError(f"{self.reward.encoder.name!r} is not a video model; it scores frames one by one")
+        return [self.reward.score_steps(frames, first) for frames, first in pieces]
 
 
 # -- the pool ---------------------------------------------------------------------------------------
@@ -305,22 +318,40 @@ class RayRewardPool:
         """One float32 reward per frame, in frame order."""
         if self._closed:
             raise RuntimeError("this RayRewardPool is closed")
-        ray = self._ray
         array = frames_to_array(frames)
         if len(array) == 0:
             return np.zeros(0, dtype=np.float32)
+        actors, first = self._take_actors(len(array))
+        bounds = shard_bounds(len(array), len(actors))
+        # Each frame enters the object store once; a resubmitted shard reuses its reference.
+        results = self._dispatch("score", [array[start:stop] for start, stop in bounds], actors, first)
+        rewards = np.concatenate(results).astype(np.float32, copy=False)
+        if rewards.shape != (len(array),):
+            raise RuntimeError(f"reward workers returned {rewards.shape} rewards for {len(array)} frames")
+        return rewards
+
+    def _take_actors(self, items: int) -> tuple[list[Any], int]:
+        """The live actors and the index of the one that takes the first shard of ``items`` items
+        (one shard per actor at most; the next call starts where this one stopped)."""
         with self._lock:
             actors = list(self._actors)
             first = self._next
-            bounds = shard_bounds(len(array), len(actors))
-            self._next = (first + len(bounds)) % len(actors)
-        # Each frame enters the object store once; a resubmitted shard reuses its reference.
-        shards = [ray.put(array[start:stop]) for start, stop in bounds]
-        results: list[np.ndarray | None] = [None] * len(shards)
+            self._next = (first + max(1, min(items, len(actors)))) % len(actors)
+        return actors, first
+
+    def _dispatch(self, method: str, payloads: list[Any], actors: list[Any], first: int) -> list[Any]:
+        """``actor.<method>(payload)`` for each payload, one actor each from ``actors[first]`` on, results in order.
+
+        Each payload enters the object store once; a task whose actor died is resubmitted (to the restarted
+        actor, or another one) with the same reference; an exception of the model is raised here.
+        """
+        ray = self._ray
+        shards = [ray.put(payload) for payload in payloads]
+        results: list[Any] = [None] * len(shards)
         pending = {}
         for i, shard in enumerate(shards):
             actor = actors[(first + i) % len(actors)]
-            pending[actor.score.remote(shard)] = (i, actor, 0)
+            pending[getattr(actor, method).remote(shard)] = (i, actor, 0)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for task in ready:
@@ -329,14 +360,11 @@ class RayRewardPool:
                     results[i] = ray.get(task)
                 except ray.exceptions.RayActorError as error:
                     replacement = self._replacement(actor, error, attempt)
-                    pending[replacement.score.remote(shards[i])] = (i, replacement, attempt + 1)
+                    pending[getattr(replacement, method).remote(shards[i])] = (i, replacement, attempt + 1)
                 except ray.exceptions.RayTaskError as error:
                     # The model raised (bad frames, out of memory): the caller gets that exception.
                     raise error.as_instanceof_cause() from None
-        rewards = np.concatenate([r for r in results if r is not None]).astype(np.float32, copy=False)
-        if rewards.shape != (len(array),):
-            raise RuntimeError(f"reward workers returned {rewards.shape} rewards for {len(array)} frames")
-        return rewards
+        return results
 
     def _replacement(self, actor: Any, error: Exception, attempt: int) -> Any:
         """The actor to resubmit a failed shard to, after ``actor`` failed with ``error``."""
@@ -415,6 +443,85 @@ class RayRewardPool:
         return f"RayRewardPool(model={self.config.model!r}, {state}, device={device!r})"
 
 
+class RayVideoRewardPool(RayRewardPool):
+    """A :class:`RayRewardPool` of a ``video:`` model that also scores whole episodes (:meth:`score_episodes`).
+
+    What :func:`vlmrm.reward.backend.build_reward_function` builds for ``reward.backend: ray`` with a
+    ``video:`` model. Episode-end batching hands it finished episodes; their steps are cut into one
+    contiguous shard per actor, as frames are, and each part of an episode travels with the
+    ``(window - 1) * stride`` frames before it, so every step's clip is the one the model in this
+    process would score (:meth:`vlmrm.reward.video.VideoReward.score_steps`). In the ``episode`` form
+    only the ``window`` frames of each episode's clip travel. ``pool(frames)`` still scores each frame
+    as a still clip, as :class:`~vlmrm.reward.video.VideoReward` does.
+    """
+
+    def __init__(self, config: RewardConfig, max_restarts: int = DEFAULT_MAX_RESTARTS):
+        super().__init__(config, max_restarts)
+        video = self.workers[0].get("video")
+        if not video:
+            self.close()
+            raise ConfigError(f"{config.model!r} is not a video: model; use RayRewardPool for it.")
+        self.window = int(video["window"])
+        self.stride = int(video["stride"])
+        self.form: str = str(video["form"])
+
+    def score_episodes(self, episodes: Sequence[np.ndarray] | Sequence[torch.Tensor]) -> list[np.ndarray]:
+        """float32 rewards, one per frame, for each episode's uint8 frames ``(T, H, W, 3)``: the rewards of
+        :meth:`vlmrm.reward.video.VideoReward.score_episodes`, scored on the actors."""
+        return self.score_episode_steps(episodes, [0] * len(episodes), [True] * len(episodes))
+
+    def score_episode_steps(
+        self,
+        episodes: Sequence[np.ndarray] | Sequence[torch.Tensor],
+        first: Sequence[int],
+        finished: Sequence[bool],
+    ) -> list[np.ndarray]:
+        """The float32 rewards of steps ``first[i], ...`` of each episode's frames so far (``finished[i]``: it
+        ended at its last frame): :meth:`vlmrm.reward.video.VideoReward.score_episode_steps`, on the actors."""
+        if self._closed:
+            raise RuntimeError("this RayRewardPool is closed")
+        arrays = [frames_to_array(episode) for episode in episodes]
+        first = [int(f) for f in first]
+        for frames, f in zip(arrays, first, strict=True):
+            if not 0 <= f <= len(frames):
+                raise ValueError(f"first={f} is not a step of an episode of {len(frames)} frames")
+        rewards = [np.zeros(len(frames) - f, dtype=np.float32) for frames, f in zip(arrays, first, strict=True)]
+        # One group of parts of episodes per actor; a part is (episode, its first step, its last step + 1,
+        # the frames sent, the index of its first step among them).
+        groups: list[list[tuple[int, int, int, np.ndarray, int]]] = []
+        if self.form == "episode":
+            ended = [e for e, frames in enumerate(arrays) if finished[e] and len(frames) > first[e]]
+            for start, stop in shard_bounds(len(ended), self.num_workers):
+                group = []
+                for e in ended[start:stop]:  # only the frames of the episode's one clip travel
+                    frames = arrays[e]
+                    clip = frames[clip_indices(len(frames), self.window, self.stride, "episode")[0]]
+                    group.append((e, len(frames) - 1, len(frames), clip, 0))
+                groups.append(group)
+        else:
+            context = (self.window - 1) * self.stride
+            # The steps to score, one after another: episode e's are starts[e], ..., starts[e + 1] - 1.
+            starts = np.cumsum([0, *(len(frames) - f for frames, f in zip(arrays, first, strict=True))]).tolist()
+            for start, stop in shard_bounds(starts[-1], self.num_workers):
+                group = []
+                for e, frames in enumerate(arrays):
+                    a = max(start, starts[e]) - starts[e] + first[e]
+                    b = min(stop, starts[e + 1]) - starts[e] + first[e]
+                    if a < b:
+                        c = max(0, a - context)  # the frames the clips of steps a.. reach back to
+                        group.append((e, a, b, frames[c:b], a - c))
+                groups.append(group)
+        groups = [group for group in groups if group]
+        if not groups:
+            return rewards
+        actors, start_at = self._take_actors(len(groups))
+        payloads = [[(frames, skip) for _, _, _, frames, skip in group] for group in groups]
+        for group, scored in zip(groups, self._dispatch("score_steps", payloads, actors, start_at), strict=True):
+            for (e, a, b, _, _), values in zip(group, scored, strict=True):
+                rewards[e][a - first[e] : b - first[e]] = np.asarray(values, dtype=np.float32)[-(b - a) :]
+        return rewards
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -434,4 +541,5 @@ def _pid_alive(pid: int) -> bool:
 
 __all__ = [
     "RayRewardPool",
+    "RayVideoRewardPool",
 ]

@@ -14,18 +14,22 @@ Two forms (``reward.video.form``):
   ``k`` frames spread evenly over the whole episode, at the episode's last step; every other
   step gets 0.
 
-Both need the episode's earlier frames, which episode-end batching holds already
-(``reward.episode_end_batching``, on for SAC and DQN): :meth:`VideoReward.score_episodes` gets
-them, so no frame is rendered twice. Scored one frame at a time (``vlmrm score``, ``epic``,
-``landscape``, ``inspect``, step-mode training) a frame is a still clip: the frame repeated ``k``
-times. ``k`` is the model's number of frames (X-CLIP's frame-integration transformer has one
-position per frame).
+Both need the episode's earlier frames, which training holds already, so no frame is rendered
+twice: episode-end batching (``reward.episode_end_batching``, on for SAC and DQN) hands finished
+episodes to :meth:`VideoReward.score_episodes`, and PPO each rollout's steps, when it ends, to
+:meth:`VideoReward.score_episode_steps` (:mod:`vlmrm.rl.rollout_rewards`); ``vlmrm inspect``
+scores its episodes the same way, and ``vlmrm score`` each video file's frames (as one episode).
+Scored one frame at a time (images in ``vlmrm score``, the states of ``landscape``, the frames of
+``epic`` and ``rewards compare``, a call ``reward(frames)``) a frame is a still clip: the frame
+repeated ``k`` times, which those tools say in one log line (:func:`note_still_clips`). ``k`` is
+the model's number of frames (X-CLIP's frame-integration transformer has one position per frame).
 
 ``video:tiny-random`` is a tiny randomly initialised X-CLIP built here, offline (meaningless rewards).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +54,9 @@ from vlmrm.reward.preprocessing import ImageSpec, frames_to_tensor
 from vlmrm.reward.projection import normalize
 from vlmrm.reward.vlm_reward import VLMReward, check_reward_arguments
 
-__all__ = ["VideoReward", "XCLIPEncoder", "build_tiny_random_xclip", "clip_indices", "load_xclip"]
+__all__ = ["VideoReward", "XCLIPEncoder", "build_tiny_random_xclip", "clip_indices", "load_xclip", "note_still_clips"]
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "video:"
 TINY_RANDOM = "tiny-random"
@@ -157,25 +163,71 @@ class VideoReward(VLMReward):
     @torch.inference_mode()
     def score_episodes(self, episodes: Sequence[Frames]) -> list[np.ndarray]:
         """float32 rewards, one per frame, for each episode's frames ``(T, H, W, 3)`` (see the module docstring)."""
-        return [self._score_episode(frames_to_tensor(frames)) for frames in episodes]
+        return [self.score_steps(frames) for frames in episodes]
 
-    def _score_episode(self, frames: torch.Tensor) -> np.ndarray:
-        length = frames.shape[0]
-        rewards = np.zeros(length, dtype=np.float32)
-        if length == 0:
-            return rewards
+    @torch.inference_mode()
+    def score_steps(self, frames: Frames, first: int = 0, finished: bool = True) -> np.ndarray:
+        """float32 rewards of steps ``first, ..., T-1`` of an episode whose frames so far ``(T, H, W, 3)`` are given.
+
+        A step's reward depends only on its episode's frames up to that step (and, in the ``episode``
+        form, on whether the episode ended there: ``finished`` says whether it ended at frame ``T-1``;
+        an unfinished episode's steps get 0 there). So a part of an episode scores as the whole would
+        when it carries the ``(window - 1) * stride`` frames before its first step (or starts at the
+        episode's first frame): how a long episode is split over Ray workers, and how a PPO rollout
+        scores the steps of an episode that began in an earlier rollout or goes on in the next.
+        """
+        tensor = frames_to_tensor(frames)
+        length = tensor.shape[0]
+        if not 0 <= first <= length:
+            raise ValueError(f"first={first} is not a step of an episode of {length} frames")
+        if self.form == "episode" and not finished:
+            return np.zeros(length - first, dtype=np.float32)
+        return self.rewards_from_clip_embeddings(self.embed_episode(tensor, first), length, first)
+
+    def score_episode_steps(
+        self, episodes: Sequence[Frames], first: Sequence[int], finished: Sequence[bool]
+    ) -> list[np.ndarray]:
+        """:meth:`score_steps` of each episode: the rewards of its steps ``first[i], ...`` (see the contract's
+        :class:`~vlmrm.reward.contract.PartialEpisodeRewardFunction`)."""
+        return [self.score_steps(frames, f, done) for frames, f, done in zip(episodes, first, finished, strict=True)]
+
+    @torch.inference_mode()
+    def embed_episode(self, frames: Frames, first: int = 0) -> torch.Tensor:
+        """Normalised float32 clip embeddings of an episode's frames ``(T, H, W, 3)``: one per step from
+        ``first`` (``window`` form) or one for the whole episode (``episode`` form); see :meth:`score_steps`."""
+        tensor = frames_to_tensor(frames)
+        length = tensor.shape[0]
+        if not 0 <= first <= length:
+            raise ValueError(f"first={first} is not a step of an episode of {length} frames")
+        indices_np = clip_indices(length, self.window, self.stride, self.form) if length > first else None
+        if self.form == "window" and indices_np is not None:
+            indices_np = indices_np[first:]
+        if indices_np is None or len(indices_np) == 0:
+            return torch.zeros((0, self.target_embedding.shape[0]), device=self.device)
+        # Only the frames some clip uses go through the model (a part of an episode carries its context).
+        used, inverse = np.unique(indices_np, return_inverse=True)
+        chosen = tensor[torch.from_numpy(used).to(tensor.device)]
         pixels = torch.cat(
-            [self.preprocess(frames[start : start + self.batch_size]) for start in range(0, length, self.batch_size)]
+            [self.preprocess(chosen[start : start + self.batch_size]) for start in range(0, len(used), self.batch_size)]
         )
-        indices = torch.from_numpy(clip_indices(length, self.window, self.stride, self.form)).to(pixels.device)
+        indices = torch.from_numpy(inverse.reshape(indices_np.shape)).to(pixels.device)
         per_pass = max(1, self.batch_size // self.window)
-        embeddings = torch.cat(
+        return torch.cat(
             [
                 normalize(self.video_encoder.encode_videos(pixels[indices[start : start + per_pass]]).float())
                 for start in range(0, len(indices), per_pass)
             ]
         )
-        values = self.reward_from_embeddings(embeddings).float().cpu().numpy()
+
+    def rewards_from_clip_embeddings(
+        self, embeddings: torch.Tensor, length: int, first: int = 0, alpha: float | None = None
+    ) -> np.ndarray:
+        """float32 rewards of steps ``first, ..., length-1`` from :meth:`embed_episode`'s embeddings of an episode
+        of ``length`` frames; ``alpha`` overrides :attr:`alpha` for this call."""
+        rewards = np.zeros(length - first, dtype=np.float32)
+        if length == first:
+            return rewards
+        values = self.reward_from_embeddings(embeddings, alpha=alpha).float().cpu().numpy()
         if self.form == "episode":
             rewards[-1] = values[0]
             return rewards
@@ -186,6 +238,19 @@ class VideoReward(VLMReward):
             f"VideoReward(model={self.name!r}, target_prompts={self.target_prompts!r}, "
             f"baseline_prompts={self.baseline_prompts!r}, alpha={self.alpha}, window={self.window}, "
             f"stride={self.stride}, form={self.form!r}, dtype={self.dtype}, device={self.device})"
+        )
+
+
+def note_still_clips(reward: object, what: str) -> None:
+    """Say (one INFO line) that ``reward``, when it is a video model, sees each of ``what`` (independent images:
+    a sweep's states, a dataset's frames) as a still clip; nothing for other models."""
+    if isinstance(reward, VideoReward):
+        logger.info(
+            "vlmrm: %s is a video model; it sees each of %s as a still clip (the image repeated %d times), "
+            "not as a window of an episode",
+            reward.name,
+            what,
+            reward.window,
         )
 
 

@@ -1,9 +1,16 @@
 """Score the frames of all environments of a vector env in one batch.
 
-Two modes:
+Three modes:
 
 - ``"step"``: after every vector step, the frames of all envs are scored in one batch and
   returned as the rewards (works with any algorithm).
+- ``"rollout"`` (on-policy algorithms, PPO, with a reward that needs the episode's earlier frames:
+  a video model, :class:`~vlmrm.reward.contract.PartialEpisodeRewardFunction`): each step returns
+  the placeholder reward 0; the frames of each env's running episode are kept, across rollouts,
+  and :meth:`VecVLMReward.score_rollout` scores every step taken since :meth:`VecVLMReward.begin_rollout`
+  at once, the steps of episodes that end later included (a step's reward never depends on later
+  frames). :class:`~vlmrm.rl.rollout_rewards.RolloutRewards` adds them to PPO's rollout buffer
+  before the update. An episode's returns arrive in the info of its env's first step after that.
 - ``"episode"`` (episode-end batching, for off-policy algorithms): frames of running episodes
   are kept; when episodes end, all their frames are scored in one batch. The finished
   episode's rewards travel in ``info["vlm_episode_rewards"]`` to a
@@ -51,12 +58,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from vlmrm.envs.vector.vec_env import FrameBatchSource
-from vlmrm.reward.contract import EpisodeRewardFunction, RewardFunction, wants_episodes
+from vlmrm.reward.contract import EpisodeRewardFunction, RewardFunction, scores_partial_episodes, wants_episodes
 from vlmrm.rl.streams import ScoringStream, frames_ready
 from vlmrm.rl.wrappers import ENV_REWARD_KEY, EPISODE_KEY, FRAME_KEY
 
 EPISODE_REWARDS_KEY = "vlm_episode_rewards"
-RewardMode = Literal["step", "episode"]
+RewardMode = Literal["step", "episode", "rollout"]
 
 
 FrameBatch = np.ndarray | torch.Tensor
@@ -316,8 +323,10 @@ class VecVLMReward(VecEnvWrapper):
         max_in_flight_frames: int | None = None,
     ):
         super().__init__(venv)
-        if mode not in ("step", "episode"):
-            raise ValueError(f"mode must be 'step' or 'episode', got {mode!r}")
+        if mode not in ("step", "episode", "rollout"):
+            raise ValueError(f"mode must be 'step', 'episode' or 'rollout', got {mode!r}")
+        if mode == "rollout" and not scores_partial_episodes(reward_fn):
+            raise ValueError(f"mode='rollout' needs a reward that scores unfinished episodes, not {reward_fn.name!r}")
         if overlap and mode != "episode":
             raise ValueError("overlap=True needs mode='episode': in step mode each step's rewards are needed at once")
         max_batch_frames = reward_fn.batch_size if max_batch_frames is None else max_batch_frames
@@ -339,9 +348,18 @@ class VecVLMReward(VecEnvWrapper):
         self._scorer = scorer(reward_fn, max_batch_frames) if mode == "episode" else None
         # Episode mode: (env index, pending rewards, env return, length) of episodes whose returns are not reported yet.
         self._unreported: deque[tuple[int, PendingRewards, float, int]] = deque()
+        # Rollout mode: each env's episode step at which the rollout began, its episodes that ended in the
+        # rollout (frames, that step, env return, VLM return before the rollout), the returns to report.
+        self._rollout_first = np.zeros(self.num_envs, dtype=np.int64)
+        self._ended: list[list[tuple[list[Any], int, float, float]]] = [[] for _ in range(self.num_envs)]
+        self._rollout_steps = 0
+        self._to_report: deque[tuple[int, dict[str, Any]]] = deque()
 
     def reset(self) -> Any:
         self._episode_frames = [[] for _ in range(self.num_envs)]
+        self._rollout_first[:] = 0
+        self._ended = [[] for _ in range(self.num_envs)]
+        self._rollout_steps = 0
         self._vlm_returns[:] = 0.0
         self._env_returns[:] = 0.0
         self._lengths[:] = 0
@@ -363,7 +381,10 @@ class VecVLMReward(VecEnvWrapper):
             info[ENV_REWARD_KEY] = float(env_rewards[i])
         self._env_returns += env_rewards
         self._lengths += 1
-        if self._scorer is None:
+        if self.mode == "rollout":
+            rewards = self._hold_rollout_frames(frames, dones)
+            self._report_rollout_returns(infos)
+        elif self._scorer is None:
             rewards = score_frames(self.reward_fn, frames, self.max_batch_frames)
             self._vlm_returns += rewards
             for i in np.flatnonzero(dones).tolist():
@@ -404,6 +425,81 @@ class VecVLMReward(VecEnvWrapper):
             if pending.done():  # the step that ends the episode gets its true reward when it is known
                 rewards[i] = pending.result()[-1]
         return rewards
+
+    # -- rollout mode ---------------------------------------------------------------------------------
+
+    def _hold_rollout_frames(self, frames: FrameBatch, dones: np.ndarray) -> np.ndarray:
+        """Keep each env's frame; set aside the episodes that ended; the placeholder rewards (0)."""
+        self._rollout_steps += 1
+        for i, frame in enumerate(frames):
+            self._episode_frames[i].append(frame)
+        for i in np.flatnonzero(dones).tolist():
+            # The VLM return of its steps in earlier rollouts goes with it (the env's sum restarts at 0).
+            ended = (self._episode_frames[i], int(self._rollout_first[i]), float(self._env_returns[i]))
+            self._ended[i].append((*ended, float(self._vlm_returns[i])))
+            self._episode_frames[i] = []
+            self._rollout_first[i] = 0
+        return np.zeros(self.num_envs, dtype=np.float32)
+
+    def begin_rollout(self) -> None:
+        """Rollout mode: start counting the steps :meth:`score_rollout` scores (steps taken since the last
+        :meth:`score_rollout` and not scored, by a rollout cut short, are dropped: no buffer holds them)."""
+        for i in range(self.num_envs):
+            self._ended[i] = []
+            self._rollout_first[i] = len(self._episode_frames[i])
+        self._rollout_steps = 0
+
+    def score_rollout(self) -> np.ndarray:
+        """Rollout mode: the VLM rewards ``(steps, num_envs)`` of every step since :meth:`begin_rollout`, in one
+        call of the reward (:meth:`~vlmrm.reward.contract.PartialEpisodeRewardFunction.score_episode_steps`)."""
+        if self.mode != "rollout":
+            raise RuntimeError("score_rollout() is for mode='rollout'")
+        episodes: list[FrameBatch] = []
+        first: list[int] = []
+        finished: list[bool] = []
+        owners: list[int] = []
+        for i in range(self.num_envs):
+            for frames, start, _, _ in self._ended[i]:
+                episodes.append(frames_for(self.reward_fn, _stack(frames)))
+                first.append(start)
+                finished.append(True)
+                owners.append(i)
+            if len(self._episode_frames[i]) > self._rollout_first[i]:
+                episodes.append(frames_for(self.reward_fn, _stack(self._episode_frames[i])))
+                first.append(int(self._rollout_first[i]))
+                finished.append(False)
+                owners.append(i)
+        scored = self.reward_fn.score_episode_steps(episodes, first, finished) if episodes else []  # type: ignore[attr-defined]
+        columns: list[list[np.ndarray]] = [[] for _ in range(self.num_envs)]
+        for i, values in zip(owners, scored, strict=True):
+            columns[i].append(np.asarray(values, dtype=np.float32))
+        rewards = np.zeros((self._rollout_steps, self.num_envs), dtype=np.float32)
+        for i in range(self.num_envs):
+            column = np.concatenate(columns[i]) if columns[i] else np.zeros(0, dtype=np.float32)
+            if column.shape != (self._rollout_steps,):
+                raise RuntimeError(f"env {i}: {column.shape[0]} rewards for the rollout's {self._rollout_steps} steps")
+            rewards[:, i] = column
+            parts = iter(columns[i])
+            for frames, _, env_return, earlier in self._ended[i]:
+                vlm_return = earlier + float(next(parts).sum(dtype=np.float64))
+                self._to_report.append((i, {"vlm_return": vlm_return, "env_return": env_return, "length": len(frames)}))
+            running = next(parts, None)
+            if running is not None:
+                self._vlm_returns[i] += running.sum(dtype=np.float64)
+        self.begin_rollout()
+        return rewards
+
+    def _report_rollout_returns(self, infos: list[dict[str, Any]]) -> None:
+        """Put the returns of episodes scored at the end of a rollout, oldest first, into ``info["vlm_episode"]``
+        of their env (one per env and step)."""
+        kept: deque[tuple[int, dict[str, Any]]] = deque()
+        while self._to_report:
+            i, stats = self._to_report.popleft()
+            if EPISODE_KEY in infos[i]:
+                kept.append((i, stats))
+            else:
+                infos[i][EPISODE_KEY] = stats
+        self._to_report = kept
 
     def _report_scored_episodes(self, infos: list[dict[str, Any]]) -> None:
         """Put the returns of scored episodes, oldest first, into ``info["vlm_episode"]`` of their env.

@@ -66,6 +66,12 @@ class RewardGuard(RewardFunctionWrapper):
         episodes = list(episodes)
         return [self._checked(e, r) for e, r in zip(episodes, super().score_episodes(episodes), strict=True)]
 
+    def score_episode_steps(self, episodes: Any, first: Any, finished: Any) -> list[np.ndarray]:
+        """The latest steps of episodes (a PPO rollout of a video reward), each checked as a call would be."""
+        episodes, first = list(episodes), list(first)
+        scored = super().score_episode_steps(episodes, first, finished)
+        return [self._checked(e[f:], r) for e, f, r in zip(episodes, first, scored, strict=True)]
+
     def _checked(self, frames: Frames, rewards: Any) -> np.ndarray:
         rewards = np.asarray(rewards, dtype=np.float32)
         if rewards.shape != (len(frames),):
@@ -115,10 +121,12 @@ def _save_png(frame: Any, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(path, format="PNG")
 
 
-def check_episode_frames_fit(config: TrainConfig) -> None:
+def check_episode_frames_fit(config: TrainConfig, training_holds_episodes: bool | None = None) -> None:
     """Refuse episodes whose frames do not fit in memory: episodes scored whole when they end (episode-end
-    batching, and every evaluation) keep all their frames until then."""
-    env, batching = config.env, bool(config.reward.episode_end_batching)
+    batching, and every evaluation) keep all their frames until then, as PPO's rollouts of a video reward do
+    (``training_holds_episodes``; default: with episode-end batching)."""
+    env, configured = config.env, bool(config.reward.episode_end_batching)
+    batching = configured if training_holds_episodes is None else training_holds_episodes
     assert env.render_size is not None and env.episode_length is not None  # resolved
     training = config.rl.n_envs if batching else 0
     envs = f"{training + 1} envs ({training} training, 1 evaluation)" if training else "1 evaluation env"
@@ -128,7 +136,7 @@ def check_episode_frames_fit(config: TrainConfig) -> None:
         f"env.episode_length={env.episode_length}: episodes are scored when they end, so their frames are kept "
         f"until then: {envs} × {env.episode_length} frames × {size}×{size}×3 bytes",
         "Lower env.episode_length or env.render_size"
-        + (", or set reward.episode_end_batching=false." if batching else "."),
+        + (", or set reward.episode_end_batching=false." if configured else "."),
     )
 
 

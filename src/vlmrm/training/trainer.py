@@ -54,14 +54,16 @@ from vlmrm.config import (
     TrainConfig,
     check_config,
     default_run_dir,
+    is_off_policy,
     resolve,
 )
 from vlmrm.envs import get_env_spec
 from vlmrm.errors import ConfigError, RewardError, TrainingInterrupted, WriteError
 from vlmrm.reward.backend import build_reward_function, reward_facts
-from vlmrm.reward.contract import RewardFunction, as_reward_function, wants_episodes
+from vlmrm.reward.contract import RewardFunction, as_reward_function, scores_partial_episodes, wants_episodes
 from vlmrm.rl.algorithms import make_algorithm
 from vlmrm.rl.rollout import EvaluationResult
+from vlmrm.rl.rollout_rewards import RolloutRewards
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
 from vlmrm.run.checkpoints import (
@@ -193,6 +195,7 @@ class _Run:
         self.run_logger: StepLogger | None = None
         self.tracker: WandbTracker | None = None
         self.best: BestRecord | None = None
+        self.reward_mode: RewardMode = "step"  # how the training env scores frames (vlmrm.rl.vec_env)
 
     # -- the step numbers guards report --------------------------------------------------------------------
 
@@ -217,16 +220,30 @@ class _Run:
         stack.callback(_quietly, reward.close, "the reward function")
         return reward
 
+    def _scores_rollouts(self, reward: RewardFunction) -> bool:
+        """PPO scores a reward that needs the episode's earlier frames (a video model) when each rollout ends."""
+        config = self.config
+        return (
+            not config.reward.episode_end_batching
+            and not is_off_policy(config.rl.algorithm)
+            and (scores_partial_episodes(reward))
+        )
+
+    def _holds_episodes(self, reward: RewardFunction) -> bool:
+        """Whether the training envs keep their running episodes' frames (episode-end batching, PPO's rollouts)."""
+        return bool(self.config.reward.episode_end_batching) or self._scores_rollouts(reward)
+
     def _envs(self, reward: RewardFunction, start_step: int, stack: contextlib.ExitStack) -> tuple[Any, Any]:
         config = self.config
         bad_frames = self.run.bad_frames_dir
         batching = bool(config.reward.episode_end_batching)
-        if not batching and wants_episodes(reward):
+        rollout = self._scores_rollouts(reward)
+        if not batching and not rollout and wants_episodes(reward):
             raise ConfigError(
-                f"{reward.name!r} scores clips of an episode's frames, which needs episode-end batching; set "
-                "reward.episode_end_batching: true (with sac or dqn), or use an image model."
+                f"{reward.name!r} scores each step by a clip of its episode's frames, which needs episode-end "
+                "batching with sac or dqn (reward.episode_end_batching: true), or ppo; or use an image model."
             )
-        train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not batching)
+        train_fn = RewardGuard(reward, bad_frames, self._train_step, per_env=not (batching or rollout))
         eval_fn = RewardGuard(reward, bad_frames, self._steps, per_env=False, label="eval_env")
         env, rl = config.env, config.rl
         assert env.render_size is not None and env.episode_length is not None and env.vectorized != "auto"  # resolved
@@ -241,8 +258,8 @@ class _Run:
         )
         inner = build(n_envs=rl.n_envs, seed=rl.seed + start_step, kind=rl.vec_env)
         stack.callback(_quietly, inner.close, "the training envs")
-        mode: RewardMode = "episode" if batching else "step"
-        venv = VecVLMReward(inner, train_fn, mode=mode, overlap=bool(config.reward.overlap_scoring))
+        self.reward_mode = "episode" if batching else "rollout" if rollout else "step"
+        venv = VecVLMReward(inner, train_fn, mode=self.reward_mode, overlap=bool(config.reward.overlap_scoring))
         # Evaluation episodes are scored whole, in batches, when they end: far fewer model calls than per step.
         eval_env = VecVLMReward(build(n_envs=1, seed=rl.seed + 10_000), eval_fn, mode="episode")
         stack.callback(_quietly, eval_env.close, "the evaluation env")
@@ -255,7 +272,7 @@ class _Run:
         with contextlib.ExitStack() as stack:
             reward = self._reward(stack)
             self.config = resolve(self.config, reward_facts(reward), run_dir=self.path)
-            check_episode_frames_fit(self.config)
+            check_episode_frames_fit(self.config, self._holds_episodes(reward))
             start_step = start.step if start else 0
             venv, eval_env = self._envs(reward, start_step, stack)
             device = "cpu" if self.config.reward.device == "cpu" else "auto"
@@ -355,6 +372,8 @@ class _Run:
             CheckpointCallback(log.checkpoint_freq, self.save),
             StopOnInterrupt(lambda: interrupt.received is not None),
         ]
+        if self.reward_mode == "rollout":
+            callbacks.insert(0, RolloutRewards())  # each rollout's rewards before anything reads the buffer
         if log.progress_bar:
             callbacks.insert(0, ProgressBar(total, initial_steps=start_step))
         return callbacks
