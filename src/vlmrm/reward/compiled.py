@@ -1,0 +1,140 @@
+"""``reward.compile``: the image tower's forward through ``torch.compile``, for one fixed batch shape.
+
+Modes (:data:`vlmrm.config.CompileMode`):
+
+``none``
+    The encoder's ``encode_images`` as it is (eager PyTorch). The default: compiling costs seconds (a
+    tiny model on a CPU) to minutes (a ViT-L with autotuning), paid when the model loads.
+``compile``
+    Inductor-compiled (:func:`torch_compile_mode`): elementwise work fused into a few kernels, and on
+    CUDA the matrix products autotuned. No CUDA graphs, so the compiled forward may run on any thread
+    and any CUDA stream (the background scorer's, :mod:`vlmrm.rl.streams`).
+``cuda-graphs``
+    ``compile`` plus replaying the forward as a CUDA graph (``mode="reduce-overhead"``): one launch
+    instead of hundreds of kernel launches, which is what bounds a small model or a small batch on a
+    fast GPU. CUDA only; see :class:`CompiledImageForward` for the threading rule.
+
+Fixed shapes: every call is padded with zero images to ``batch_size`` (:class:`~vlmrm.reward.VLMReward`
+calls with at most that many), compiled with ``dynamic=False``, and the embeddings of the padding are
+dropped. One batch shape means one compiled graph (and one CUDA graph), so no call ever recompiles; the
+price is that a call of ``n`` frames costs as much as one of ``batch_size``: set ``reward.batch_size``
+to the frames a call usually carries (episode-end batching fills whole batches; per-step scoring sends
+``n_envs`` frames per call).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any
+
+import torch
+
+from vlmrm.config import CompileMode, compile_problem
+from vlmrm.errors import ConfigError, ModelLoadError
+from vlmrm.reward.encoders import ImageTextEncoder
+
+logger = logging.getLogger(__name__)
+
+TORCH_COMPILE_MODES: dict[tuple[str, str], str | None] = {
+    ("compile", "cuda"): "max-autotune-no-cudagraphs",
+    ("compile", "cpu"): None,
+    ("cuda-graphs", "cuda"): "reduce-overhead",
+}
+"""``torch.compile``'s ``mode`` for each (``reward.compile``, device type); other device types use the CPU's.
+
+- ``compile`` on CUDA: ``max-autotune-no-cudagraphs``. The batch shape is fixed, so the autotuning (Triton
+  templates against cuBLAS for each matrix product, fused epilogues) happens once, when the model loads,
+  and pays on every call after; no CUDA graphs, so nothing is captured and any thread may call.
+- ``compile`` on a CPU: torch's default mode. Inductor's fusion and its C++/OpenMP kernels are the gain;
+  ``max-autotune`` on a CPU only adds timing C++ GEMM templates against oneDNN, which made compiling
+  several times slower for no measured gain (docs/benchmark.md).
+- ``cuda-graphs``: ``reduce-overhead``, Inductor's CUDA-graph trees.
+"""
+
+
+def torch_compile_mode(mode: CompileMode, device: torch.device) -> str | None:
+    """``torch.compile``'s ``mode`` for ``reward.compile: mode`` on ``device`` (``None``: torch's default)."""
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    return TORCH_COMPILE_MODES[(mode, kind)]
+
+
+class CompiledImageForward:
+    """``encoder.encode_images`` compiled for batches of exactly ``batch_size`` images, called with at most that many.
+
+    Calls pad to ``batch_size`` with zero images and return the embeddings of the images given (the
+    padding never mixes with them: every image goes through the tower on its own). The compiled graph is
+    built, and run once, in the constructor: a model that cannot be compiled fails there, as a
+    :class:`~vlmrm.errors.ModelLoadError`, before any training step.
+
+    **Threads and CUDA graphs, the rule** (that of :data:`vlmrm.envs.vector.raster.CAPTURE_ERROR_MODE`:
+    *capture in thread-local mode, and capture up front*):
+
+    - Compile up front: dynamo and Inductor (the seconds to minutes) run here, on the constructing thread,
+      when the reward loads, before any renderer or scorer thread of training runs.
+    - Capture thread-local: with ``cuda-graphs``, torch's CUDA-graph trees keep their graphs per thread. The
+      constructing thread records its graph here; another thread that calls later (the background scorer of
+      ``reward.overlap_scoring``) records its own, once, on its first call: two eager warm-up runs and one
+      capture of the already compiled code, no recompilation. torch captures them with
+      ``capture_error_mode="thread_local"``, the mode of the renderers' captures, so a capture in the
+      scorer thread and one in the stepping thread restrict only their own thread and cannot invalidate each
+      other. Do not capture CUDA graphs in ``global`` mode anywhere in vlmrm.
+    - A ``cuda-graphs`` output lives in the graph's memory and is overwritten by the next replay: each call
+      here marks a new step (``torch.compiler.cudagraph_mark_step_begin``) and returns a copy.
+    """
+
+    def __init__(self, encoder: ImageTextEncoder, batch_size: int, mode: CompileMode):
+        if mode == "none":
+            raise ValueError("CompiledImageForward compiles; call encoder.encode_images for reward.compile: none")
+        problem = compile_problem(mode, encoder.name, str(encoder.device))
+        if problem is not None:
+            raise ConfigError(problem)
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.mode = mode
+        self.torch_mode = torch_compile_mode(mode, encoder.device)
+        self.cuda_graphs = mode == "cuda-graphs"
+        # encode_images without its inference_mode decorator: dynamo cannot trace into inference mode
+        # ("Cannot set version_counter for inference tensor"); callers run it under inference mode instead.
+        forward = functools.partial(inspect.unwrap(type(encoder).encode_images), encoder)
+        self._compiled: Any = torch.compile(forward, mode=self.torch_mode, dynamic=False)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        size = self.encoder.image_spec.size
+        logger.info(
+            "vlmrm: compiling %s's image tower (reward.compile: %s, torch.compile mode %s, batch %d)",
+            self.encoder.name,
+            self.mode,
+            self.torch_mode or "default",
+            self.batch_size,
+        )
+        try:
+            with torch.inference_mode():  # an inference tensor, as every later call's: the guards check it
+                pixels = torch.zeros(
+                    (self.batch_size, 3, size, size), device=self.encoder.device, dtype=self.encoder.dtype
+                )
+                for _ in range(3 if self.cuda_graphs else 1):  # graph trees: warm up, record, replay
+                    self(pixels)
+        except Exception as exc:  # dynamo and Inductor raise many kinds; each means "this model does not compile"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"reward.compile: {self.mode}: torch.compile failed on {self.encoder.name!r} "
+                f"({type(exc).__name__}: {reason}); set reward.compile: none."
+            ) from exc
+
+    def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` preprocessed images, ``N <= batch_size`` -> ``(N, D)`` embeddings (call under
+        ``torch.inference_mode``)."""
+        count = pixel_values.shape[0]
+        if count > self.batch_size:
+            raise ValueError(f"{count} images in one call; the compiled forward takes at most {self.batch_size}")
+        # Strides, and whether a tensor is an inference tensor, are part of the compiled graph's guards.
+        batch = pixel_values.contiguous() if pixel_values.is_inference() else pixel_values.clone()
+        if count < self.batch_size:
+            batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        embeddings = self._compiled(batch)[:count]
+        return embeddings.clone() if self.cuda_graphs else embeddings
