@@ -15,6 +15,7 @@ import torch._dynamo
 from transformers import CLIPConfig, CLIPModel
 
 from vlmrm.benchmark import BenchSettings
+from vlmrm.cli.main import main
 from vlmrm.config import CompileMode, config_from_dict
 from vlmrm.device_options import COMPILE_CHOICES
 from vlmrm.errors import ConfigError, ModelLoadError
@@ -189,8 +190,11 @@ def test_vlm_reward_checks_compile_before_loading() -> None:
         VLMReward.from_pretrained("not/a-model", PROMPTS, device="cpu", compile="cuda-graphs")
 
 
-def test_bench_checks_compile() -> None:
+def test_bench_checks_compile(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="--compile cuda-graphs replays CUDA graphs"):
         BenchSettings(env="cartpole", model="tiny-random", device="cpu", compile="cuda-graphs")
     with pytest.raises(ConfigError, match="--compile must be one of"):
         BenchSettings(env="cartpole", model="tiny-random", compile="yes")  # type: ignore[arg-type]
+    assert main(["bench", "cartpole", "--model", "tiny-random", "--device", "cpu", "--compile", "cuda-graphs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --compile cuda-graphs replays CUDA graphs") and err.count("\n") == 1

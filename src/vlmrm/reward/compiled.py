@@ -138,3 +138,6 @@ class CompiledImageForward:
             torch.compiler.cudagraph_mark_step_begin()
         embeddings = self._compiled(batch)[:count]
         return embeddings.clone() if self.cuda_graphs else embeddings
+
+
+__all__ = ["TORCH_COMPILE_MODES", "CompiledImageForward", "torch_compile_mode"]
