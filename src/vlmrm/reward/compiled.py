@@ -48,8 +48,8 @@ TORCH_COMPILE_MODES: dict[tuple[str, str], str | None] = {
   templates against cuBLAS for each matrix product, fused epilogues) happens once, when the model loads,
   and pays on every call after; no CUDA graphs, so nothing is captured and any thread may call.
 - ``compile`` on a CPU: torch's default mode. Inductor's fusion and its C++/OpenMP kernels are the gain;
-  ``max-autotune`` on a CPU only adds timing C++ GEMM templates against oneDNN, which made compiling
-  several times slower for no measured gain (docs/benchmark.md).
+  ``max-autotune`` on a CPU only adds timing C++ GEMM templates against oneDNN, which doubled the compile
+  time of a ViT-B/32 for no measured gain (docs/benchmark.md).
 - ``cuda-graphs``: ``reduce-overhead``, Inductor's CUDA-graph trees.
 """
 
