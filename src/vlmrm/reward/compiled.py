@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from typing import Any
 
 import torch
@@ -71,17 +72,20 @@ class CompiledImageForward:
     **Threads and CUDA graphs, the rule** (that of :data:`vlmrm.envs.vector.raster.CAPTURE_ERROR_MODE`:
     *capture in thread-local mode, and capture up front*):
 
-    - Compile up front: dynamo and Inductor (the seconds to minutes) run here, on the constructing thread,
-      when the reward loads, before any renderer or scorer thread of training runs.
-    - Capture thread-local: with ``cuda-graphs``, torch's CUDA-graph trees keep their graphs per thread. The
-      constructing thread records its graph here; another thread that calls later (the background scorer of
-      ``reward.overlap_scoring``) records its own, once, on its first call: two eager warm-up runs and one
-      capture of the already compiled code, no recompilation. torch captures them with
-      ``capture_error_mode="thread_local"``, the mode of the renderers' captures, so a capture in the
-      scorer thread and one in the stepping thread restrict only their own thread and cannot invalidate each
-      other. Do not capture CUDA graphs in ``global`` mode anywhere in vlmrm.
-    - A ``cuda-graphs`` output lives in the graph's memory and is overwritten by the next replay: each call
-      here marks a new step (``torch.compiler.cudagraph_mark_step_begin``) and returns a copy.
+    - Up front: dynamo and Inductor (seconds to minutes) run here, on the constructing thread, when the
+      reward loads; with ``cuda-graphs`` the constructor also runs the forward three times (torch's graph
+      trees warm up, capture, replay), so the capture happens here too, before training starts a renderer
+      capture or a scorer thread. torch binds the graph to the graph-tree manager of the thread that first
+      ran it (this one), so later calls from any thread, the background scorer of
+      ``reward.overlap_scoring`` on its own CUDA stream included, replay it: the hot path never compiles
+      (one batch shape) and never captures.
+    - Thread-local: torch's graph trees capture with ``capture_error_mode="thread_local"``, the mode of the
+      renderers' captures, so a capture here restricts only this thread. Never capture in ``global`` mode
+      anywhere in vlmrm: a ``.cpu()`` in another thread would break it.
+    - Calls take turns: one graph has one set of static inputs and outputs, so a lock lets one thread at a
+      time replay it (an evaluation scoring in the stepping thread while the scorer thread scores waits).
+      Each call marks a new step (``torch.compiler.cudagraph_mark_step_begin``) and returns a copy, since
+      the next replay overwrites the graph's output.
     """
 
     def __init__(self, encoder: ImageTextEncoder, batch_size: int, mode: CompileMode):
@@ -95,6 +99,7 @@ class CompiledImageForward:
         self.mode = mode
         self.torch_mode = torch_compile_mode(mode, encoder.device)
         self.cuda_graphs = mode == "cuda-graphs"
+        self._replay_lock = threading.Lock()
         # encode_images without its inference_mode decorator: dynamo cannot trace into inference mode
         # ("Cannot set version_counter for inference tensor"); callers run it under inference mode instead.
         forward = functools.partial(inspect.unwrap(type(encoder).encode_images), encoder)
@@ -134,10 +139,11 @@ class CompiledImageForward:
         batch = pixel_values.contiguous() if pixel_values.is_inference() else pixel_values.clone()
         if count < self.batch_size:
             batch = torch.cat([batch, batch.new_zeros((self.batch_size - count, *batch.shape[1:]))])
-        if self.cuda_graphs:
+        if not self.cuda_graphs:
+            return self._compiled(batch)[:count]
+        with self._replay_lock:
             torch.compiler.cudagraph_mark_step_begin()
-        embeddings = self._compiled(batch)[:count]
-        return embeddings.clone() if self.cuda_graphs else embeddings
+            return self._compiled(batch)[:count].clone()
 
 
 __all__ = ["TORCH_COMPILE_MODES", "CompiledImageForward", "torch_compile_mode"]
