@@ -149,6 +149,8 @@ def test_bench_cli_prints_the_two_ratios_and_writes_json(bench_run: tuple[int, l
         "reference",
     ]
     assert data["reference_frame_shape"] == [400, 600, 3] and data["model"]["image_size"] == 64
+    assert data["model"]["compile"] == "none" and data["model"]["attention"] == "sdpa"
+    assert "compile: none; attention: sdpa" in lines
     # Which dtype auto chose, and why (timed here, or read from the test session's cache).
     model = data["model"]
     assert f"dtype (auto): {model['dtype']}: {model['dtype_reason']}" in lines

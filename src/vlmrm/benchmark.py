@@ -79,7 +79,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -87,6 +87,7 @@ import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from vlmrm.config import CompileMode, compile_problem
 from vlmrm.envs import get_env_spec, make_env
 from vlmrm.envs.registry import parse_options
 from vlmrm.envs.vector.vec_env import FrameBatchSource
@@ -166,8 +167,15 @@ class BenchSettings:
     """The env's batched version: all envs stepped, and their frames drawn, in one call each."""
     renderer: str | None = None
     """The env's ``renderer`` option (``None``: its default)."""
+    compile: CompileMode = "none"
+    """``reward.compile`` of the measured model (the reference row stays eager, as the paper's code)."""
 
     def __post_init__(self) -> None:
+        if self.compile not in get_args(CompileMode):
+            raise ConfigError(f"--compile must be one of {', '.join(get_args(CompileMode))}, got {self.compile!r}.")
+        problem = compile_problem(self.compile, self.model, self.device, option="--compile")
+        if problem is not None:
+            raise ConfigError(problem)
         for name in ("n_envs", "batch", "steps", "repeats", "episode_length"):
             value = getattr(self, name)
             if value is not None and value <= 0:  # episode_length None: the env's default
@@ -286,6 +294,8 @@ class BenchResult:
     machine: dict[str, Any]
     flops_per_image: float | None = None
     """The model's image tower, FLOPs per image (torch's flop counter); ``None`` where it cannot count."""
+    attention: str | None = None
+    """The attention implementation of a ``transformers`` model (``sdpa``, ``eager``); ``None`` for others."""
 
     @property
     def embed_tflops(self) -> float | None:
@@ -323,6 +333,8 @@ class BenchResult:
                 "dtype_reason": self.dtype_choice.reason,
                 "dtype_seconds_per_image": self.dtype_choice.seconds,
                 "image_size": self.image_size,
+                "compile": self.settings.compile,
+                "attention": self.attention,
                 "flops_per_image": self.flops_per_image,
                 "embed_tflops": self.embed_tflops,
                 "fraction_of_dense_peak": self.fraction_of_peak,
@@ -386,12 +398,13 @@ class PeakRSS:
 
 
 def load_rewards(
-    model: str, prompt: str, dtype: str, device: str, batch: int
+    model: str, prompt: str, dtype: str, device: str, batch: int, compile: CompileMode = "none"
 ) -> tuple[VLMReward, VLMReward, DtypeChoice]:
     """``(fast, reference, choice)``: the model in ``dtype``, the same weights in fp32, and why ``fast`` has its dtype.
 
     ``auto`` and ``int8`` on a CPU are settled as training settles them
-    (:func:`~vlmrm.reward.dtype_choice.settle_cpu_dtype`: timed, or read from the cache).
+    (:func:`~vlmrm.reward.dtype_choice.settle_cpu_dtype`: timed, or read from the cache), on the eager
+    model; ``fast`` is then compiled as ``compile`` says (``reference`` never is).
     """
     torch_device = resolve_device(device)
     reference = VLMReward.from_pretrained(model, [prompt], dtype="fp32", device=torch_device, batch_size=batch)
@@ -403,9 +416,9 @@ def load_rewards(
         except NotImplementedError:  # an encoder without a torch model to copy: load it again
             encoder = load_encoder(model, torch_device, load_dtype)
     encoder, choice = settle_cpu_dtype(encoder, dtype)
-    if encoder is reference.encoder:
+    if encoder is reference.encoder and compile == "none":
         return reference, reference, choice
-    return VLMReward(encoder, [prompt], batch_size=batch), reference, choice
+    return VLMReward(encoder, [prompt], batch_size=batch, compile=compile), reference, choice
 
 
 def make_reference_vec_env(env: str, n_envs: int, episode_length: int, seed: int) -> VecEnv:
@@ -684,7 +697,9 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
     episode_length = settings.episode_length or spec.default_episode_length
     prompt = spec.default_prompts().target[0]
     logger.info(f"loading {settings.model} ...")
-    fast, reference, choice = load_rewards(settings.model, prompt, settings.dtype, settings.device, settings.batch)
+    fast, reference, choice = load_rewards(
+        settings.model, prompt, settings.dtype, settings.device, settings.batch, settings.compile
+    )
     machine["device_name"] = (
         torch.cuda.get_device_name(fast.device) if fast.device.type == "cuda" else machine["processor"]
     )
@@ -831,4 +846,5 @@ def run_benchmark(settings: BenchSettings) -> BenchResult:
         },
         machine=machine,
         flops_per_image=image_flops(fast),
+        attention=getattr(fast.encoder, "attention", None),
     )

@@ -61,6 +61,31 @@ ACTION_KINDS: dict[str, frozenset[str]] = {
     "dqn": frozenset({"discrete"}),
     "ppo": frozenset({"discrete", "continuous"}),
 }
+CompileMode = Literal["none", "compile", "cuda-graphs"]
+"""``reward.compile``: how the image tower's forward runs (see :mod:`vlmrm.reward.compiled`)."""
+COMPILE_FAMILIES_EXCLUDED = ("vqa:", "video:")
+"""Model spec prefixes whose rewards are no single image-tower forward: ``reward.compile`` does not apply."""
+
+
+def compile_problem(mode: str, model: str, device: str, option: str = "reward.compile:") -> str | None:
+    """Why ``reward.compile: mode`` cannot work with ``model`` on ``device`` (a one-line message that names the
+    setting as ``option``), or None.
+
+    ``device`` may be ``auto``: whether ``cuda-graphs`` has its GPU is then checked once the model is built.
+    """
+    if mode == "none":
+        return None
+    family = next((prefix for prefix in COMPILE_FAMILIES_EXCLUDED if model.strip().startswith(prefix)), None)
+    if family is not None:
+        return f"{option} {mode} compiles a CLIP-style image tower; {family} models have none. Set {option} none."
+    if mode == "cuda-graphs" and device != "auto" and not device.startswith("cuda"):
+        return (
+            f"{option} cuda-graphs replays CUDA graphs and needs a CUDA device, not {device!r}; "
+            f"use {option} compile (or none)."
+        )
+    return None
+
+
 RESERVED_HYPERPARAMETERS = ("policy", "env", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model")
 """Algorithm arguments vlmrm sets itself (from rl.policy, rl.seed, reward.device)."""
 
@@ -162,6 +187,12 @@ class RewardConfig(_Section):
         json_schema_extra=SAFE,
         description="Episode-end batching: score finished episodes in a background thread while the envs step; "
         "default: on when the model runs on a GPU or Ray workers, off on a CPU (both would share its cores).",
+    )
+    compile: CompileMode = Field(
+        default="none",
+        json_schema_extra=SAFE,
+        description="none; compile: torch.compile the image tower for one padded batch shape (compiled when the "
+        "model loads); cuda-graphs: that, replayed as CUDA graphs (CUDA only; fastest for small batches).",
     )
     question_template: str | None = Field(
         default=None,
@@ -502,6 +533,9 @@ def _reward_problems(reward: RewardConfig) -> list[str]:
             f"reward.ray.{given}: only applies to reward.backend: ray (the backend is local); "
             f"set reward.backend: ray or remove reward.ray.{given}."
         )
+    compile_rule = compile_problem(reward.compile, reward.model, reward.device)
+    if compile_rule is not None:
+        problems.append(compile_rule)
     if reward.backend == "ray" and reward.device.startswith("cuda:"):
         problems.append(
             f"reward.device={reward.device!r} names one GPU, but with reward.backend: ray Ray gives each worker its "

@@ -25,3 +25,12 @@ INT8_RULE = (
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 """The device names the CLI and configs accept (``auto``: CUDA when available, else the CPU)."""
+
+COMPILE_CHOICES: tuple[str, ...] = ("none", "compile", "cuda-graphs")
+"""The ``reward.compile`` values the CLI and configs accept (:data:`vlmrm.config.CompileMode`)."""
+
+COMPILE_RULE = (
+    "none: eager; compile: the image tower through torch.compile for one batch shape, every call padded to the batch "
+    "size, compiled when the model loads; cuda-graphs: that, replayed as CUDA graphs (CUDA only)"
+)
+"""What each ``reward.compile`` value means (:mod:`vlmrm.reward.compiled`); quoted in help texts."""

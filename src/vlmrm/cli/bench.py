@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vlmrm.device_options import AUTO_DTYPE_RULE, DTYPE_CHOICES, INT8_RULE
+from vlmrm.device_options import AUTO_DTYPE_RULE, COMPILE_CHOICES, COMPILE_RULE, DTYPE_CHOICES, INT8_RULE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "a table and a PNG (--plot) of rates against envs.",
     )
     parser.add_argument("--batch", type=int, default=64, help="Model batch size (default: 64).")
+    parser.add_argument(
+        "--compile",
+        default="none",
+        choices=COMPILE_CHOICES,
+        help=f"reward.compile of the measured model (default: none; {COMPILE_RULE}; the batch size is --batch). "
+        "Compiling is done before measuring; the reference row stays eager.",
+    )
     parser.add_argument("--steps", type=int, default=100, help="Vector steps per measurement (default: 100).")
     parser.add_argument("--repeats", type=int, default=3, help="Repeats; figures are medians (default: 3).")
     parser.add_argument("--episode-length", type=int, help="Time limit in steps, 1 or more (default: the env's).")
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             reference=not args.no_reference,
             vectorized=args.vectorized,
             renderer=args.renderer,
+            compile=args.compile,
         )
         for n in counts
     ]
@@ -164,8 +172,9 @@ def print_result(out: Any, result: Any) -> None:
 
     settings = result.settings
     table = Table(
-        title=f"vlmrm bench {settings.env}: {result.model_name} ({result.dtype}), {settings.n_envs} envs, "
-        f"batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats; frames: {result.frames}"
+        title=f"vlmrm bench {settings.env}: {result.model_name} ({result.dtype}, compile {settings.compile}), "
+        f"{settings.n_envs} envs, batch {settings.batch}, {settings.steps} steps x {settings.repeats} repeats; "
+        f"frames: {result.frames}"
     )
     table.add_column("measurement")
     table.add_column("median", justify="right")
@@ -196,6 +205,8 @@ def print_result(out: Any, result: Any) -> None:
     for note in result.notes:
         print(note)
     print(f"dtype ({settings.dtype}): {result.dtype_choice.describe()}")
+    padded = f", every call padded to {settings.batch} images" if settings.compile != "none" else ""
+    print(f"compile: {settings.compile}{padded}; attention: {result.attention or '-'}")
     if result.flops_per_image is not None:
         fraction = result.fraction_of_peak
         of_peak = "" if fraction is None else f" ({100 * fraction:.0f} % of the device's dense 16-bit peak)"

@@ -117,8 +117,39 @@ def _features(output: Any) -> torch.Tensor:
     return output.pooler_output
 
 
+FAST_ATTENTION = "sdpa"
+"""The attention transformers models run with where their class supports it: PyTorch's
+``scaled_dot_product_attention`` (fused kernels: flash or memory-efficient attention on CUDA), the same
+arithmetic as the eager ``softmax(q k^T) v`` to floating-point tolerance."""
+
+
+def _supports_fast_attention(model_class: type) -> bool:
+    return bool(getattr(model_class, "_supports_sdpa", False))
+
+
+def use_fast_attention(model: torch.nn.Module) -> str:
+    """Switch a ``transformers`` model (and its vision and text towers) to :data:`FAST_ATTENTION` where its class
+    supports it; returns the attention implementation it runs with (``"sdpa"``, ``"eager"``, ...).
+
+    A model class without SDPA support keeps its attention, with a debug log: it is no error.
+    """
+    config = getattr(model, "config", None)
+    current = str(getattr(config, "_attn_implementation", None))
+    if current == FAST_ATTENTION or not hasattr(model, "set_attn_implementation"):
+        return current
+    if not _supports_fast_attention(type(model)):
+        logger.debug("vlmrm: %s does not support sdpa attention; it keeps %s", type(model).__name__, current)
+        return current
+    try:
+        model.set_attn_implementation(FAST_ATTENTION)  # type: ignore[operator]
+    except (ValueError, ImportError, NotImplementedError) as exc:  # transformers' "not supported" errors
+        logger.debug("vlmrm: %s keeps %s attention (sdpa: %s)", type(model).__name__, current, exc)
+    return str(model.config._attn_implementation)  # type: ignore[union-attr]
+
+
 class TransformersEncoder(ImageTextEncoder):
-    """A ``transformers`` CLIP or SigLIP model and its tokenizer."""
+    """A ``transformers`` CLIP or SigLIP model and its tokenizer, with :data:`FAST_ATTENTION` where supported
+    (``attention`` says which attention it runs with)."""
 
     def __init__(
         self,
@@ -131,6 +162,7 @@ class TransformersEncoder(ImageTextEncoder):
         name: str,
     ):
         self.model = model.to(device=device, dtype=dtype).eval()
+        self.attention = use_fast_attention(self.model)
         self.tokenizer = tokenizer
         self.image_spec = image_spec
         self.family = family
@@ -213,10 +245,23 @@ def _load_checkpoint(spec: str, dtype: torch.dtype, local_files_only: bool) -> t
         dtype=dtype,
         local_files_only=local_files_only,
         adapter_kwargs={"local_files_only": local_files_only},
+        attn_implementation=_attention_option(config),
     )
     tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=local_files_only)
     image_spec = _image_spec_from_preprocessor(spec, model_type, config, local_files_only)
     return model, tokenizer, image_spec, model_type
+
+
+def _attention_option(config: Any) -> str | None:
+    """``attn_implementation`` to load the model of ``config`` with: :data:`FAST_ATTENTION` where its class
+    supports it, else None (transformers' default; :func:`use_fast_attention` logs why)."""
+    from transformers import MODEL_MAPPING
+
+    try:
+        model_class: Any = MODEL_MAPPING[type(config)]
+    except (KeyError, ValueError):
+        return None
+    return FAST_ATTENTION if _supports_fast_attention(model_class) else None
 
 
 def load_cache_first(spec: str, source: str, load: Callable[[bool], Any], alternative: str) -> Any:

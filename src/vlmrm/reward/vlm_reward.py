@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from numbers import Integral
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 import torch
 
+from vlmrm.config import CompileMode, compile_problem
 from vlmrm.errors import ConfigError, PromptError
+from vlmrm.reward.compiled import CompiledImageForward
 from vlmrm.reward.devices import resolve_device, resolve_dtype
 from vlmrm.reward.dtype_choice import settle_cpu_dtype
 from vlmrm.reward.encoders import ImageTextEncoder, load_encoder, reward_family
@@ -57,6 +59,15 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
+def _check_compile(compile: CompileMode, spec: str, device: str | torch.device) -> CompileMode:
+    if compile not in get_args(CompileMode):
+        raise ConfigError(f"compile must be one of {', '.join(get_args(CompileMode))}, got {compile!r}.")
+    problem = compile_problem(compile, spec, str(device))
+    if problem is not None:
+        raise ConfigError(problem)
+    return compile
+
+
 def check_reward_arguments(
     target_prompts: Sequence[str] | str, baseline_prompts: Sequence[str] | str | None, alpha: float, batch_size: int
 ) -> None:
@@ -87,6 +98,9 @@ class VLMReward:
         rewards = reward(frames)  # (N, H, W, 3) uint8 -> (N,) float32
     """
 
+    compile: CompileMode = "none"
+    """How the image tower runs: ``none`` (eager), ``compile`` or ``cuda-graphs`` (:mod:`vlmrm.reward.compiled`)."""
+
     def __init__(
         self,
         encoder: ImageTextEncoder,
@@ -94,9 +108,11 @@ class VLMReward:
         baseline_prompts: Sequence[str] | str | None = None,
         alpha: float = 0.0,
         batch_size: int = 64,
+        compile: CompileMode = "none",
     ):
         self.encoder = encoder
         self.batch_size = _check_batch_size(batch_size)
+        self.compile = _check_compile(compile, encoder.name, encoder.device)
         self.preprocess = FramePreprocessor(encoder.image_spec, encoder.device, encoder.dtype)
         self.target_prompts = _check_prompts(target_prompts, "target", required=True)
         self.baseline_prompts = _check_prompts(baseline_prompts, "baseline", required=False)
@@ -116,6 +132,10 @@ class VLMReward:
         self._alpha = 0.0
         self._projection = goal_baseline_projection(self.target_embedding, None, 0.0)
         self.alpha = alpha
+        # Compiled last, once the prompts are known to be good: it takes seconds to minutes.
+        self._encode_images = (
+            encoder.encode_images if compile == "none" else CompiledImageForward(encoder, self.batch_size, compile)
+        )
 
     @classmethod
     def from_pretrained(
@@ -127,6 +147,7 @@ class VLMReward:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "auto",
         batch_size: int = 64,
+        compile: CompileMode = "none",
         **family_options: Any,
     ) -> VLMReward:
         """Load the model named by ``spec`` (hub id, local directory, ``open_clip:ARCH/TAG``,
@@ -138,8 +159,12 @@ class VLMReward:
 
         ``dtype``: ``fp32``, ``bf16``, ``fp16``, ``int8`` (CPUs) or ``auto``; on a CPU ``auto`` and
         ``int8`` are settled by timing the model (:mod:`vlmrm.reward.dtype_choice`).
+
+        ``compile``: ``none``, ``compile`` or ``cuda-graphs`` (:mod:`vlmrm.reward.compiled`): the image
+        tower through ``torch.compile`` for one batch shape, compiled here, after the dtype is settled.
         """
         check_reward_arguments(target_prompts, baseline_prompts, alpha, batch_size)
+        _check_compile(compile, spec, device)
         family = reward_family(spec)
         if family is not None:
             if dtype == "int8":
@@ -154,7 +179,7 @@ class VLMReward:
         torch_device = resolve_device(device)
         encoder = load_encoder(spec, torch_device, resolve_dtype(dtype, torch_device))
         encoder, _ = settle_cpu_dtype(encoder, dtype)  # auto and int8 on a CPU: timed once, then cached
-        return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size)
+        return cls(encoder, target_prompts, baseline_prompts, alpha=alpha, batch_size=batch_size, compile=compile)
 
     @classmethod
     def from_config(
@@ -169,6 +194,7 @@ class VLMReward:
             device=config.device if device is None else device,
             dtype=config.dtype if dtype is None else dtype,
             batch_size=config.batch_size,
+            compile=config.compile,
             question_template=config.question_template,
             video_window=config.video.window,
             video_stride=config.video.stride,
@@ -226,7 +252,7 @@ class VLMReward:
         """Normalised float32 embeddings ``(N, D)`` of uint8 frames ``(N, H, W, 3)``, in chunks of ``batch_size``."""
         tensor = frames_to_tensor(frames)
         chunks = [
-            normalize(self.encoder.encode_images(self.preprocess(tensor[start : start + self.batch_size])).float())
+            normalize(self._encode_images(self.preprocess(tensor[start : start + self.batch_size])).float())
             for start in range(0, tensor.shape[0], self.batch_size)
         ]
         if not chunks:
@@ -250,5 +276,6 @@ class VLMReward:
     def __repr__(self) -> str:
         return (
             f"VLMReward(model={self.encoder.name!r}, target_prompts={self.target_prompts!r}, "
-            f"baseline_prompts={self.baseline_prompts!r}, alpha={self.alpha}, dtype={self.dtype}, device={self.device})"
+            f"baseline_prompts={self.baseline_prompts!r}, alpha={self.alpha}, dtype={self.dtype}, device={self.device}"
+            + (f", compile={self.compile!r})" if self.compile != "none" else ")")
         )
