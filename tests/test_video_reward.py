@@ -174,7 +174,12 @@ def test_step_mode_training_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "preset"),
-    [("vqa:tiny-random", "cartpole-dqn"), ("video:tiny-random", "cartpole-dqn"), ("video:tiny-random", "cartpole")],
+    [
+        ("vqa:tiny-random", "cartpole"),
+        ("vqa:tiny-random", "cartpole-dqn"),
+        ("video:tiny-random", "cartpole-dqn"),
+        ("video:tiny-random", "cartpole"),
+    ],
 )
 def test_cartpole_trains_end_to_end(model: str, preset: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
