@@ -299,3 +299,15 @@ def test_the_bench_counts_the_image_towers_flops_and_knows_dense_peaks(
     assert flops is not None and flops >= 2 * patches * vision.hidden_size * 3 * vision.patch_size**2
     assert dense_peak_tflops("NVIDIA H200", "bf16") == dense_peak_tflops("NVIDIA H100 80GB HBM3", "fp16") == 989.0
     assert dense_peak_tflops("NVIDIA H200", "fp32") is None and dense_peak_tflops("x86_64", "bf16") is None
+
+
+def test_bench_env_options_are_checked_as_a_configs_before_the_model_loads(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = BenchSettings(env="mountaincar", model="tiny-random", options={"textured": True}, renderer="pil")
+    assert settings.env_options() == {"textured": True, "renderer": "pil"}
+    assert main(["bench", "cartpole", "--model", "no/such-model", "--option", "physics=warp"]) == 2
+    err = capsys.readouterr().err
+    assert "Invalid options for environment 'cartpole'" in err and "physics" in err and "Traceback" not in err
+    assert main(["bench", "cartpole", "--model", "no/such-model", "--option", "renderer=torch"]) == 2
+    assert "give the renderer as --renderer" in capsys.readouterr().err
+    assert main(["bench", "cartpole", "--model", "no/such-model", "--option", "terminate_on_fall"]) == 2
+    assert "--option must look like KEY=VALUE" in capsys.readouterr().err

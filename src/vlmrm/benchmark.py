@@ -169,6 +169,8 @@ class BenchSettings:
     """The env's ``renderer`` option (``None``: its default)."""
     compile: CompileMode = "none"
     """``reward.compile`` of the measured model (the reference row stays eager, as the paper's code)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Other env options (``--option physics=warp``), checked as a config's ``env.options`` are."""
 
     def __post_init__(self) -> None:
         if self.compile not in get_args(CompileMode):
@@ -192,8 +194,10 @@ class BenchSettings:
     def env_options(self) -> dict[str, Any]:
         """The env options the measured envs are built with (checked against the env's options)."""
         spec = get_env_spec(self.env)
-        options = {} if self.renderer is None else {"renderer": self.renderer}
-        if options and "renderer" not in spec.option_names():
+        if "renderer" in self.options:
+            raise ConfigError("--option renderer=...: give the renderer as --renderer.")
+        options = {**self.options, **({} if self.renderer is None else {"renderer": self.renderer})}
+        if self.renderer is not None and "renderer" not in spec.option_names():
             raise ConfigError(f"--renderer: {spec.name} has no renderer option (it draws one way).")
         parsed = parse_options(spec, options, prefix="--")
         if getattr(parsed, "renderer", None) in ("torch", "warp") and not self.vectorized:

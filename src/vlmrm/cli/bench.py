@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vlmrm.cli._env_options import add_option_argument, parse_options
 from vlmrm.device_options import AUTO_DTYPE_RULE, COMPILE_CHOICES, COMPILE_RULE, DTYPE_CHOICES, INT8_RULE
 
 
@@ -70,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="The env's renderer option: pil or torch (cartpole, mountaincar with --vectorized), mujoco or warp "
         "(humanoid; warp with --vectorized), auto. Default: the env's.",
     )
+    add_option_argument(parser, "physics=warp (with --vectorized --renderer warp)")
     parser.add_argument("--seed", type=int, default=0, help="Env and action seed (default: 0).")
     parser.add_argument("--no-reference", action="store_true", help="Skip the reference-style measurement.")
     parser.add_argument(
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             vectorized=args.vectorized,
             renderer=args.renderer,
             compile=args.compile,
+            options=parse_options(args.options),
         )
         for n in counts
     ]
@@ -207,6 +210,8 @@ def print_result(out: Any, result: Any) -> None:
     print(f"dtype ({settings.dtype}): {result.dtype_choice.describe()}")
     padded = f", every call padded to {settings.batch} images" if settings.compile != "none" else ""
     print(f"compile: {settings.compile}{padded}; attention: {result.attention or '-'}")
+    if settings.options:
+        print("env options: " + ", ".join(f"{key}={value}" for key, value in settings.options.items()))
     if result.flops_per_image is not None:
         fraction = result.fraction_of_peak
         of_peak = "" if fraction is None else f" ({100 * fraction:.0f} % of the device's dense 16-bit peak)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vlmrm.cli._env_options import add_option_argument, parse_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -44,14 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     collect.add_argument("--task", help="Task name stored with the dataset (e.g. a humanoid pose).")
     collect.add_argument("--textured", action="store_true", help="Shorthand for --option textured=true.")
-    collect.add_argument(
-        "--option",
-        dest="options",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Environment option (repeatable; values are YAML), e.g. --option terminate_at_goal=true.",
-    )
+    add_option_argument(collect, "terminate_at_goal=true")
     collect.add_argument("--overwrite", action="store_true", help="Replace an existing dataset in --out.")
     collect.set_defaults(handler=run_collect)
 
@@ -79,24 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     label.set_defaults(handler=run_label)
 
 
-def _parse_options(pairs: list[str]) -> dict[str, object]:
-    import yaml
-
-    from vlmrm.errors import ConfigError
-
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--option must look like KEY=VALUE, got {pair!r}.")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
 def run_collect(args: argparse.Namespace) -> int:
     from vlmrm.evaluation.dataset import CollectSettings, collect_dataset, policy_checkpoint
 
-    options = _parse_options(args.options)
+    options = parse_options(args.options)
     if args.textured:
         options["textured"] = True
     policy = args.policy
