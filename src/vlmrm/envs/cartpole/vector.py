@@ -263,6 +263,19 @@ class CartPoleSimulation:
             self.state = torch.zeros((n, 4), dtype=torch.float64, device=self.device)
             self._graphed_step.prepare(torch.zeros((n, 5), dtype=torch.float64, device=self.device))
 
+    def set_states(self, states: np.ndarray) -> None:
+        """Put all envs in the host states ``(n, 4)``, wherever the states live."""
+        values = np.array(states, dtype=np.float64).reshape(self.num_envs, 4)
+        self._pending.clear()
+        self.state = torch.from_numpy(values).to(self.device) if self.device_state else values
+
+    def host_states(self) -> np.ndarray:
+        """A host copy of all envs' states ``(n, 4)`` float64 (with ``device_state``, a copy from the device)."""
+        if self.device_state:
+            self._write_resets()
+            return self.state.cpu().numpy()
+        return np.array(self.state)
+
     def reset_env(self, index: int, seed: int | None, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
         rng = self._rngs[index]
         if seed is not None or rng is None:
