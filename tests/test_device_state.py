@@ -190,3 +190,5 @@ def test_device_state_is_the_default_only_where_torch_draws_off_the_cpu() -> Non
         CartPoleSimulation(2, 16, options, "cpu", "pil", device_state=True)
     with pytest.raises(ValueError, match="torch backend"):
         CartPoleFrames(16, "cpu", backend="pil", device_geometry=True)
+    with pytest.raises(ValueError, match="without device_geometry"):
+        CartPoleFrames(16, "cpu", backend="torch").draw_states(torch.zeros((1, 4), dtype=torch.float64))

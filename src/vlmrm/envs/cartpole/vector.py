@@ -118,8 +118,8 @@ class CartPoleFrames:
         radius = 0.1 * self.canvas / (2 * x_threshold) / 2  # the axle: a circle as wide as the pole
         self.axle = EllipseStamps.for_radius(radius, self.device)
         self.colours = [colour(rgb, self.device) for rgb in (CART_RGB, POLE_RGB, AXLE_RGB)]
-        self._graphed = CudaGraphDraw(self._draw)
-        self._graphed_states = CudaGraphDraw(self._draw_states)
+        # One graph per batch size, of the one path the renderer takes: from device states, or from host shapes.
+        self._graphed = CudaGraphDraw(self._draw_states if self.device_geometry else self._draw)
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(-1, 4)
@@ -138,11 +138,14 @@ class CartPoleFrames:
 
     def draw_states(self, states: torch.Tensor) -> torch.Tensor:
         """Frames of float64 states ``(N, 4)`` already on :attr:`device` (torch backend): the geometry, its
-        integers and the drawing all run there, with no host round trip; on CUDA, one graph replay."""
+        integers and the drawing all run there, with no host round trip; on CUDA, one graph replay. Needs
+        ``device_geometry``."""
+        if not self.device_geometry:
+            raise ValueError("this renderer was made without device_geometry: it draws from host shapes")
         if not len(states):
             return self._empty()
         if states.is_cuda:
-            return self._graphed_states(states)
+            return self._graphed(states)
         return self._draw_states(states, horizontal_edges=None)  # on the CPU, reading the flag costs no sync
 
     def host_params(self, states: np.ndarray) -> np.ndarray:

@@ -104,8 +104,8 @@ class MountainCarFrames:
         radius = 0.03 * 0.9 * self.canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
         self.wheels = EllipseStamps.for_radius(radius, self.device)
         self.colours = [colour(rgb, self.device) for rgb in (CAR_RGB, WHEEL_RGB)]
-        self._graphed = CudaGraphDraw(self._draw)
-        self._graphed_positions = CudaGraphDraw(self._draw_positions)
+        # One graph per batch size, of the one path the renderer takes: from device states, or from host shapes.
+        self._graphed = CudaGraphDraw(self._draw_positions if self.device_geometry else self._draw)
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(len(states), -1)
@@ -124,11 +124,13 @@ class MountainCarFrames:
 
     def draw_positions(self, positions: torch.Tensor) -> torch.Tensor:
         """Frames of float64 positions ``(N,)`` on :attr:`device` (torch backend): geometry, integers and
-        drawing all run there; on CUDA, one graph replay."""
+        drawing all run there; on CUDA, one graph replay. Needs ``device_geometry``."""
+        if not self.device_geometry:
+            raise ValueError("this renderer was made without device_geometry: it draws from host shapes")
         if not len(positions):
             return self._empty()
         if positions.is_cuda:
-            return self._graphed_positions(positions)
+            return self._graphed(positions)
         return self._draw_positions(positions, horizontal_edges=None)  # on the CPU, reading the flag costs no sync
 
     def host_params(self, positions: np.ndarray) -> np.ndarray:
