@@ -262,9 +262,9 @@ class CartPoleSimulation:
         self.renderer = CartPoleFrames(render_size, self.device, self.x_threshold, self.length, chosen, geometry)
         self.renderer.prepare(n)
         self.renderer_name = self.renderer.backend + (" (state on device)" if self.device_state else "")
-        self._graphed_step = CudaGraphDraw(self._step_tensor, "stepping CartPole")
         if self.device_state:
             self.state = torch.zeros((n, 4), dtype=torch.float64, device=self.device)
+            self._graphed_step = CudaGraphDraw(self._step_tensor, "stepping CartPole")
             self._graphed_step.prepare(torch.zeros((n, 5), dtype=torch.float64, device=self.device))
 
     def set_states(self, states: np.ndarray) -> None:
