@@ -162,8 +162,8 @@ def test_training_on_device_frames_with_overlap_and_evaluation_matches_the_uncap
     captured = run("captured")
     original_init = CudaGraphDraw.__init__
 
-    def without_graphs(self: CudaGraphDraw, draw: Any) -> None:
-        original_init(self, draw)
+    def without_graphs(self: CudaGraphDraw, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
         self.enabled = False
 
     monkeypatch.setattr(CudaGraphDraw, "__init__", without_graphs)

@@ -6,7 +6,10 @@ array version would have to copy case by case, and its physics costs microsecond
 milliseconds. Frames are drawn all at once, in either look:
 
 - the flat look (:class:`MountainCarFrames`): as CartPole's (:mod:`vlmrm.envs.cartpole.vector`), the shapes
-  of :func:`~vlmrm.envs.mountaincar.draw.mountaincar_shapes` filled on the device, pixel for pixel Pillow's;
+  of :func:`~vlmrm.envs.mountaincar.draw.mountaincar_shapes` filled on the device, pixel for pixel Pillow's.
+  Off the CPU the geometry runs on the device too (``device_geometry``), from a copy of the positions: one
+  float64 per env travels each step instead of the shapes' 16 integers, and on CUDA the geometry and the
+  drawing are one graph replay. The physics stays on the host (above), so the positions come from there.
 - the textured look (:class:`TexturedMountainCarFrames`):
   :func:`~vlmrm.envs.mountaincar.textured.render_mountaincar_textured` pastes a car sprite, rotated by Pillow
   (``rotate(..., BICUBIC, expand=True)``), over a cached background. Here every step of that recipe runs on
@@ -14,7 +17,8 @@ milliseconds. Frames are drawn all at once, in either look:
   pixel centre, Pillow's bicubic kernel (``libImaging/Geometry.c``: edge rows repeated, results truncated
   to bytes) on the premultiplied sprite (Pillow rotates RGBA images as ``RGBa``), the conversion back to
   straight alpha, then the same float32 premultiply, 4x4 average and "over" composite as the Pillow path.
-  Where each sprite goes comes from the same :func:`~vlmrm.envs.mountaincar.textured.car_placement`. Frames
+  Where each sprite goes comes from the same :func:`~vlmrm.envs.mountaincar.textured.car_placement`, on the
+  host (the sprite's placement is not moved to the device: it is per-env scalar work on Pillow's terms). Frames
   agree with the Pillow ones to within one grey level (float32 sums in a different order).
 
 ``tests/test_vector_envs.py`` checks both against Pillow.
@@ -46,12 +50,23 @@ from vlmrm.envs.mountaincar.textured import (
     render_mountaincar_textured,
     textured_background,
 )
-from vlmrm.envs.vector.raster import CudaGraphDraw, EllipseStamps, box_downsample2, c_int, colour, paint, polygon_mask
+from vlmrm.envs.vector.raster import (
+    CudaGraphDraw,
+    EllipseStamps,
+    box_downsample2,
+    c_int,
+    c_int_tensor,
+    colour,
+    paint,
+    polygon_mask,
+)
 from vlmrm.envs.vector.render import (
     Backend,
     box_array,
+    box_tensor,
     choose_backend,
     corner_array,
+    corner_tensor,
     has_horizontal_edge,
     upload_params,
 )
@@ -60,14 +75,28 @@ from vlmrm.envs.vector.vec_env import BatchedVecEnv, EnvListSimulation
 
 class MountainCarFrames:
     """Flat-look MountainCar frames (:func:`~vlmrm.envs.mountaincar.draw.render_mountaincar`) of
-    states ``(N, 2)`` (position, velocity)."""
+    states ``(N, 2)`` (position, velocity).
+
+    ``device_geometry``: with the torch backend, place the shapes on the device from a copy of the positions
+    (:meth:`draw_positions`) rather than on the host; by default off the CPU only.
+    """
 
     def __init__(
-        self, size: int, device: str | torch.device = "cpu", goal_position: float = 0.45, backend: Backend = "auto"
+        self,
+        size: int,
+        device: str | torch.device = "cpu",
+        goal_position: float = 0.45,
+        backend: Backend = "auto",
+        device_geometry: bool | None = None,
     ):
         self.size = int(size)
         self.device = torch.device(device)
         self.backend = choose_backend(backend, self.device)
+        if device_geometry is None:
+            device_geometry = self.backend == "torch" and self.device.type != "cpu"
+        if device_geometry and self.backend != "torch":
+            raise ValueError("device_geometry needs the torch backend: Pillow draws on the host")
+        self.device_geometry = bool(device_geometry)
         self.goal_position = float(goal_position)
         self.canvas = self.size * SUPERSAMPLE
         background = mountaincar_background(self.canvas, float(goal_position))
@@ -75,31 +104,61 @@ class MountainCarFrames:
         radius = 0.03 * 0.9 * self.canvas / (MOUNTAIN_MAX_X - MOUNTAIN_MIN_X)
         self.wheels = EllipseStamps.for_radius(radius, self.device)
         self.colours = [colour(rgb, self.device) for rgb in (CAR_RGB, WHEEL_RGB)]
-        self._graphed = CudaGraphDraw(self._draw)
+        # One graph per batch size, of the one path the renderer takes: from device states, or from host shapes.
+        self._graphed = CudaGraphDraw(self._draw_positions if self.device_geometry else self._draw)
 
     def __call__(self, states: np.ndarray) -> torch.Tensor:
         states = np.asarray(states, dtype=np.float64).reshape(len(states), -1)
         if self.backend == "pil":
             frames = [render_mountaincar(float(p), self.size, self.goal_position) for p in states[:, 0]]
             return torch.from_numpy(np.stack(frames)) if frames else self._empty()
-        n, c = len(states), self.canvas
-        shapes = mountaincar_shapes(states[:, 0], c)
-        wheels = [c_int(box_array(box)) for box in shapes.wheels]
-        body = c_int(corner_array(shapes.body))
-        params = np.concatenate(
-            [body.reshape(n, 8)] + [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels], 1
-        )
+        if not len(states):
+            return self._empty()
+        if self.device_geometry:
+            return self.draw_positions(torch.from_numpy(np.ascontiguousarray(states[:, 0])).to(self.device))
+        params = self.host_params(states[:, 0])
         p = upload_params(params, self.device)
         if p.is_cuda:
             return self._graphed(p)
-        return self._draw(p, has_horizontal_edge(body))
+        return self._draw(p, has_horizontal_edge(params[:, :8].reshape(-1, 4, 2)))
+
+    def draw_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Frames of float64 positions ``(N,)`` on :attr:`device` (torch backend): geometry, integers and
+        drawing all run there; on CUDA, one graph replay. Needs ``device_geometry``."""
+        if not self.device_geometry:
+            raise ValueError("this renderer was made without device_geometry: it draws from host shapes")
+        if not len(positions):
+            return self._empty()
+        if positions.is_cuda:
+            return self._graphed(positions)
+        return self._draw_positions(positions, horizontal_edges=None)  # on the CPU, reading the flag costs no sync
+
+    def host_params(self, positions: np.ndarray) -> np.ndarray:
+        """The integer shape parameters ``(N, 16)`` of positions ``(N,)``, from numpy's float64 geometry: the
+        body's corners, then each wheel's corner and stamp."""
+        shapes = mountaincar_shapes(positions, self.canvas)
+        wheels = [c_int(box_array(box)) for box in shapes.wheels]
+        body = c_int(corner_array(shapes.body))
+        parts = [np.concatenate([box[:, :2], self.wheels.indices(box)], 1) for box in wheels]
+        return np.concatenate([body.reshape(len(positions), 8), *parts], 1)
+
+    def device_params(self, positions: torch.Tensor) -> torch.Tensor:
+        """:meth:`host_params` of positions on the device, computed there by the same geometry function."""
+        shapes = mountaincar_shapes(positions, self.canvas)
+        wheels = [c_int_tensor(box_tensor(box, positions)) for box in shapes.wheels]
+        body = c_int_tensor(corner_tensor(shapes.body, positions))
+        parts = [torch.cat([box[:, :2], self.wheels.index_tensor(box)], 1) for box in wheels]
+        return torch.cat([body.reshape(len(positions), 8), *parts], 1)
+
+    def _draw_positions(self, positions: torch.Tensor, horizontal_edges: bool | None = True) -> torch.Tensor:
+        return self._draw(self.device_params(positions), horizontal_edges)
 
     def prepare(self, num_envs: int) -> None:
         """Capture the CUDA graph for batches of ``num_envs`` frames now (resting states; a no-op off CUDA)."""
         if self.backend == "torch" and self.device.type == "cuda":
             self(np.zeros((num_envs, 2)))
 
-    def _draw(self, p: torch.Tensor, horizontal_edges: bool = True) -> torch.Tensor:
+    def _draw(self, p: torch.Tensor, horizontal_edges: bool | None = True) -> torch.Tensor:
         n, c = p.shape[0], self.canvas
         car_rgb, wheel_rgb = self.colours
         canvas = self.background.expand(n, c, c, 3)

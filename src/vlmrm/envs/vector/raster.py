@@ -37,6 +37,11 @@ def c_int(values: np.ndarray) -> np.ndarray:
     return np.trunc(np.asarray(values, dtype=np.float64)).astype(np.int64)
 
 
+def c_int_tensor(values: torch.Tensor) -> torch.Tensor:
+    """:func:`c_int` of a float64 tensor, where it is (no host round trip): int64 truncated towards zero."""
+    return torch.trunc(values).to(torch.int64)
+
+
 def _grid(canvas: int, device: torch.device) -> torch.Tensor:
     return torch.arange(canvas, device=device, dtype=torch.int64)
 
@@ -179,6 +184,8 @@ class EllipseStamps:
         self.spans = torch.from_numpy(spans).to(device)
         self._width_index = {w: i for i, w in enumerate(self.widths)}
         self._height_index = {h: j for j, h in enumerate(self.heights)}
+        self._width_table = torch.from_numpy(_nearest_index(self.widths, self.side)).to(device)
+        self._height_table = torch.from_numpy(_nearest_index(self.heights, self.side)).to(device)
 
     @classmethod
     def for_radius(cls, radius: float, device: torch.device) -> EllipseStamps:
@@ -198,6 +205,15 @@ class EllipseStamps:
             raise ValueError(f"no ellipse stamp prepared for a box of size {exc.args[0]}") from None
         return np.stack([np.asarray(wi, dtype=np.int64), np.asarray(hi, dtype=np.int64)], 1)
 
+    def index_tensor(self, boxes: torch.Tensor) -> torch.Tensor:
+        """:meth:`indices` of integer boxes ``(N, 4)`` on the stamps' device, without a host round trip (so a
+        CUDA graph can capture it): a size not prepared takes the nearest prepared one instead of an error,
+        which would need the sizes on the host. :meth:`for_radius` prepares every size its circles can take."""
+        last = self.side
+        wi = self._width_table[(boxes[:, 2] - boxes[:, 0]).clamp(0, last)]
+        hi = self._height_table[(boxes[:, 3] - boxes[:, 1]).clamp(0, last)]
+        return torch.stack([wi, hi], 1)
+
     def mask(self, stamps: torch.Tensor, corners: torch.Tensor, canvas: int) -> torch.Tensor:
         """``(N, canvas, canvas)`` masks of ellipses: ``stamps`` ``(N, 2)`` from :meth:`indices`, ``corners``
         ``(N, 2)`` the integer ``x0, y0`` of each box (both on the stamps' device)."""
@@ -209,6 +225,12 @@ class EllipseStamps:
         start = torch.where(inside, span[..., 0] + corners[:, 0:1], canvas)
         end = torch.where(inside, span[..., 1] + corners[:, 0:1], -1)
         return span_mask(start, end, canvas)
+
+
+def _nearest_index(sizes: list[int], last: int) -> np.ndarray:
+    """For each size ``0..last``, the index in ``sizes`` (sorted) of the nearest one (the smaller on a tie)."""
+    wanted = np.arange(last + 1)[:, None]
+    return np.abs(wanted - np.asarray(sizes)[None, :]).argmin(axis=1).astype(np.int64)
 
 
 def colour(rgb: tuple[int, int, int], device: torch.device) -> torch.Tensor:
@@ -259,8 +281,10 @@ class CudaGraphDraw:
     (logged once), ``draw`` runs as it is.
     """
 
-    def __init__(self, draw: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, draw: Callable[[torch.Tensor], torch.Tensor], what: str = "drawing frames"):
         self.draw = draw
+        self.what = what
+        """What ``draw`` does, for the warning should a capture fail (the class graphs any such function)."""
         self.enabled = True
         self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
@@ -270,7 +294,7 @@ class CudaGraphDraw:
             try:
                 self._graphs[tuple(params.shape)] = self._capture(params)
             except RuntimeError as exc:  # a capture problem costs speed, never frames
-                logger.warning("vlmrm: drawing frames without a CUDA graph: %s", exc)
+                logger.warning("vlmrm: %s without a CUDA graph: %s", self.what, exc)
                 self.enabled = False
 
     @property

@@ -59,6 +59,21 @@ def corner_array(points: tuple) -> np.ndarray:
     return np.stack([np.stack(np.broadcast_arrays(*point), axis=1) for point in points], axis=1)
 
 
+def _column(value: object, like: torch.Tensor) -> torch.Tensor:
+    """A tensor as it is, a float as a column like ``like`` (a fill on the device, not an upload)."""
+    return value if isinstance(value, torch.Tensor) else torch.full_like(like, float(value))  # type: ignore[arg-type]
+
+
+def box_tensor(box: tuple, like: torch.Tensor) -> torch.Tensor:
+    """:func:`box_array` on the device: ``(x0, y0, x1, y1)`` of ``(N,)`` tensors or floats -> ``(N, 4)``."""
+    return torch.stack([_column(value, like) for value in box], dim=1)
+
+
+def corner_tensor(points: tuple, like: torch.Tensor) -> torch.Tensor:
+    """:func:`corner_array` on the device: ``V`` points ``(x, y)`` of tensors or floats -> ``(N, V, 2)``."""
+    return torch.stack([torch.stack([_column(v, like) for v in point], dim=1) for point in points], dim=1)
+
+
 def has_horizontal_edge(vertices: np.ndarray) -> bool:
     """Whether any polygon ``(N, V, 2)`` (integers, on the host) has a horizontal edge."""
     return bool((vertices[:, :, 1] == np.roll(vertices, -1, axis=1)[:, :, 1]).any())
