@@ -112,7 +112,7 @@ CASES: list[tuple[str, list[str], str]] = [
         "  reward.alpha: 0.0 in {run}/config.yaml, 0.5 requested.\n"
         "  reward.baseline_prompts: [] in {run}/config.yaml, ['a pole'] requested.\n"
         "When resuming, --set may change only: reward.batch_size, reward.device, reward.overlap_scoring, "
-        "reward.backend, reward.ray.*, rl.total_steps, rl.vec_env, logging.checkpoint_freq, logging.video_freq, "
+        "reward.compile, reward.backend, reward.ray.*, rl.total_steps, rl.vec_env, logging.checkpoint_freq, logging.video_freq, "
         "logging.eval_freq, logging.eval_episodes, logging.keep_checkpoints, logging.save_replay_buffer, "
         "logging.progress_bar, logging.inspect, logging.wandb.*. To change anything else, start a new run.",
     ),
@@ -202,7 +202,7 @@ CASES: list[tuple[str, list[str], str]] = [
         "misspelled-env-option",
         ["train", MOUNTAINCAR, "--set", "env.options.terminate_at_gaol=true"],
         "  env.options.terminate_at_gaol: unknown field. Did you mean 'env.options.terminate_at_goal'? "
-        "Valid fields here: terminate_at_goal, clip_at_goal, textured, renderer.",
+        "Valid fields here: renderer, terminate_at_goal, clip_at_goal, textured.",
     ),
     (
         "env-option-type",

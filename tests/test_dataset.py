@@ -278,7 +278,7 @@ def test_cli_errors_are_messages(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "KEY=VALUE" in capsys.readouterr().err
     code = main(["dataset", "collect", "cartpole", "--out", str(tmp_path / "y"), "--option", "textured=true"])
     assert code == 2
-    assert "textured: unknown field. Valid fields here: terminate_on_fall, renderer." in capsys.readouterr().err
+    assert "textured: unknown field. Valid fields here: renderer, terminate_on_fall." in capsys.readouterr().err
 
 
 def write_detector_dataset(root: Path, task: str = "kneeling", n: int = 16) -> None:

@@ -39,8 +39,13 @@ def test_the_mountaincar_oracle_grows_towards_the_flag() -> None:
 
 @pytest.mark.slow
 def test_the_cartpole_preset_learns_from_the_pixel_oracle(tmp_path: Path) -> None:
-    """Random scores 0 %; in the study every seed succeeds by 20,000 steps (docs/learning.md)."""
-    overrides = study_overrides(seed=0, steps=20_000, eval_freq=5_000, eval_episodes=5)
-    result = train_seed("cartpole", 0, tmp_path, overrides)
+    """Random scores 0 %; the preset succeeds from 15,000 steps here (docs/learning.md).
+
+    64 px frames (the oracle reads the tilt at any size) make it six times cheaper than the study's
+    224 px, and 30,000 steps leave room for the CPU: float rounding differs between CPUs, and with it
+    the step at which a seed first succeeds.
+    """
+    overrides = study_overrides(seed=0, steps=30_000, eval_freq=5_000, eval_episodes=5)
+    result = train_seed("cartpole", 0, tmp_path, [*overrides, "env.render_size=64"])
     assert result["best"]["success_rate"] >= 0.6, result["history"]
     assert max(entry["step_success_rate"] for entry in result["history"]) >= 0.8

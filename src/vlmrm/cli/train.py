@@ -14,7 +14,7 @@ CONFIG_SECTIONS = """\
 config sections (every field, its default and the rules: docs/configuration.md):
   env       name (cartpole | mountaincar | humanoid | gym:<id>), episode_length, render_size, options, vectorized
   reward    model, target_prompts, baseline_prompts, alpha, batch_size, dtype, device, episode_end_batching,
-            overlap_scoring, backend, ray, question_template (vqa:), video (video:)
+            overlap_scoring, compile, backend, ray, question_template (vqa:), video (video:)
   rl        algorithm (sac | dqn | ppo), total_steps, n_envs, seed, policy, hyperparameters, vec_env
   logging   run_dir, checkpoint_freq, video_freq, eval_freq, eval_episodes, keep_checkpoints,
             save_replay_buffer, progress_bar, inspect, wandb
