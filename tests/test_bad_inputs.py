@@ -112,9 +112,10 @@ CASES: list[tuple[str, list[str], str]] = [
         "  reward.alpha: 0.0 in {run}/config.yaml, 0.5 requested.\n"
         "  reward.baseline_prompts: [] in {run}/config.yaml, ['a pole'] requested.\n"
         "When resuming, --set may change only: reward.batch_size, reward.device, reward.overlap_scoring, "
-        "reward.compile, reward.backend, reward.ray.*, rl.total_steps, rl.vec_env, logging.checkpoint_freq, logging.video_freq, "
-        "logging.eval_freq, logging.eval_episodes, logging.keep_checkpoints, logging.save_replay_buffer, "
-        "logging.progress_bar, logging.inspect, logging.wandb.*. To change anything else, start a new run.",
+        "reward.compile, reward.backend, reward.ray.*, rl.total_steps, rl.vec_env, logging.checkpoint_freq, "
+        "logging.video_freq, logging.eval_freq, logging.eval_episodes, logging.keep_checkpoints, "
+        "logging.save_replay_buffer, logging.progress_bar, logging.inspect, logging.wandb.*. "
+        "To change anything else, start a new run.",
     ),
     (
         "resume-changes-env",

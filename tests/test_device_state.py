@@ -188,7 +188,8 @@ def test_device_state_is_the_default_only_where_torch_draws_off_the_cpu() -> Non
     assert CartPoleFrames(16, "meta").device_geometry and MountainCarFrames(16, "meta").device_geometry
     with pytest.raises(ValueError, match="torch backend"):
         CartPoleSimulation(2, 16, options, "cpu", "pil", device_state=True)
-    with pytest.raises(ValueError, match="torch backend"):
-        CartPoleFrames(16, "cpu", backend="pil", device_geometry=True)
+    for frames in (CartPoleFrames, MountainCarFrames):
+        with pytest.raises(ValueError, match="device_geometry needs the torch backend"):
+            frames(16, "cpu", backend="pil", device_geometry=True)
     with pytest.raises(ValueError, match="without device_geometry"):
         CartPoleFrames(16, "cpu", backend="torch").draw_states(torch.zeros((1, 4), dtype=torch.float64))

@@ -73,6 +73,7 @@ from vlmrm.envs.vector.render import (
     box_array,
     box_tensor,
     choose_backend,
+    choose_device_work,
     corner_array,
     corner_tensor,
     has_horizontal_edge,
@@ -107,11 +108,7 @@ class CartPoleFrames:
         self.size = int(size)
         self.device = torch.device(device)
         self.backend = choose_backend(backend, self.device)
-        if device_geometry is None:
-            device_geometry = self.backend == "torch" and self.device.type != "cpu"
-        if device_geometry and self.backend != "torch":
-            raise ValueError("device_geometry needs the torch backend: Pillow draws on the host")
-        self.device_geometry = bool(device_geometry)
+        self.device_geometry = choose_device_work(device_geometry, self.backend, self.device, "device_geometry")
         self.canvas = self.size * SUPERSAMPLE
         self.x_threshold = x_threshold
         self.pole_length = pole_length
@@ -241,11 +238,7 @@ class CartPoleSimulation:
         self.options = options
         self.device = torch.device(device)
         chosen = choose_backend(backend, self.device)
-        if device_state is None:
-            device_state = chosen == "torch" and self.device.type != "cpu"
-        if device_state and chosen != "torch":
-            raise ValueError("device_state needs the torch backend: Pillow draws from host states")
-        self.device_state = bool(device_state)
+        self.device_state = choose_device_work(device_state, chosen, self.device, "device_state")
         template = SquareCartPole(render_size, options)  # constants and spaces of the single env
         self.observation_space = template.observation_space
         self.action_space = template.action_space

@@ -65,6 +65,7 @@ from vlmrm.envs.vector.render import (
     box_array,
     box_tensor,
     choose_backend,
+    choose_device_work,
     corner_array,
     corner_tensor,
     has_horizontal_edge,
@@ -92,11 +93,7 @@ class MountainCarFrames:
         self.size = int(size)
         self.device = torch.device(device)
         self.backend = choose_backend(backend, self.device)
-        if device_geometry is None:
-            device_geometry = self.backend == "torch" and self.device.type != "cpu"
-        if device_geometry and self.backend != "torch":
-            raise ValueError("device_geometry needs the torch backend: Pillow draws on the host")
-        self.device_geometry = bool(device_geometry)
+        self.device_geometry = choose_device_work(device_geometry, self.backend, self.device, "device_geometry")
         self.goal_position = float(goal_position)
         self.canvas = self.size * SUPERSAMPLE
         background = mountaincar_background(self.canvas, float(goal_position))

@@ -49,6 +49,19 @@ def choose_backend(backend: Backend, device: torch.device) -> Literal["torch", "
     return backend
 
 
+def choose_device_work(
+    requested: bool | None, backend: Literal["torch", "pil"], device: torch.device, what: str
+) -> bool:
+    """Whether a batched env does ``what`` (``device_geometry``, ``device_state``) on the device: ``None`` means
+    where torch draws off the CPU (on a CPU numpy's small arrays are cheaper than torch's); it needs the torch
+    backend, since Pillow draws from host arrays."""
+    if requested is None:
+        return backend == "torch" and device.type != "cpu"
+    if requested and backend != "torch":
+        raise ValueError(f"{what} needs the torch backend: Pillow draws from host arrays")
+    return bool(requested)
+
+
 def box_array(box: tuple) -> np.ndarray:
     """``(x0, y0, x1, y1)`` of arrays -> ``(N, 4)``."""
     return np.stack(np.broadcast_arrays(*box), axis=1)
