@@ -113,7 +113,7 @@ CASES: list[tuple[str, list[str], str]] = [
         "  reward.baseline_prompts: [] in {run}/config.yaml, ['a pole'] requested.\n"
         "When resuming, --set may change only: reward.batch_size, reward.device, reward.overlap_scoring, "
         "reward.compile, reward.backend, reward.ray.*, rl.total_steps, rl.vec_env, logging.checkpoint_freq, "
-        "logging.video_freq, logging.eval_freq, logging.eval_episodes, logging.keep_checkpoints, "
+        "logging.video_freq, logging.video_size, logging.eval_freq, logging.eval_episodes, logging.keep_checkpoints, "
         "logging.save_replay_buffer, logging.progress_bar, logging.inspect, logging.wandb.*. "
         "To change anything else, start a new run.",
     ),
@@ -191,8 +191,8 @@ CASES: list[tuple[str, list[str], str]] = [
         "misspelled-logging-field",
         ["train", CARTPOLE, "--set", "logging.chekpoint_freq=5"],
         "  logging.chekpoint_freq: unknown field. Did you mean 'logging.checkpoint_freq'? Valid fields here: run_dir, "
-        "checkpoint_freq, video_freq, eval_freq, eval_episodes, keep_checkpoints, save_replay_buffer, progress_bar, "
-        "inspect, wandb.",
+        "checkpoint_freq, video_freq, video_size, eval_freq, eval_episodes, keep_checkpoints, save_replay_buffer, "
+        "progress_bar, inspect, wandb.",
     ),
     (
         "unknown-env",

@@ -139,9 +139,8 @@ def test_the_video_is_drawn_again_at_its_size_from_each_step_state() -> None:
     of an episode included, before the vector env resets it), not the model's frames enlarged."""
     from vlmrm.envs import make_env
     from vlmrm.envs.cartpole.draw import render_cartpole
-    from vlmrm.evaluation.enjoy import SharpView
     from vlmrm.rl.vec_env_factory import make_vec_env
-    from vlmrm.rl.video import enlarge
+    from vlmrm.rl.video import SharpView, enlarge
 
     venv = make_vec_env("cartpole", n_envs=1, render_size=32, episode_length=3, seed=5)
     view = SharpView(venv, make_env("cartpole", render_size=128, episode_length=3))
@@ -159,4 +158,23 @@ def test_the_video_is_drawn_again_at_its_size_from_each_step_state() -> None:
             assert not np.array_equal(frame, enlarge(render_cartpole(stepped, 32), 128))
     assert not view.frames
     view.close()
+    venv.close()
+
+
+def test_a_view_draws_at_most_its_limit_and_gives_the_env_its_step_back() -> None:
+    from vlmrm.envs import make_env
+    from vlmrm.rl.vec_env_factory import make_vec_env
+    from vlmrm.rl.video import SharpView
+
+    venv = make_vec_env("cartpole", n_envs=1, render_size=32, episode_length=10, seed=5)
+    env = venv.envs[0]
+    view = SharpView(venv, make_env("cartpole", render_size=64, episode_length=10), limit=2)
+    venv.reset()
+    for _ in range(4):
+        venv.step([0])
+    assert len(view.frames) == 2  # one video's episode, not every evaluation episode
+    view.close()
+    assert "step" not in vars(env)  # the env's own step again: later evaluations draw nothing more
+    venv.step([0])
+    assert len(view.frames) == 2
     venv.close()

@@ -267,6 +267,7 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_anything_is_written(
     run_dir = tmp_path / "run"
     big_buffer = run_config(run_dir, 100)
     big_buffer["rl"]["hyperparameters"]["buffer_size"] = 100_000
+    big_buffer["logging"]["video_size"] = None  # 2 MB holds no 512 px video either
     with pytest.raises(ConfigError) as info:
         train(config_from_dict(big_buffer), reward_fn=color_reward())
     # The arrays of the (relabelling) replay buffer, per CartPole transition: 61 bytes.
@@ -278,6 +279,7 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_anything_is_written(
     long_episodes = run_config(run_dir, 100)
     long_episodes["env"]["episode_length"] = 1_000_000
     long_episodes["rl"]["hyperparameters"]["learning_starts"] = 1_000_000
+    long_episodes["logging"]["video_size"] = None
     with pytest.raises(ConfigError) as info:
         train(config_from_dict(long_episodes), reward_fn=color_reward())
     assert str(info.value) == (
@@ -286,4 +288,14 @@ def test_sizes_that_do_not_fit_in_memory_are_refused_before_anything_is_written(
         "memory available on this machine now. Lower env.episode_length or env.render_size, or set "
         "reward.episode_end_batching=false."
     )
+    big_videos = run_config(run_dir, 100)
+    big_videos["logging"]["video_size"] = 4096
+    with pytest.raises(ConfigError) as info:
+        train(config_from_dict(big_videos), reward_fn=color_reward())
+    episode = big_videos["env"]["episode_length"]
+    assert str(info.value).startswith(
+        f"logging.video_size=4096: a policy video's episode is kept until it is written: {episode} frames × "
+        "4096×4096×3 bytes = "
+    )
+    assert str(info.value).endswith("Lower logging.video_size (null: the model's frames, as they are).")
     assert not run_dir.exists()

@@ -282,7 +282,7 @@ def test_a_trial_that_ends_past_its_total_steps_is_done_and_not_run_again(tmp_pa
 CHEAP = [
     "reward.model=tiny-random", "rl.total_steps=200", "rl.n_envs=1", "rl.vec_env=dummy", "env.render_size=32",
     "env.episode_length=20", "logging.eval_episodes=1", "rl.hyperparameters.learning_starts=40",
-    "rl.hyperparameters.batch_size=32", "rl.hyperparameters.buffer_size=1000",
+    "rl.hyperparameters.batch_size=32", "rl.hyperparameters.buffer_size=1000", "logging.video_size=null",
 ]  # fmt: skip
 SAC_CHEAP = ["rl.hyperparameters.gradient_steps=4"]
 HUMANOID_CHEAP = [*SAC_CHEAP, "rl.total_steps=100"]  # rendering MuJoCo on a CPU is the cost

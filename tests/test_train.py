@@ -67,15 +67,42 @@ def test_cartpole_dqn_writes_every_artefact(tmp_path: Path) -> None:
     checkpoints = sorted((run_dir / "checkpoints").glob("step_*.zip"))
     assert [p.name for p in checkpoints] == ["step_0000000150.zip", "step_0000000300.zip"]
     DQN.load(checkpoints[-1])
-    # Videos at 200 and the end; they decode to frames of tiny-random's input size. Without an encoder (the GPU
-    # image has none) they are skipped with one log line, and the run still completes.
+    # Videos at 200 and the end, drawn again at logging.video_size (512 px; the model sees 64). Without an encoder
+    # (the GPU image has none) they are skipped with one log line, and the run still completes.
     videos = sorted((run_dir / "videos").glob("*.mp4"))
     if video_encoder_problem() is not None:
         assert videos == []
         return
     assert [p.name for p in videos] == ["step_0000000200.mp4", "step_0000000300.mp4"]
     frames = list(imageio.get_reader(videos[-1]).iter_data())
-    assert frames and frames[0].shape == (64, 64, 3)
+    assert frames and frames[0].shape == (512, 512, 3)
+
+
+@pytest.mark.parametrize(
+    ("video_size", "env_extra", "side"),
+    [
+        (None, {}, 64),  # the model's frames, as they are
+        (128, {}, 128),  # drawn again from each step's state
+        (128, {"vectorized": True}, 128),  # a batched env cannot be drawn again: its frames enlarged
+    ],
+    ids=["model-frames", "drawn-again", "enlarged"],
+)
+def test_policy_videos_are_written_at_logging_video_size(
+    tmp_path: Path, video_size: int | None, env_extra: dict, side: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    cfg = config("cartpole", "dqn", 100, run_dir, hyperparameters={"learning_starts": 100})
+    cfg["env"] = {**cfg["env"], "episode_length": 20, **env_extra}
+    cfg["logging"] = {**cfg["logging"], "video_freq": 0, "video_size": video_size, "inspect": False}
+    with caplog.at_level("INFO", logger="vlmrm"):
+        train(config_from_dict(cfg))
+    said_enlarged = "the cartpole env is batched or steps in worker processes: the video's frames are enlarged"
+    assert (said_enlarged in caplog.text) is bool(env_extra)
+    if video_encoder_problem() is not None:
+        pytest.skip(f"no video encoder: {video_encoder_problem()}")
+    (video,) = (run_dir / "videos").glob("*.mp4")
+    frames = list(imageio.get_reader(video).iter_data())
+    assert len(frames) == 20 and {frame.shape for frame in frames} == {(side, side, 3)}
 
 
 def test_mountaincar_sac_episode_end_batching_trains(tmp_path: Path) -> None:

@@ -298,6 +298,14 @@ class LoggingConfig(_Section):
     video_freq: int = Field(
         default=10_000, ge=0, json_schema_extra=SAFE, description="Steps between policy videos; 0: only at the end."
     )
+    video_size: int | None = Field(
+        default=512,
+        gt=0,
+        json_schema_extra=SAFE,
+        description="Pixels of a side of the policy videos (the mp4s and TensorBoard's eval/video): each step "
+        "drawn again at that size from the simulator's state where the env can set it (the built-in envs), "
+        "else the model's frames enlarged; null: the model's frames as they are.",
+    )
     eval_freq: int = Field(
         default=10_000, ge=0, json_schema_extra=SAFE, description="Steps between evaluations; 0: only at the end."
     )

@@ -16,7 +16,7 @@ config sections (every field, its default and the rules: docs/configuration.md):
   reward    model, target_prompts, baseline_prompts, alpha, batch_size, dtype, device, episode_end_batching,
             overlap_scoring, compile, backend, ray, question_template (vqa:), video (video:)
   rl        algorithm (sac | dqn | ppo), total_steps, n_envs, seed, policy, hyperparameters, vec_env
-  logging   run_dir, checkpoint_freq, video_freq, eval_freq, eval_episodes, keep_checkpoints,
+  logging   run_dir, checkpoint_freq, video_freq, video_size, eval_freq, eval_episodes, keep_checkpoints,
             save_replay_buffer, progress_bar, inspect, wandb
 see the resolved config, every default filled in: vlmrm train CONFIG --print-config"""
 """The epilog of ``vlmrm train --help`` (static: --help imports no config; tests/test_cli.py keeps it true)."""

@@ -6,7 +6,7 @@ and checked by :meth:`vlmrm.run.run_dir.RunDir.load_model`; the episodes are run
 model, seeded as training's evaluations (``rl.seed`` + 10000), so the figures are what an
 evaluation during training would have reported. The video shows every step at a viewing size
 (``video_size``, 512 px): drawn again at that size from the simulator's state after each step by a
-second env of the same kind (:class:`SharpView`; every built-in env can set its state), so a Humanoid
+second env of the same kind (:class:`~vlmrm.rl.video.SharpView`; every built-in env can set its state), so a Humanoid
 watched from a 224 px run is sharp. An env that cannot set its state (a ``gym:<id>``) has its frames
 enlarged from the run's ``render_size`` instead, which the log says.
 
@@ -26,75 +26,28 @@ enlarged from the run's ``render_size`` instead, which the log says.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vlmrm.envs import get_env_spec, make_env
+from vlmrm.config import LoggingConfig
+from vlmrm.envs import get_env_spec
 from vlmrm.errors import CheckpointError, ConfigError
 from vlmrm.evaluation.inspect_run import build_reward, evaluation_env
 from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.video import enlarge, open_video, video_encoder_problem
+from vlmrm.rl.video import SharpView, enlarge, open_video, video_encoder_problem
 from vlmrm.run.checkpoints import CheckpointInfo
 from vlmrm.run.run_dir import BEST_CHECKPOINT, RunDir
 
 logger = logging.getLogger(__name__)
 
 
-class SharpView:
-    """Frames of an evaluation env's steps drawn again at ``size`` pixels by a second env of the same kind.
-
-    Wraps the ``step`` of the single env inside a one-env ``DummyVecEnv``: after each step, the viewer is
-    put in the stepped env's state (:class:`~vlmrm.envs.spec.StatefulEnv`) and renders. The frames queue
-    up in step order, as :func:`vlmrm.rl.rollout.evaluate` hands the scored frames to its sink, one per
-    step; :meth:`next_frame` takes the oldest. The evaluated env, its frames and its rewards are untouched.
-    """
-
-    def __init__(self, venv: Any, viewer: Any):
-        self.viewer = viewer
-        self.frames: deque[np.ndarray] = deque()
-        env = venv.envs[0]
-        self._stateful = env.unwrapped
-        step = env.step
-
-        def step_and_view(action: Any) -> Any:
-            result = step(action)
-            self.viewer.unwrapped.set_sim_state(self._stateful.get_sim_state())
-            self.frames.append(np.asarray(self.viewer.render()))
-            return result
-
-        env.step = step_and_view
-
-    @classmethod
-    def attach(cls, venv: Any, config: Any, size: int) -> SharpView | None:
-        """A view of ``venv``'s env at ``size`` pixels, or ``None`` where its frames are to be enlarged: the
-        env cannot set its state, or the run already renders at ``size`` or larger."""
-        env = config.env
-        inner = getattr(venv, "envs", [None])[0]
-        if env.render_size >= size:
-            return None
-        if inner is None or not all(hasattr(inner.unwrapped, name) for name in ("get_sim_state", "set_sim_state")):
-            logger.info("vlmrm: %s cannot set its state: the video's frames are enlarged from %d px", env.name, size)
-            return None
-        viewer = make_env(env.name, render_size=size, episode_length=env.episode_length, **dict(env.options))
-        viewer.reset(seed=0)
-        return cls(venv, viewer)
-
-    def next_frame(self) -> np.ndarray:
-        """The oldest frame not yet taken."""
-        return self.frames.popleft()
-
-    def close(self) -> None:
-        self.viewer.close()
-
-
-DEFAULT_VIDEO_SIZE = 512
-"""Pixels of a side of the video's frames."""
+DEFAULT_VIDEO_SIZE: int = LoggingConfig.model_fields["video_size"].default
+"""Pixels of a side of the video's frames: training's (``logging.video_size``), 512."""
 
 
 @dataclass
@@ -178,7 +131,7 @@ def enjoy_run(
                 result = evaluate(model, venv, episodes, success, deterministic, record_frames=False)
             else:
                 results: list[EvaluationResult] = []
-                view = SharpView.attach(inner, config, video_size)
+                view = SharpView.attach(inner, config.env, video_size)
 
                 def roll_out_into(tmp: Path) -> None:
                     with open_video(tmp, fps) as add:
@@ -202,4 +155,4 @@ def enjoy_run(
     return EnjoyResult(path, step, result, None if video is None else Path(video), env.name, reward.name)
 
 
-__all__ = ["DEFAULT_VIDEO_SIZE", "EnjoyResult", "SharpView", "enjoy_run", "find_checkpoint"]
+__all__ = ["DEFAULT_VIDEO_SIZE", "EnjoyResult", "enjoy_run", "find_checkpoint"]

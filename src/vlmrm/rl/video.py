@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
 from PIL import Image
+
+from vlmrm.envs import make_env
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -67,3 +74,76 @@ def enlarge(frame: np.ndarray, size: int) -> np.ndarray:
     if frame.shape[0] >= size:
         return frame
     return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def shrink(frame: np.ndarray, size: int) -> np.ndarray:
+    """A frame reduced by a whole factor (box filter) to at most ``size`` pixels a side; a smaller one is kept.
+
+    >>> shrink(np.zeros((512, 512, 3), dtype=np.uint8), 256).shape
+    (256, 256, 3)
+    >>> shrink(np.zeros((224, 224, 3), dtype=np.uint8), 256).shape
+    (224, 224, 3)
+    """
+    factor = -(-max(frame.shape[:2]) // size)  # ceiling division
+    if factor <= 1:
+        return frame
+    return np.asarray(Image.fromarray(frame).reduce(factor), dtype=np.uint8)
+
+
+class SharpView:
+    """Frames of an evaluation env's steps drawn again at ``size`` pixels by a second env of the same kind.
+
+    Wraps the ``step`` of the single env inside a one-env ``DummyVecEnv``: after each step, the viewer is
+    put in the stepped env's state (:class:`~vlmrm.envs.spec.StatefulEnv`) and renders. The frames queue
+    up in step order, as :func:`vlmrm.rl.rollout.evaluate` records them, one per step; :meth:`next_frame`
+    takes the oldest. After ``limit`` frames (a video's episode) the view stops drawing. The evaluated env,
+    its frames and its rewards are untouched; :meth:`close` gives the env its own ``step`` back.
+    """
+
+    def __init__(self, venv: Any, viewer: Any, limit: int | None = None):
+        self.viewer = viewer
+        self.frames: deque[np.ndarray] = deque()
+        self.limit = limit
+        self._env = venv.envs[0]
+        self._stateful = self._env.unwrapped
+        self._drawn = 0
+        step = self._env.step
+
+        def step_and_view(action: Any) -> Any:
+            result = step(action)
+            if self.limit is None or self._drawn < self.limit:
+                self.viewer.unwrapped.set_sim_state(self._stateful.get_sim_state())
+                self.frames.append(np.asarray(self.viewer.render()))
+                self._drawn += 1
+            return result
+
+        self._env.step = step_and_view
+
+    @classmethod
+    def attach(cls, venv: Any, env: Any, size: int, limit: int | None = None) -> SharpView | None:
+        """A view at ``size`` pixels of ``venv``'s env, made from ``env`` (a config's resolved ``env`` section),
+        or ``None`` where the frames are to be enlarged instead: the env cannot set its state, or the run
+        already renders at ``size`` or larger."""
+        inner = getattr(venv, "envs", [None])[0]
+        if env.render_size >= size:
+            return None
+        if inner is None:
+            reason = "is batched or steps in worker processes"
+        elif not all(hasattr(inner.unwrapped, name) for name in ("get_sim_state", "set_sim_state")):
+            reason = "cannot set its state"
+        else:
+            viewer = make_env(env.name, render_size=size, episode_length=env.episode_length, **dict(env.options))
+            viewer.reset(seed=0)
+            return cls(venv, viewer, limit)
+        logger.info("vlmrm: the %s env %s: the video's frames are enlarged to %d px", env.name, reason, size)
+        return None
+
+    def next_frame(self) -> np.ndarray:
+        """The oldest frame not yet taken."""
+        return self.frames.popleft()
+
+    def close(self) -> None:
+        """Close the viewer and give the evaluated env its own ``step`` back."""
+        with contextlib.suppress(AttributeError):
+            del self._env.step
+        self.viewer.close()

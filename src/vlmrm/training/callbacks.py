@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.video import video_encoder_problem, write_video
+from vlmrm.rl.video import SharpView, enlarge, shrink, video_encoder_problem, write_video
 from vlmrm.rl.wrappers import EPISODE_KEY
 from vlmrm.training.logs import StepLogger
 
@@ -146,10 +146,18 @@ class ProgressBar(BaseCallback):
             self.bar.close()
 
 
+TENSORBOARD_VIDEO_SIZE = 256
+"""The largest side of TensorBoard's ``eval/video`` GIF: a GIF of 512 px frames takes several times as long to
+encode and to load in the browser, for a glance; the mp4 keeps ``logging.video_size``."""
+
+
 class EvaluationCallback(BaseCallback):
     """Every ``eval_freq`` steps evaluate the policy; every ``video_freq`` steps write an mp4 of it.
 
     Each video's episode is also logged to TensorBoard as ``eval/video`` (an animated GIF in the Images tab).
+    Its frames are ``video_size`` pixels a side: ``video_view()`` makes a :class:`~vlmrm.rl.video.SharpView`
+    of the evaluation env for each video, which draws each step again at that size; where it gives ``None``
+    (an env that cannot set its state) the model's frames are enlarged.
 
     No periodic evaluation happens at or after ``final_step``: the trainer's final evaluation
     (``run(..., video=True)``) covers that step, and each step is logged once.
@@ -176,8 +184,12 @@ class EvaluationCallback(BaseCallback):
         inspect_episode_length: int | None = None,
         on_video: Callable[[Path, int], None] | None = None,
         on_evaluation: Callable[[int, EvaluationResult], None] | None = None,
+        video_size: int | None = None,
+        video_view: Callable[[], SharpView | None] | None = None,
     ):
         super().__init__()
+        self.video_size = video_size
+        self.video_view = video_view
         self.on_evaluation = on_evaluation
         self.inspect_episode_length = inspect_episode_length
         self.on_video = on_video
@@ -203,9 +215,17 @@ class EvaluationCallback(BaseCallback):
             from vlmrm.evaluation.inspection import FrameKeeper
 
             keeper = FrameKeeper(episode_length=self.inspect_episode_length)
-        result = evaluate(
-            self.model, self.eval_env, episodes, self.episode_success, record_frames=video, frame_sink=keeper
-        )
+        view = self.video_view() if video and self.video_view is not None else None
+        if video and view is None:
+            self.video_view = None  # the env cannot be drawn again (or needs not be): enlarge from now on
+        try:
+            result = evaluate(
+                self.model, self.eval_env, episodes, self.episode_success, record_frames=video, frame_sink=keeper
+            )
+        finally:
+            if view is not None:
+                view.close()
+        frames = self._video_frames(result.frames, view)
         if keeper is not None:
             self._log_inspection(result, keeper)
         self.logger.record("eval/env_return", result.mean_env_return)
@@ -222,12 +242,12 @@ class EvaluationCallback(BaseCallback):
             "success_rate": result.success_rate,
             "step_success_rate": result.step_success_rate,
         }
-        if video and result.frames:
-            self._log_video(result.frames)
-        if video and result.frames and not self._videos_skipped():
+        if video and frames:
+            self._log_video(frames)
+        if video and frames and not self._videos_skipped():
             # Atomic: a kill or a full disk mid-encode leaves no truncated mp4 behind.
             path = self.video_dir / f"step_{step:010d}.mp4"
-            atomic_write(path, lambda tmp: write_video(result.frames, tmp, fps=self.fps), tmp_suffix=".mp4")
+            atomic_write(path, lambda tmp: write_video(frames, tmp, fps=self.fps), tmp_suffix=".mp4")
             entry["video"] = str(path)
             if self.on_video is not None:
                 self.on_video(path, step)
@@ -237,12 +257,23 @@ class EvaluationCallback(BaseCallback):
         self.logger.dump(step)
         return result
 
+    def _video_frames(self, frames: list[np.ndarray], view: SharpView | None) -> list[np.ndarray]:
+        """The video's frames at ``video_size``: the view's drawing of each recorded step, else the model's
+        frames enlarged (``video_size`` None: as they are)."""
+        if view is not None:
+            return [view.next_frame() for _ in frames]
+        if self.video_size is None:
+            return frames
+        return [enlarge(frame, self.video_size) for frame in frames]
+
     def _log_video(self, frames: Sequence[np.ndarray]) -> None:
-        """The video's episode as TensorBoard's ``eval/video`` (an animated GIF: needs no video encoder)."""
+        """The video's episode as TensorBoard's ``eval/video`` (an animated GIF: needs no video encoder), at most
+        :data:`TENSORBOARD_VIDEO_SIZE` pixels a side."""
         import torch
         from stable_baselines3.common.logger import Video
 
-        clip = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, C, H, W)
+        clip = torch.from_numpy(np.stack([shrink(frame, TENSORBOARD_VIDEO_SIZE) for frame in frames]))
+        clip = clip.permute(0, 3, 1, 2).unsqueeze(0)  # (1, T, C, H, W)
         self.logger.record("eval/video", Video(clip, self.fps), exclude=TENSORBOARD_ONLY)
 
     def _log_inspection(self, result: EvaluationResult, keeper: Any) -> None:

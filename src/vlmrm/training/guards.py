@@ -124,7 +124,8 @@ def _save_png(frame: Any, path: Path) -> None:
 def check_episode_frames_fit(config: TrainConfig, training_holds_episodes: bool | None = None) -> None:
     """Refuse episodes whose frames do not fit in memory: episodes scored whole when they end (episode-end
     batching, and every evaluation) keep all their frames until then, as PPO's rollouts of a video reward do
-    (``training_holds_episodes``; default: with episode-end batching)."""
+    (``training_holds_episodes``; default: with episode-end batching); and a policy video's episode drawn again at
+    ``logging.video_size``."""
     env, configured = config.env, bool(config.reward.episode_end_batching)
     batching = configured if training_holds_episodes is None else training_holds_episodes
     assert env.render_size is not None and env.episode_length is not None  # resolved
@@ -138,6 +139,14 @@ def check_episode_frames_fit(config: TrainConfig, training_holds_episodes: bool 
         "Lower env.episode_length or env.render_size"
         + (", or set reward.episode_end_batching=false." if configured else "."),
     )
+    video = config.logging.video_size
+    if video is not None and video > size:  # a policy video's episode, drawn again at video_size
+        check_fits(
+            env.episode_length * video * video * 3,
+            f"logging.video_size={video}: a policy video's episode is kept until it is written: "
+            f"{env.episode_length} frames × {video}×{video}×3 bytes",
+            "Lower logging.video_size (null: the model's frames, as they are).",
+        )
 
 
 SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -43,6 +43,7 @@ import functools
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ from vlmrm.rl.rollout import EvaluationResult
 from vlmrm.rl.rollout_rewards import RolloutRewards
 from vlmrm.rl.vec_env import RewardMode, VecVLMReward
 from vlmrm.rl.vec_env_factory import make_vec_env
+from vlmrm.rl.video import SharpView
 from vlmrm.run.checkpoints import (
     BEST_FILE,
     BestRecord,
@@ -233,6 +235,13 @@ class _Run:
         """Whether the training envs keep their running episodes' frames (episode-end batching, PPO's rollouts)."""
         return bool(self.config.reward.episode_end_batching) or self._scores_rollouts(reward)
 
+    def _video_view(self, eval_env: VecVLMReward) -> Callable[[], SharpView | None] | None:
+        """What draws each policy video's episode again at ``logging.video_size`` (None: no new drawing)."""
+        size, env = self.config.logging.video_size, self.config.env
+        if size is None:
+            return None
+        return functools.partial(SharpView.attach, eval_env.venv, env, size, env.episode_length)
+
     def _envs(self, reward: RewardFunction, start_step: int, stack: contextlib.ExitStack) -> tuple[Any, Any]:
         config = self.config
         bad_frames = self.run.bad_frames_dir
@@ -391,6 +400,7 @@ class _Run:
             eval_env, log.eval_freq, log.eval_episodes, log.video_freq, self.run.videos_dir, spec.episode_success,
             final_step=total, inspect_episode_length=config.env.episode_length if log.inspect else None,
             on_video=self.tracker.log_video if self.tracker is not None else None, on_evaluation=self.keep_best,
+            video_size=log.video_size, video_view=self._video_view(eval_env),
         )  # fmt: skip
         self._restore(start)
         interrupt = stack.enter_context(GracefulInterrupt())
