@@ -39,7 +39,7 @@ from vlmrm.evaluation.inspect_run import build_reward, evaluation_env
 from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.video import SharpView, enlarge, open_video, video_encoder_problem
+from vlmrm.rl.video import SharpView, open_video, video_encoder_problem, video_frame
 from vlmrm.run.checkpoints import CheckpointInfo
 from vlmrm.run.run_dir import BEST_CHECKPOINT, RunDir
 
@@ -137,7 +137,7 @@ def enjoy_run(
                     with open_video(tmp, fps) as add:
 
                         def sink(episode: int, step: int, frame: np.ndarray, vlm_reward: float) -> None:
-                            add(view.next_frame() if view is not None else enlarge(frame, video_size))
+                            add(video_frame(frame, view, video_size))
 
                         results.append(evaluate(model, venv, episodes, success, deterministic, False, sink))
 

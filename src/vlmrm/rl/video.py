@@ -76,6 +76,12 @@ def enlarge(frame: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
+def video_frame(frame: np.ndarray, view: SharpView | None, size: int) -> np.ndarray:
+    """A video's frame of a recorded step: ``view``'s drawing of that step (the steps taken in order), else the
+    model's ``frame`` enlarged to ``size`` pixels."""
+    return view.next_frame() if view is not None else enlarge(frame, size)
+
+
 def shrink(frame: np.ndarray, size: int) -> np.ndarray:
     """A frame reduced by a whole factor (box filter) to at most ``size`` pixels a side; a smaller one is kept.
 

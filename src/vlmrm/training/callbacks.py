@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from vlmrm.files import atomic_write
 from vlmrm.rl.rollout import EvaluationResult, evaluate
 from vlmrm.rl.vec_env import VecVLMReward
-from vlmrm.rl.video import SharpView, enlarge, shrink, video_encoder_problem, write_video
+from vlmrm.rl.video import SharpView, shrink, video_encoder_problem, video_frame, write_video
 from vlmrm.rl.wrappers import EPISODE_KEY
 from vlmrm.training.logs import StepLogger
 
@@ -260,11 +260,9 @@ class EvaluationCallback(BaseCallback):
     def _video_frames(self, frames: list[np.ndarray], view: SharpView | None) -> list[np.ndarray]:
         """The video's frames at ``video_size``: the view's drawing of each recorded step, else the model's
         frames enlarged (``video_size`` None: as they are)."""
-        if view is not None:
-            return [view.next_frame() for _ in frames]
         if self.video_size is None:
             return frames
-        return [enlarge(frame, self.video_size) for frame in frames]
+        return [video_frame(frame, view, self.video_size) for frame in frames]
 
     def _log_video(self, frames: Sequence[np.ndarray]) -> None:
         """The video's episode as TensorBoard's ``eval/video`` (an animated GIF: needs no video encoder), at most
